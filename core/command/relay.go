@@ -1,0 +1,88 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"hexapost/ports"
+)
+
+// RelayConfig tunes the relay; zero values take the defaults.
+type RelayConfig struct {
+	// Batch is the most changes published in one round (default 100).
+	Batch int
+	// Poll is how often the outbox is checked when nothing signals an append, which catches
+	// appends of other processes (default 250ms).
+	Poll time.Duration
+	// MaxBackoff caps the wait after a failed round (default 5s).
+	MaxBackoff time.Duration
+}
+
+// Relay moves appended changes from the outbox to the bus.
+type Relay struct {
+	outbox ports.Outbox
+	pub    ports.Publisher
+	log    *slog.Logger
+	cfg    RelayConfig
+}
+
+// NewRelay returns a Relay.
+func NewRelay(outbox ports.Outbox, pub ports.Publisher, log *slog.Logger, cfg RelayConfig) *Relay {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 100
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	return &Relay{outbox: outbox, pub: pub, log: log, cfg: cfg}
+}
+
+// Run relays until ctx ends. Failures are logged and retried with a growing delay: the outbox
+// keeps every change until the bus has taken it.
+func (r *Relay) Run(ctx context.Context) {
+	failures := 0
+	poll := time.NewTimer(r.cfg.Poll)
+	defer poll.Stop()
+	for ctx.Err() == nil {
+		n, err := r.outbox.Relay(ctx, r.cfg.Batch, r.publish)
+		wait := r.cfg.Poll
+		switch {
+		case err != nil && ctx.Err() == nil:
+			failures++
+			wait = min(r.cfg.Poll<<min(failures, 8), r.cfg.MaxBackoff)
+			r.log.Warn("relay round failed; retrying", "error", err, "failures", failures, "retry_in", wait)
+		case err != nil:
+			return
+		case n == r.cfg.Batch:
+			failures = 0
+			continue // more may be waiting
+		default:
+			failures = 0
+		}
+		poll.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.outbox.Appended():
+			if failures > 0 {
+				<-poll.C // a failing bus is not hammered on every append
+			}
+		case <-poll.C:
+		}
+	}
+}
+
+func (r *Relay) publish(ctx context.Context, changes []ports.Change) error {
+	if err := r.pub.Publish(ctx, changes); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		r.log.Info("event published", "post_id", c.Event.PostID, "version", c.Event.Version,
+			"event_id", c.Event.ID, "event_type", string(c.Event.Type))
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package command
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+// ErrKeyReused is returned when an Idempotency-Key comes back with another request.
+var ErrKeyReused = errors.New("idempotency key was used for a different request")
+
+// ConflictError says that a conditional command expected another version than the current one.
+type ConflictError struct {
+	Expected int64
+	// Current is the version found, or -1 when a concurrent writer got in between.
+	Current int64
+}
+
+func (e *ConflictError) Error() string {
+	if e.Current < 0 {
+		return fmt.Sprintf("version mismatch: expected %d, but the post changed concurrently", e.Expected)
+	}
+	return fmt.Sprintf("version mismatch: expected %d, current is %d", e.Expected, e.Current)
+}
+
+// Unwrap makes a ConflictError match ports.ErrConflict.
+func (e *ConflictError) Unwrap() error { return ports.ErrConflict }
+
+// Options are the request-level conditions of a command.
+type Options struct {
+	// IfMatch, when not nil, makes the command conditional on this current version.
+	IfMatch *int64
+	// IdempotencyKey, when not empty, makes a repeat of the same request return the first result.
+	IdempotencyKey string
+}
+
+// Result is the outcome of a command.
+type Result struct {
+	State post.State
+	// Created is true when the command created the post.
+	Created bool
+	// Replayed is true when the result was remembered from an earlier request with the same key.
+	Replayed bool
+}
+
+// Config tunes the service; zero values take the defaults.
+type Config struct {
+	// MaxAttempts bounds the optimistic loop of unconditional commands (default 10).
+	MaxAttempts int
+}
+
+// Service runs commands against the event store.
+type Service struct {
+	store ports.EventStore
+	keys  ports.IdempotencyStore
+	newID func() string
+	now   func() time.Time
+	log   *slog.Logger
+	max   int
+	// locks serialise commands on one post within this process, so they queue instead of
+	// colliding; the expected-version check still guards against other processes.
+	locks [256]sync.Mutex
+}
+
+// NewService returns a Service. newID must return a fresh unique id (UUIDv7) on every call and
+// now the current time.
+func NewService(store ports.EventStore, keys ports.IdempotencyStore, newID func() string,
+	now func() time.Time, log *slog.Logger, cfg Config) *Service {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	return &Service{store: store, keys: keys, newID: newID, now: now, log: log, max: cfg.MaxAttempts}
+}
+
+// Create creates a post with a new id.
+func (s *Service) Create(ctx context.Context, c post.Create, o Options) (Result, error) {
+	fp := fingerprint("create", "", &c.Title, &c.Content, &c.AuthorName)
+	return s.run(ctx, "create", s.newID(), fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
+		e, err := p.Create(c, st)
+		if err != nil {
+			return nil, err
+		}
+		return []post.Event{e}, nil
+	})
+}
+
+// Update changes fields of a post. Without IfMatch a concurrent change is retried on the new
+// state; with it, any other current version is a ConflictError.
+func (s *Service) Update(ctx context.Context, id string, c post.Update, o Options) (Result, error) {
+	fp := fingerprint("update", id, c.Title, c.Content, c.AuthorName)
+	return s.run(ctx, "update", id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
+		return p.Update(c, st)
+	})
+}
+
+// Delete deletes a post.
+func (s *Service) Delete(ctx context.Context, id string, o Options) (Result, error) {
+	fp := fingerprint("delete", id)
+	return s.run(ctx, "delete", id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
+		e, err := p.Delete(post.Delete{}, st)
+		if err != nil {
+			return nil, err
+		}
+		return []post.Event{e}, nil
+	})
+}
+
+type decision func(*post.Post, post.Stamp) ([]post.Event, error)
+
+func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide decision) (Result, error) {
+	log := s.log.With("op", op, "post_id", id)
+	if o.IdempotencyKey != "" {
+		log = log.With("idempotency_key", o.IdempotencyKey)
+		if r, err := s.replay(ctx, o.IdempotencyKey, fp); !errors.Is(err, ports.ErrNotFound) {
+			if err == nil {
+				log.Info("command replayed", "version", r.State.Version)
+			}
+			return r, err
+		}
+	}
+	log.Info("command accepted")
+
+	mu := &s.locks[lockIndex(id)]
+	mu.Lock()
+	defer mu.Unlock()
+
+	for attempt := 1; ; attempt++ {
+		r, err := s.attempt(ctx, id, fp, o, decide, log)
+		switch {
+		case errors.Is(err, ports.ErrDuplicate) && o.IdempotencyKey != "":
+			// A concurrent request with the same key won; answer as it did.
+			return s.replay(ctx, o.IdempotencyKey, fp)
+		case errors.Is(err, ports.ErrConflict) && o.IfMatch == nil && attempt < s.max:
+			log.Info("command retried after version conflict", "attempt", attempt)
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		return r, err
+	}
+}
+
+func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide decision,
+	log *slog.Logger) (Result, error) {
+	events, err := s.store.Load(ctx, id)
+	if err != nil {
+		return Result{}, fmt.Errorf("load %s: %w", id, err)
+	}
+	p, err := post.FromHistory(id, events)
+	if err != nil {
+		return Result{}, err
+	}
+	// The existence rules come before the version check: a deleted post is 410 whatever
+	// version the client had in mind.
+	if o.IfMatch != nil && p.Exists() && !p.State().Deleted && *o.IfMatch != p.Version() {
+		return Result{}, &ConflictError{Expected: *o.IfMatch, Current: p.Version()}
+	}
+	expected := p.Version()
+	newEvents, err := decide(p, post.Stamp{EventID: s.newID(), At: s.now().UTC().Truncate(time.Microsecond)})
+	if err != nil {
+		return Result{}, err
+	}
+	changes := make([]ports.Change, 0, len(newEvents))
+	for _, e := range newEvents {
+		if err := p.Apply(e); err != nil {
+			return Result{}, err
+		}
+		changes = append(changes, ports.Change{Event: e, State: p.State()})
+	}
+	res := Result{State: p.State(), Created: expected == 0}
+	a := ports.Append{PostID: id, ExpectedVersion: expected, Changes: changes}
+	if o.IdempotencyKey != "" {
+		a.Idempotency = &ports.IdempotencyRecord{
+			Key: o.IdempotencyKey, Fingerprint: fp, Created: res.Created, State: res.State,
+			CreatedAt: s.now().UTC(),
+		}
+	}
+	if len(changes) == 0 && a.Idempotency == nil {
+		log.Info("command changed nothing", "version", expected)
+		return res, nil
+	}
+	if err := s.store.Append(ctx, a); err != nil {
+		if errors.Is(err, ports.ErrConflict) && o.IfMatch != nil {
+			return Result{}, &ConflictError{Expected: *o.IfMatch, Current: -1}
+		}
+		return Result{}, fmt.Errorf("append %s: %w", id, err)
+	}
+	for _, c := range changes {
+		log.Info("event appended", "version", c.Event.Version, "event_id", c.Event.ID,
+			"event_type", string(c.Event.Type))
+	}
+	return res, nil
+}
+
+func (s *Service) replay(ctx context.Context, key, fp string) (Result, error) {
+	rec, err := s.keys.Lookup(ctx, key)
+	if err != nil {
+		if errors.Is(err, ports.ErrNotFound) {
+			return Result{}, err
+		}
+		return Result{}, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	if rec.Fingerprint != fp {
+		return Result{}, ErrKeyReused
+	}
+	return Result{State: rec.State, Created: rec.Created, Replayed: true}, nil
+}
+
+// fingerprint identifies a request for idempotency: the operation, its target and its fields.
+// Lengths are written before values so that no two different requests share an encoding.
+func fingerprint(op, id string, fields ...*string) string {
+	h := sha256.New()
+	for _, v := range append([]*string{&op, &id}, fields...) {
+		if v == nil {
+			h.Write([]byte("-1:"))
+			continue
+		}
+		h.Write([]byte(strconv.Itoa(len(*v)) + ":" + *v))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func lockIndex(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32() % 256
+}
+
+// backoff returns a jittered delay that grows with the attempt: about 1, 2, 4 … ms, at most 50.
+func backoff(attempt int) time.Duration {
+	d := time.Millisecond << min(attempt-1, 6)
+	d = min(d, 50*time.Millisecond)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter needs no cryptographic randomness
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,87 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"hexapost/ports"
+)
+
+// ErrInvalidChange is returned for a change whose event and state disagree. Retrying cannot
+// help; the subscriber dead-letters it after its attempts.
+var ErrInvalidChange = errors.New("invalid change")
+
+// Projector applies changes to the read model.
+type Projector struct {
+	views  ports.ViewWriter
+	log    *slog.Logger
+	notify *Notifier
+}
+
+// NewProjector returns a Projector that signals n after every applied change.
+func NewProjector(views ports.ViewWriter, n *Notifier, log *slog.Logger) *Projector {
+	return &Projector{views: views, log: log, notify: n}
+}
+
+// Apply records the change in the history, then offers its state as the current view. The order
+// matters: once a reader sees version N as current, version N is in the history too.
+func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
+	if err := validate(c); err != nil {
+		return err
+	}
+	e := c.Event
+	h := ports.HistoryEntry{EventID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt, State: c.State}
+	if err := p.views.PutHistory(ctx, h); err != nil {
+		return fmt.Errorf("history %s v%d: %w", e.PostID, e.Version, err)
+	}
+	stored, err := p.views.PutCurrent(ctx, c.State)
+	if err != nil {
+		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
+	}
+	p.notify.Broadcast()
+	p.log.Info("event projected", "post_id", e.PostID, "version", e.Version, "event_id", e.ID,
+		"event_type", string(e.Type), "current", stored)
+	return nil
+}
+
+func validate(c ports.Change) error {
+	e, s := c.Event, c.State
+	switch {
+	case e.PostID == "" || e.ID == "":
+		return fmt.Errorf("%w: missing post or event id", ErrInvalidChange)
+	case s.ID != e.PostID:
+		return fmt.Errorf("%w: state of %q for event of %q", ErrInvalidChange, s.ID, e.PostID)
+	case e.Version < 1 || s.Version != e.Version:
+		return fmt.Errorf("%w: state version %d for event version %d", ErrInvalidChange, s.Version, e.Version)
+	case !e.Type.Valid():
+		return fmt.Errorf("%w: unknown event type %q", ErrInvalidChange, e.Type)
+	}
+	return nil
+}
+
+// Notifier wakes readers waiting for the projection to advance, without polling.
+type Notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// NewNotifier returns a Notifier.
+func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
+
+// Changed returns a channel that is closed at the next Broadcast.
+func (n *Notifier) Changed() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+// Broadcast wakes everyone waiting on Changed.
+func (n *Notifier) Broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}

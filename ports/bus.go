@@ -1,0 +1,51 @@
+package ports
+
+import (
+	"context"
+	"time"
+)
+
+// Publisher puts changes on the event bus.
+type Publisher interface {
+	// Publish returns nil only after the bus has durably accepted every change. On error some may
+	// have been accepted: the caller publishes all of them again (subscribers tolerate duplicates).
+	// It is safe for concurrent use.
+	Publish(ctx context.Context, changes []Change) error
+}
+
+// Handler applies one delivered change. An error asks for a redelivery.
+type Handler func(ctx context.Context, c Change) error
+
+// Subscriber delivers changes to a handler, at least once.
+type Subscriber interface {
+	// Subscribe calls h for every change published on the bus until ctx ends, then returns nil
+	// after the change in hand is finished. A change is acknowledged only after h returned nil.
+	// When h fails the change is delivered again after a growing delay, up to the configured
+	// number of attempts; then it is moved to the dead letters with the last error as the reason.
+	// A message that cannot be decoded is dead-lettered at once. Several subscribers of one group
+	// (in one or many processes) share the work: each change goes to one of them in steady state.
+	Subscribe(ctx context.Context, h Handler) error
+}
+
+// DeadLetter is a message that could not be applied.
+type DeadLetter struct {
+	ID string
+	// Change is nil when the message could not be decoded.
+	Change *Change
+	// Payload is the message as it was on the bus.
+	Payload  []byte
+	Reason   string
+	Attempts int
+	FailedAt time.Time
+}
+
+// DeadLetters lets an operator inspect and resolve messages that could not be applied.
+type DeadLetters interface {
+	// List returns the dead letters, oldest first.
+	List(ctx context.Context) ([]DeadLetter, error)
+	// Redrive puts the message back on the bus with a fresh attempt count and removes it from the
+	// dead letters; ErrNotFound if there is no such id.
+	Redrive(ctx context.Context, id string) error
+	// Discard removes the message for good; ErrNotFound if there is no such id.
+	Discard(ctx context.Context, id string) error
+}

@@ -1,0 +1,95 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"hexapost/core/post"
+)
+
+// Change is the unit that travels from the write side to the read side: one event and the full
+// state of its post right after it. Carrying the state lets the read side converge by keeping
+// the highest version it has seen, whatever the order and number of deliveries.
+type Change struct {
+	Event post.Event
+	State post.State
+}
+
+// IdempotencyRecord remembers the outcome of a command sent with an Idempotency-Key, so that a
+// repeat returns the same answer without deciding again.
+type IdempotencyRecord struct {
+	Key string
+	// Fingerprint identifies the request (operation, target and body); a repeat of the key with
+	// another fingerprint is a client error.
+	Fingerprint string
+	// Created tells whether the first request created the post (HTTP 201 rather than 200).
+	Created   bool
+	State     post.State
+	CreatedAt time.Time
+}
+
+// Append is one atomic write to the store.
+type Append struct {
+	PostID string
+	// ExpectedVersion is the version the stream must have now; 0 for a new stream.
+	ExpectedVersion int64
+	// Changes are the new events, versions ExpectedVersion+1, +2, …, each with its state after.
+	Changes []Change
+	// Idempotency, when not nil, is stored in the same transaction as the events.
+	Idempotency *IdempotencyRecord
+}
+
+// EventLoader reads one post's stream.
+type EventLoader interface {
+	// Load returns every event of the post in version order; an unknown post has none (no error).
+	Load(ctx context.Context, postID string) ([]post.Event, error)
+}
+
+// EventAppender writes to the store.
+type EventAppender interface {
+	// Append atomically stores the events, one outbox entry per change and the idempotency
+	// record, or nothing. If the stream is not at ExpectedVersion it returns ErrConflict, if the
+	// idempotency key is taken ErrDuplicate. With no changes only the record is stored (and the
+	// version is not checked). It is safe for concurrent use; of N concurrent appends at the same
+	// expected version exactly one succeeds.
+	Append(ctx context.Context, a Append) error
+}
+
+// Recorded is an event with its position in the whole store.
+type Recorded struct {
+	Position int64
+	Event    post.Event
+}
+
+// EventReader reads the whole store, for rebuilding read models.
+type EventReader interface {
+	// ReadAll returns up to limit events with a position greater than after, in position order.
+	// Positions increase but may have gaps.
+	ReadAll(ctx context.Context, after int64, limit int) ([]Recorded, error)
+}
+
+// EventStore is the append-only source of truth.
+type EventStore interface {
+	EventLoader
+	EventAppender
+	EventReader
+}
+
+// IdempotencyStore looks up remembered outcomes. Records are kept at least 24 hours.
+type IdempotencyStore interface {
+	// Lookup returns the record of the key, or ErrNotFound.
+	Lookup(ctx context.Context, key string) (IdempotencyRecord, error)
+}
+
+// Outbox hands appended changes to the relay, which publishes them on the bus.
+type Outbox interface {
+	// Relay calls publish with up to max unpublished changes in position order and marks them
+	// published only when publish returned nil; it returns how many it marked. If publish fails
+	// nothing is marked, so a crash or error gives a duplicate later, never a loss. Concurrent
+	// callers (in this process or others) never receive the same entries at the same time, and
+	// changes of one post are handed out in version order.
+	Relay(ctx context.Context, max int, publish func(context.Context, []Change) error) (int, error)
+	// Appended is signalled (coalesced) after an append in this process commits, so the relay can
+	// wake at once instead of polling.
+	Appended() <-chan struct{}
+}

@@ -1,0 +1,58 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"hexapost/core/post"
+)
+
+// HistoryEntry is one version of a post as the read side shows it.
+type HistoryEntry struct {
+	EventID    string
+	Type       post.EventType
+	OccurredAt time.Time
+	State      post.State
+}
+
+// ViewWriter is the projector's access to the read model.
+type ViewWriter interface {
+	// PutCurrent stores s as the post's current view if its version is higher than the stored
+	// one, atomically; otherwise it changes nothing. It reports whether it stored s. Both outcomes
+	// are success: the read side converges under duplicates and reordering.
+	PutCurrent(ctx context.Context, s post.State) (bool, error)
+	// PutHistory stores the entry under (post id, version); storing the same key again changes
+	// nothing.
+	PutHistory(ctx context.Context, h HistoryEntry) error
+}
+
+// Cursor is a position in the list order: newest first by creation time, then by id.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// ListQuery selects a page of posts.
+type ListQuery struct {
+	// AuthorName, when not empty, keeps only that author's posts.
+	AuthorName string
+	Limit      int
+	// After, when not nil, starts the page after this position.
+	After *Cursor
+}
+
+// ViewReader answers queries from the read model.
+type ViewReader interface {
+	// Get returns the current view of a post, deleted or not; ErrNotFound if there is none.
+	Get(ctx context.Context, id string) (post.State, error)
+	// List returns up to q.Limit posts that are not deleted, newest first (created_at, then id,
+	// both descending), strictly after q.After. Pages are stable under concurrent inserts.
+	List(ctx context.Context, q ListQuery) ([]post.State, error)
+	// History returns every stored version of a post, oldest first; ErrNotFound if none.
+	History(ctx context.Context, id string) ([]HistoryEntry, error)
+}
+
+// Pinger is a backend that can prove it is reachable with a real round trip.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
