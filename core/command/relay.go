@@ -69,7 +69,12 @@ func (r *Relay) Run(ctx context.Context) {
 			return
 		case <-r.outbox.Appended():
 			if failures > 0 {
-				<-poll.C // a failing bus is not hammered on every append
+				// A failing bus is not hammered on every append: wait out the backoff.
+				select {
+				case <-ctx.Done():
+					return
+				case <-poll.C:
+				}
 			}
 		case <-poll.C:
 		}

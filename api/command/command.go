@@ -1,0 +1,148 @@
+// Package command is the command server's HTTP operations: create, update and delete a post.
+// Each maps a request to a core command, passes If-Match and Idempotency-Key through as
+// options, and answers with the post's state after the change.
+package command
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"hexapost/api"
+	core "hexapost/core/command"
+	"hexapost/core/post"
+)
+
+// Handler serves the command operations.
+type Handler struct {
+	svc *core.Service
+	log *slog.Logger
+}
+
+// NewHandler returns a Handler over svc.
+func NewHandler(svc *core.Service, log *slog.Logger) *Handler {
+	return &Handler{svc: svc, log: log}
+}
+
+// Conditions are the headers every command accepts.
+type Conditions struct {
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes a retry safe: a repeat with the same key and body returns the first response and records nothing new. Kept at least 24 h."`
+}
+
+// IfMatch makes a change conditional on the current version.
+type IfMatch struct {
+	IfMatch string `header:"If-Match" pattern:"^\"[0-9]{1,18}\"$" patternDescription:"a quoted version, e.g. \"3\"" doc:"The version (ETag) the change applies to; another current version is 409."`
+}
+
+func (c Conditions) options(ifMatch string) core.Options {
+	o := core.Options{IdempotencyKey: c.IdempotencyKey}
+	if ifMatch != "" {
+		// The header pattern guarantees a quoted number of at most 18 digits.
+		v, _ := strconv.ParseInt(strings.Trim(ifMatch, `"`), 10, 64)
+		o.IfMatch = &v
+	}
+	return o
+}
+
+// CreateInput is the request of create-post.
+type CreateInput struct {
+	Conditions
+	Body struct {
+		Title      string `json:"title" doc:"1–200 characters after trimming."`
+		Content    string `json:"content" doc:"1–100 000 characters, not blank."`
+		AuthorName string `json:"author_name" doc:"1–100 characters after trimming."`
+	}
+}
+
+// CreateOutput is the response of create-post.
+type CreateOutput struct {
+	Location string `header:"Location"`
+	ETag     string `header:"ETag"`
+	Body     api.Post
+}
+
+// UpdateInput is the request of update-post.
+type UpdateInput struct {
+	ID string `path:"id" format:"uuid"`
+	IfMatch
+	Conditions
+	Body struct {
+		Title      *string `json:"title,omitempty" doc:"1–200 characters after trimming."`
+		Content    *string `json:"content,omitempty" doc:"1–100 000 characters, not blank."`
+		AuthorName *string `json:"author_name,omitempty" doc:"1–100 characters after trimming."`
+	}
+}
+
+// DeleteInput is the request of delete-post.
+type DeleteInput struct {
+	ID string `path:"id" format:"uuid"`
+	IfMatch
+	Conditions
+}
+
+// PostOutput is the response of update-post and delete-post.
+type PostOutput struct {
+	ETag string `header:"ETag"`
+	Body api.Post
+}
+
+// Register adds the operations to a.
+func (h *Handler) Register(a huma.API) {
+	tags := []string{api.TagCommands}
+	huma.Register(a, huma.Operation{
+		OperationID: "create-post", Method: http.MethodPost, Path: "/posts", Tags: tags,
+		Summary:       "Create a post",
+		Description:   "Appends a post.created event. The post reaches the query server asynchronously; read it with `min_version=1` to wait for it.",
+		DefaultStatus: http.StatusCreated, MaxBodyBytes: api.MaxBodyBytes,
+		Errors: []int{http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable},
+	}, h.create)
+	huma.Register(a, huma.Operation{
+		OperationID: "update-post", Method: http.MethodPatch, Path: "/posts/{id}", Tags: tags,
+		Summary:      "Update a post",
+		Description:  "Changes the given fields (at least one). A change that changes nothing records no event and returns the current version. Without If-Match, concurrent changes are retried on the latest state.",
+		MaxBodyBytes: api.MaxBodyBytes,
+		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusGone,
+			http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable},
+	}, h.update)
+	huma.Register(a, huma.Operation{
+		OperationID: "delete-post", Method: http.MethodDelete, Path: "/posts/{id}", Tags: tags,
+		Summary:     "Delete a post",
+		Description: "Appends a post.deleted event. The post keeps its history and accepts no further change.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusGone,
+			http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}, h.delete)
+}
+
+func (h *Handler) create(ctx context.Context, in *CreateInput) (*CreateOutput, error) {
+	r, err := h.svc.Create(ctx, post.Create{
+		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
+	}, in.options(""))
+	if err != nil {
+		return nil, api.Problem(ctx, h.log, "create-post", err)
+	}
+	return &CreateOutput{
+		Location: "/posts/" + r.State.ID, ETag: api.ETag(r.State.Version), Body: api.FromState(r.State),
+	}, nil
+}
+
+func (h *Handler) update(ctx context.Context, in *UpdateInput) (*PostOutput, error) {
+	r, err := h.svc.Update(ctx, in.ID, post.Update{
+		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
+	}, in.options(in.IfMatch.IfMatch))
+	if err != nil {
+		return nil, api.Problem(ctx, h.log, "update-post", err)
+	}
+	return &PostOutput{ETag: api.ETag(r.State.Version), Body: api.FromState(r.State)}, nil
+}
+
+func (h *Handler) delete(ctx context.Context, in *DeleteInput) (*PostOutput, error) {
+	r, err := h.svc.Delete(ctx, in.ID, in.options(in.IfMatch.IfMatch))
+	if err != nil {
+		return nil, api.Problem(ctx, h.log, "delete-post", err)
+	}
+	return &PostOutput{ETag: api.ETag(r.State.Version), Body: api.FromState(r.State)}, nil
+}

@@ -1,0 +1,41 @@
+// Package servers assembles the two HTTP servers' APIs — their own operations plus the shared
+// ones — and the combined OpenAPI document that describes both.
+package servers
+
+import (
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"hexapost/api"
+	"hexapost/api/command"
+	"hexapost/api/query"
+)
+
+// Command registers the command server's operations on mux.
+func Command(mux *http.ServeMux, h *command.Handler, ops api.Operations) huma.API {
+	a := api.NewAPI(mux, "hexapost command server")
+	h.Register(a)
+	api.RegisterOperations(a, mux, ops)
+	return a
+}
+
+// Query registers the query server's operations on mux.
+func Query(mux *http.ServeMux, h *query.Handler, ops api.Operations) huma.API {
+	a := api.NewAPI(mux, "hexapost query server")
+	h.Register(a)
+	api.RegisterOperations(a, mux, ops)
+	return a
+}
+
+// Spec returns the combined OpenAPI document of both servers at the given URLs. It is built from
+// the same registration code as the live servers, so it cannot describe anything else.
+func Spec(commandURL, queryURL string) *huma.OpenAPI {
+	ops := api.Operations{Metrics: http.NotFoundHandler()}
+	cmd := Command(http.NewServeMux(), &command.Handler{}, ops)
+	qry := Query(http.NewServeMux(), &query.Handler{}, ops)
+	return api.Combine(
+		api.Server{API: cmd, URL: commandURL, Description: "command server"},
+		api.Server{API: qry, URL: queryURL, Description: "query server"},
+	)
+}

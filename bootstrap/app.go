@@ -1,0 +1,349 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"hexapost/adapters/memory"
+	"hexapost/api"
+	apicommand "hexapost/api/command"
+	apiquery "hexapost/api/query"
+	"hexapost/api/servers"
+	"hexapost/core/command"
+	"hexapost/core/projection"
+	"hexapost/ports"
+)
+
+// Roles says which halves of hexapost a process runs.
+type Roles struct {
+	// Command runs the command server and the outbox relay.
+	Command bool
+	// Query runs the query server and the projector.
+	Query bool
+}
+
+// Options returns the whole process as one fx.Option: one option per adapter flag, then the
+// roles' workers and servers. Workers start before servers, so they stop after them: a server
+// stops taking requests first, then the relay and projector finish what they hold.
+func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
+	if !r.Command && !r.Query {
+		return nil, errors.New("no role to run")
+	}
+	if cfg.Bus == "memory" && !(r.Command && r.Query) {
+		return nil, fmt.Errorf("POSTS_BUS=memory connects only servers in one process; " +
+			"to run `serve command` and `serve query` as separate processes set POSTS_BUS to redis or nats")
+	}
+	opts := []fx.Option{
+		fx.Supply(cfg),
+		fx.Supply(log),
+		fx.WithLogger(func() fxevent.Logger {
+			l := &fxevent.SlogLogger{Logger: log}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.StartTimeout(30 * time.Second),
+		fx.StopTimeout(cfg.ShutdownTimeout),
+		fx.Provide(newMetrics),
+	}
+	bus, err := busOption(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, bus)
+	if r.Command {
+		store, err := eventStoreOption(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, store, commandSide)
+	}
+	if r.Query {
+		views, err := readModelOption(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, views, querySide)
+	}
+	return fx.Options(opts...), nil
+}
+
+// checkOf provides the adapter of type T as a readiness check in the "checks" group.
+func checkOf[T ports.Pinger](name string) any {
+	return fx.Annotate(func(p T) api.Check { return api.Check{Name: name, Ping: p.Ping} },
+		fx.ResultTags(`group:"checks"`))
+}
+
+func eventStoreOption(cfg Config) (fx.Option, error) {
+	switch cfg.EventStore {
+	case "memory":
+		return fx.Module("event-store",
+			fx.Provide(
+				func() *memory.EventStore { return memory.NewEventStore(memory.EventStoreConfig{}) },
+				func(s *memory.EventStore) (ports.EventStore, ports.Outbox, ports.IdempotencyStore) { return s, s, s },
+				checkOf[*memory.EventStore]("event_store"),
+			)), nil
+	}
+	return nil, fmt.Errorf("POSTS_EVENT_STORE=%s %w", cfg.EventStore, errNotAvailable)
+}
+
+func busOption(cfg Config) (fx.Option, error) {
+	switch cfg.Bus {
+	case "memory":
+		return fx.Module("bus",
+			fx.Provide(
+				func(log *slog.Logger) *memory.Bus {
+					return memory.NewBus(memory.BusConfig{
+						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log,
+					})
+				},
+				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				checkOf[*memory.Bus]("bus"),
+			)), nil
+	}
+	return nil, fmt.Errorf("POSTS_BUS=%s %w", cfg.Bus, errNotAvailable)
+}
+
+func readModelOption(cfg Config) (fx.Option, error) {
+	switch cfg.ReadModel {
+	case "memory":
+		return fx.Module("read-model",
+			fx.Provide(
+				func() *memory.Views { return memory.NewViews() },
+				func(v *memory.Views) (ports.ViewWriter, ports.ViewReader) { return v, v },
+				checkOf[*memory.Views]("read_model"),
+			)), nil
+	}
+	return nil, fmt.Errorf("POSTS_READ_MODEL=%s %w", cfg.ReadModel, errNotAvailable)
+}
+
+var commandSide = fx.Module("command",
+	fx.Provide(
+		newCommandService,
+		func(s *command.Service, log *slog.Logger) *apicommand.Handler { return apicommand.NewHandler(s, log) },
+	),
+	fx.Invoke(runRelay, runCommandServer),
+)
+
+var querySide = fx.Module("query",
+	fx.Provide(
+		projection.NewNotifier,
+		func(v ports.ViewWriter, n *projection.Notifier, log *slog.Logger) *projection.Projector {
+			return projection.NewProjector(v, n, log)
+		},
+		func(v ports.ViewReader, n *projection.Notifier, cfg Config) *projection.Reader {
+			return projection.NewReader(v, n, projection.ReaderConfig{Wait: cfg.ReadWait})
+		},
+		func(r *projection.Reader, v ports.ViewReader, d ports.DeadLetters, log *slog.Logger) *apiquery.Handler {
+			return apiquery.NewHandler(r, v, d, log)
+		},
+	),
+	fx.Invoke(runProjector, runQueryServer),
+)
+
+func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, log *slog.Logger) *command.Service {
+	return command.NewService(countingStore{EventStore: store, m: m}, keys, newID, time.Now, log, command.Config{})
+}
+
+// newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
+func newID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// worker runs fn in a goroutine from start to stop; stop cancels it and waits for it to return.
+func worker(lc fx.Lifecycle, fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() {
+				defer close(done)
+				fn(ctx)
+			}()
+			return nil
+		},
+		OnStop: func(stop context.Context) error {
+			cancel()
+			select {
+			case <-done:
+				return nil
+			case <-stop.Done():
+				return fmt.Errorf("worker did not stop in time: %w", stop.Err())
+			}
+		},
+	})
+}
+
+func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metrics, log *slog.Logger) {
+	relay := command.NewRelay(outbox, countingPublisher{Publisher: pub, m: m}, log, command.RelayConfig{})
+	worker(lc, func(ctx context.Context) {
+		log.Info("relay started")
+		relay.Run(ctx)
+		log.Info("relay stopped")
+	})
+}
+
+func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *metrics, log *slog.Logger) {
+	worker(lc, func(ctx context.Context) {
+		log.Info("projector started")
+		if err := sub.Subscribe(ctx, m.countApply(p.Apply)); err != nil {
+			log.Error("projector stopped with an error", "error", err)
+			return
+		}
+		log.Info("projector stopped")
+	})
+}
+
+type serverParams struct {
+	fx.In
+	LC      fx.Lifecycle
+	Cfg     Config
+	Log     *slog.Logger
+	Metrics *metrics
+	Checks  []api.Check `group:"checks"`
+}
+
+func (p serverParams) operations() api.Operations {
+	spec := sync.OnceValue(func() *huma.OpenAPI {
+		return servers.Spec(api.ServerURL(p.Cfg.CommandAddr), api.ServerURL(p.Cfg.QueryAddr))
+	})
+	return api.Operations{Checks: p.Checks, Metrics: p.Metrics.handler, Spec: spec}
+}
+
+func runCommandServer(p serverParams, h *apicommand.Handler) error {
+	mux := http.NewServeMux()
+	servers.Command(mux, h, p.operations())
+	return listen(p, "command", p.Cfg.CommandAddr, mux)
+}
+
+func runQueryServer(p serverParams, h *apiquery.Handler) error {
+	mux := http.NewServeMux()
+	servers.Query(mux, h, p.operations())
+	return listen(p, "query", p.Cfg.QueryAddr, mux)
+}
+
+// listen binds addr when the app starts, so a taken port fails the start, and shuts the server
+// down gracefully when it stops: no new connections, in-flight requests finished.
+func listen(p serverParams, name, addr string, mux *http.ServeMux) error {
+	srv := &http.Server{
+		Handler:           p.Metrics.http.Wrap(name, api.CORS(mux)),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(p.Log.Handler(), slog.LevelWarn),
+	}
+	p.LC.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("%s server: %w", name, err)
+			}
+			url := api.ServerURL(ln.Addr().String())
+			p.Log.Info(name+" server listening", "server", name, "url", url, "docs", url+"/docs")
+			go func() {
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					p.Log.Error(name+" server failed", "error", err)
+				}
+			}()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			p.Log.Info(name+" server stopping", "server", name)
+			return srv.Shutdown(ctx)
+		},
+	})
+	return nil
+}
+
+// metrics are the process's Prometheus metrics.
+type metrics struct {
+	reg       *prometheus.Registry
+	handler   http.Handler
+	http      *api.HTTPMetrics
+	appended  prometheus.Counter
+	published prometheus.Counter
+	projected *prometheus.CounterVec
+}
+
+func newMetrics() (*metrics, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := api.NewHTTPMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	m := &metrics{
+		reg:     reg,
+		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		http:    h,
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hexapost_events_appended_total", Help: "Events appended to the event store.",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hexapost_events_published_total", Help: "Events the relay published on the bus.",
+		}),
+		projected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hexapost_projections_total", Help: "Projection attempts by outcome (ok, error).",
+		}, []string{"outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.appended, m.published, m.projected} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) countApply(h ports.Handler) ports.Handler {
+	return func(ctx context.Context, c ports.Change) error {
+		err := h(ctx, c)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		m.projected.WithLabelValues(outcome).Inc()
+		return err
+	}
+}
+
+// countingStore counts appended events.
+type countingStore struct {
+	ports.EventStore
+	m *metrics
+}
+
+func (s countingStore) Append(ctx context.Context, a ports.Append) error {
+	if err := s.EventStore.Append(ctx, a); err != nil {
+		return err
+	}
+	s.m.appended.Add(float64(len(a.Changes)))
+	return nil
+}
+
+// countingPublisher counts published events.
+type countingPublisher struct {
+	ports.Publisher
+	m *metrics
+}
+
+func (p countingPublisher) Publish(ctx context.Context, changes []ports.Change) error {
+	if err := p.Publisher.Publish(ctx, changes); err != nil {
+		return err
+	}
+	p.m.published.Add(float64(len(changes)))
+	return nil
+}

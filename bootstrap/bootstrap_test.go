@@ -1,0 +1,170 @@
+package bootstrap_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"go.uber.org/fx"
+
+	"hexapost/bootstrap"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestValidateApp(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		giveEnv   map[string]string
+		giveRoles bootstrap.Roles
+		wantErr   string
+	}{
+		{
+			name:      "defaults, both roles",
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+		},
+		{
+			name:      "memory everywhere, explicit",
+			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "memory", "POSTS_BUS": "memory", "POSTS_READ_MODEL": "memory"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+		},
+		{
+			name:      "memory bus refused for a command-only process",
+			giveRoles: bootstrap.Roles{Command: true},
+			wantErr:   "POSTS_BUS=memory connects only servers in one process",
+		},
+		{
+			name:      "memory bus refused for a query-only process",
+			giveRoles: bootstrap.Roles{Query: true},
+			wantErr:   "POSTS_BUS=memory connects only servers in one process",
+		},
+		{
+			name:      "event store not built in",
+			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "mysql"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			wantErr:   "POSTS_EVENT_STORE=mysql is not available",
+		},
+		{
+			name:      "bus not built in",
+			giveEnv:   map[string]string{"POSTS_BUS": "redis"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			wantErr:   "POSTS_BUS=redis is not available",
+		},
+		{
+			name:      "read model not built in",
+			giveEnv:   map[string]string{"POSTS_READ_MODEL": "mongo"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			wantErr:   "POSTS_READ_MODEL=mongo is not available",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := bootstrap.LoadConfig(env(tt.giveEnv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			opt, err := bootstrap.Options(cfg, tt.giveRoles, log)
+			if err == nil {
+				err = fx.ValidateApp(opt)
+			}
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if !strings.Contains(got, tt.wantErr) || (tt.wantErr == "") != (err == nil) {
+				t.Fatalf("error %q, want it to contain %q", got, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadConfigRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		giveName  string
+		giveValue string
+		wantErr   string
+	}{
+		{"POSTS_BUS", "kafka", `POSTS_BUS="kafka": must be one of memory, redis, nats`},
+		{"POSTS_EVENT_STORE", "postgres", `POSTS_EVENT_STORE="postgres": must be one of memory, mysql`},
+		{"POSTS_READ_MODEL", "redis", `POSTS_READ_MODEL="redis": must be one of memory, mongo`},
+		{"POSTS_READ_WAIT", "soon", `POSTS_READ_WAIT="soon": must be a positive duration`},
+		{"POSTS_READ_WAIT", "-1s", `POSTS_READ_WAIT="-1s": must be a positive duration`},
+		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
+		{"POSTS_LOG_LEVEL", "loud", `POSTS_LOG_LEVEL="loud": must be one of debug, info, warn, error`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.giveName+"="+tt.giveValue, func(t *testing.T) {
+			t.Parallel()
+			_, err := bootstrap.LoadConfig(env(map[string]string{tt.giveName: tt.giveValue}))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := bootstrap.LoadConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{cfg.EventStore, cfg.Bus, cfg.ReadModel, cfg.CommandAddr, cfg.QueryAddr, cfg.ReadWait.String()}
+	want := []string{"memory", "memory", "memory", ":3000", ":4000", "2s"}
+	if strings.Join(got, " ") != strings.Join(want, " ") || cfg.MaxAttempts != 3 {
+		t.Fatalf("defaults %v attempts %d, want %v attempts 3", got, cfg.MaxAttempts, want)
+	}
+}
+
+func TestMainUnknownBusExitsNonZero(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	code := bootstrap.Main(nil, env(map[string]string{"POSTS_BUS": "kafka"}), &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "POSTS_BUS") ||
+		!strings.Contains(stderr.String(), "memory, redis, nats") {
+		t.Fatalf("exit %d, stderr %q; want non-zero naming POSTS_BUS and the allowed values", code, stderr.String())
+	}
+}
+
+func TestMainUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		giveArgs []string
+		wantCode int
+	}{
+		{[]string{"frobnicate"}, 2},
+		{[]string{"serve", "both"}, 2},
+		{[]string{"openapi", "--xml"}, 2},
+		{[]string{"help"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.giveArgs, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			if code := bootstrap.Main(tt.giveArgs, env(nil), &stdout, &stderr); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d (stderr %q)", code, tt.wantCode, stderr.String())
+			}
+		})
+	}
+}
+
+func TestMainOpenAPI(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if code := bootstrap.Main([]string{"openapi"}, env(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"openapi: 3.1.0", "operationId: create-post", "operationId: get-post"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("openapi output lacks %q", want)
+		}
+	}
+}

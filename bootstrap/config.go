@@ -1,0 +1,99 @@
+package bootstrap
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything hexapost reads from its environment. Every variable is documented in
+// the README; an unknown or malformed value is a startup error that names the variable.
+type Config struct {
+	EventStore string // POSTS_EVENT_STORE: memory | mysql
+	Bus        string // POSTS_BUS: memory | redis | nats
+	ReadModel  string // POSTS_READ_MODEL: memory | mongo
+
+	MySQLDSN string // POSTS_MYSQL_DSN
+	RedisURL string // POSTS_REDIS_URL
+	NATSURL  string // POSTS_NATS_URL
+	MongoURI string // POSTS_MONGO_URI
+
+	CommandAddr string // POSTS_COMMAND_ADDR
+	QueryAddr   string // POSTS_QUERY_ADDR
+
+	ReadWait        time.Duration // POSTS_READ_WAIT: how long min_version reads wait
+	MaxAttempts     int           // POSTS_MAX_ATTEMPTS: projector attempts before dead-letter
+	RetryBackoff    time.Duration // POSTS_RETRY_BACKOFF: delay before the first retry; doubles each time
+	ShutdownTimeout time.Duration // POSTS_SHUTDOWN_TIMEOUT: how long a graceful stop may take
+
+	LogLevel  string // POSTS_LOG_LEVEL: debug | info | warn | error
+	LogFormat string // POSTS_LOG_FORMAT: text | json
+}
+
+type variable struct {
+	name    string
+	def     string
+	allowed []string // empty: any value
+	parse   func(c *Config, v string) error
+}
+
+func text(set func(c *Config, v string)) func(*Config, string) error {
+	return func(c *Config, v string) error { set(c, v); return nil }
+}
+
+func duration(set func(c *Config, d time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a positive duration such as 2s or 500ms")
+		}
+		set(c, d)
+		return nil
+	}
+}
+
+var variables = []variable{
+	{"POSTS_EVENT_STORE", "memory", []string{"memory", "mysql"}, text(func(c *Config, v string) { c.EventStore = v })},
+	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *Config, v string) { c.Bus = v })},
+	{"POSTS_READ_MODEL", "memory", []string{"memory", "mongo"}, text(func(c *Config, v string) { c.ReadModel = v })},
+	{"POSTS_MYSQL_DSN", "", nil, text(func(c *Config, v string) { c.MySQLDSN = v })},
+	{"POSTS_REDIS_URL", "", nil, text(func(c *Config, v string) { c.RedisURL = v })},
+	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},
+	{"POSTS_MONGO_URI", "", nil, text(func(c *Config, v string) { c.MongoURI = v })},
+	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *Config, v string) { c.CommandAddr = v })},
+	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *Config, v string) { c.QueryAddr = v })},
+	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *Config, d time.Duration) { c.ReadWait = d })},
+	{"POSTS_MAX_ATTEMPTS", "3", nil, func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return fmt.Errorf("must be a whole number from 1 to 100")
+		}
+		c.MaxAttempts = n
+		return nil
+	}},
+	{"POSTS_RETRY_BACKOFF", "100ms", nil, duration(func(c *Config, d time.Duration) { c.RetryBackoff = d })},
+	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *Config, v string) { c.LogLevel = v })},
+	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *Config, v string) { c.LogFormat = v })},
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in production). Unset or empty
+// variables take their defaults.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var c Config
+	for _, v := range variables {
+		val := strings.TrimSpace(getenv(v.name))
+		if val == "" {
+			val = v.def
+		}
+		if len(v.allowed) > 0 && !slices.Contains(v.allowed, val) {
+			return Config{}, fmt.Errorf("%s=%q: must be one of %s", v.name, val, strings.Join(v.allowed, ", "))
+		}
+		if err := v.parse(&c, val); err != nil {
+			return Config{}, fmt.Errorf("%s=%q: %w", v.name, val, err)
+		}
+	}
+	return c, nil
+}

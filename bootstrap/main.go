@@ -1,0 +1,147 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"go.uber.org/fx"
+
+	"hexapost/api"
+	"hexapost/api/servers"
+)
+
+const usage = `hexapost — CQRS with event sourcing for posts
+
+Usage:
+  hexapost [serve]           command server, query server, relay and projector in one process
+  hexapost serve command     the command server and the relay only
+  hexapost serve query       the query server and the projector only
+  hexapost openapi [--json]  print the OpenAPI document of both servers
+
+Configuration is read from POSTS_* environment variables; see the README.
+`
+
+// Main runs the command line given in args (without the program name) and returns the exit
+// code: 0 on success and after a graceful stop, 1 when the process could not start or stop
+// cleanly, 2 for a usage error.
+func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0 || args[0] == "serve":
+		r, err := parseRoles(args)
+		if err != nil {
+			fmt.Fprintf(stderr, "hexapost: %v\n\n%s", err, usage)
+			return 2
+		}
+		return serve(r, getenv, stderr)
+	case args[0] == "openapi":
+		return printSpec(args[1:], getenv, stdout, stderr)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "hexapost: unknown command %q\n\n%s", strings.Join(args, " "), usage)
+	return 2
+}
+
+func parseRoles(args []string) (Roles, error) {
+	if len(args) <= 1 {
+		return Roles{Command: true, Query: true}, nil
+	}
+	if len(args) == 2 {
+		switch args[1] {
+		case "command":
+			return Roles{Command: true}, nil
+		case "query":
+			return Roles{Query: true}, nil
+		}
+	}
+	return Roles{}, fmt.Errorf("unknown serve mode %q (want command or query)", strings.Join(args[1:], " "))
+}
+
+func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	app, err := NewApp(cfg, r, log)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		return 1
+	}
+	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		fmt.Fprintf(stderr, "hexapost: start: %v\n", err)
+		return 1
+	}
+	sig := <-app.Wait()
+	log.Info("shutting down", "signal", sig.Signal.String(), "timeout", cfg.ShutdownTimeout)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelStop()
+	if err := app.Stop(stopCtx); err != nil {
+		log.Error("unclean shutdown", "error", err)
+		return 1
+	}
+	log.Info("stopped")
+	return sig.ExitCode
+}
+
+func printSpec(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
+		return 1
+	}
+	doc := servers.Spec(api.ServerURL(cfg.CommandAddr), api.ServerURL(cfg.QueryAddr))
+	var out []byte
+	switch {
+	case len(args) == 0:
+		out, err = doc.YAML()
+	case len(args) == 1 && args[0] == "--json":
+		out, err = doc.MarshalJSON()
+	default:
+		fmt.Fprintf(stderr, "hexapost: openapi takes only --json\n")
+		return 2
+	}
+	if err == nil {
+		_, err = stdout.Write(out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: openapi: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by LoadConfig
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// errNotAvailable marks adapter choices that are valid names but not built into this version.
+var errNotAvailable = errors.New("is not available in this version of hexapost")
+
+// NewApp assembles the process for the given roles; the error names the variable at fault.
+func NewApp(cfg Config, r Roles, log *slog.Logger) (*fx.App, error) {
+	opt, err := Options(cfg, r, log)
+	if err != nil {
+		return nil, err
+	}
+	app := fx.New(opt)
+	if err := app.Err(); err != nil {
+		return nil, err
+	}
+	return app, nil
+}

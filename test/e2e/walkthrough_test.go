@@ -1,0 +1,215 @@
+package e2e_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Walkthrough runs the foundation walkthrough against servers at the given URLs. It is shared
+// by every configuration (memory, and the real backends in their own tests).
+func Walkthrough(t *testing.T, commandURL, queryURL string) {
+	t.Helper()
+	author := fmt.Sprintf("walker-%d", time.Now().UnixNano())
+
+	created := do(t, "POST", commandURL+"/posts", map[string]string{
+		"title": "Hello", "content": "First post", "author_name": author,
+	}).must(t, http.StatusCreated)
+	id := created.str("id")
+	if created.num("version") != 1 || created.Header.Get("Location") != "/posts/"+id ||
+		created.Header.Get("ETag") != `"1"` {
+		t.Fatalf("create: version %d, Location %q, ETag %q", created.num("version"),
+			created.Header.Get("Location"), created.Header.Get("ETag"))
+	}
+
+	got := do(t, "GET", queryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
+	if got.str("title") != "Hello" || got.str("content") != "First post" || got.str("author_name") != author {
+		t.Fatalf("query: %s", got.Raw)
+	}
+
+	patch := map[string]string{"title": "Hello again"}
+	updated := do(t, "PATCH", commandURL+"/posts/"+id, patch, "If-Match", `"1"`).must(t, http.StatusOK)
+	if updated.num("version") != 2 || updated.Header.Get("ETag") != `"2"` {
+		t.Fatalf("update: %s", updated.Raw)
+	}
+	do(t, "PATCH", commandURL+"/posts/"+id, patch, "If-Match", `"1"`).must(t, http.StatusConflict)
+
+	deleted := do(t, "DELETE", commandURL+"/posts/"+id, nil).must(t, http.StatusOK)
+	if deleted.Body["deleted"] != true || deleted.num("version") != 3 {
+		t.Fatalf("delete: %s", deleted.Raw)
+	}
+	do(t, "GET", queryURL+"/posts/"+id+"?min_version=3", nil).must(t, http.StatusGone)
+
+	history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+	wantTypes := []string{"post.created", "post.updated", "post.deleted"}
+	if len(history) != len(wantTypes) {
+		t.Fatalf("history has %d entries, want 3: %v", len(history), history)
+	}
+	for i, e := range history {
+		if e["event_type"] != wantTypes[i] || e["version"] != float64(i+1) {
+			t.Errorf("history[%d] = %v %v, want %s version %d", i, e["event_type"], e["version"], wantTypes[i], i+1)
+		}
+	}
+
+	// 45 posts by one author, paged 20 at a time: 20 + 20 + 5, newest first, no duplicates or gaps.
+	const n = 45
+	pager := author + "-pager"
+	ids := make([]string, n)
+	last := int64(0)
+	for i := range n {
+		r := do(t, "POST", commandURL+"/posts", map[string]string{
+			"title": fmt.Sprintf("post %d", i), "content": "x", "author_name": pager,
+		}).must(t, http.StatusCreated)
+		ids[i] = r.str("id")
+		last = r.num("version")
+	}
+	// Another author's post must not show up in the filtered list.
+	other := do(t, "POST", commandURL+"/posts", map[string]string{
+		"title": "other", "content": "x", "author_name": author + "-other",
+	}).must(t, http.StatusCreated)
+	do(t, "GET", queryURL+"/posts/"+other.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
+	do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, ids[n-1], last), nil).must(t, http.StatusOK)
+	waitListed(t, queryURL, pager, n)
+
+	var seen []string
+	cursor := ""
+	pages := 0
+	for {
+		url := queryURL + "/posts?limit=20&author_name=" + pager
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		page := do(t, "GET", url, nil).must(t, http.StatusOK)
+		pages++
+		for _, it := range page.items() {
+			seen = append(seen, it["id"].(string))
+		}
+		cursor = page.str("next_cursor")
+		if cursor == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("more pages than possible")
+		}
+	}
+	if pages != 3 || len(seen) != n {
+		t.Fatalf("%d pages with %d posts, want 3 pages with %d", pages, len(seen), n)
+	}
+	for i, id := range seen {
+		if want := ids[n-1-i]; id != want {
+			t.Fatalf("item %d is %s, want %s (newest first, no duplicates or gaps)", i, id, want)
+		}
+	}
+}
+
+// waitListed waits until the list shows n posts of the author: the projection is asynchronous.
+func waitListed(t *testing.T, queryURL, author string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := do(t, "GET", queryURL+"/posts?limit=100&author_name="+author, nil).must(t, http.StatusOK)
+		if len(r.items()) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list shows %d posts of %s after 10s, want %d", len(r.items()), author, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func TestWalkthroughMemory(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	Walkthrough(t, p.CommandURL, p.QueryURL)
+}
+
+func TestStartAndGracefulStop(t *testing.T) {
+	t.Parallel()
+	begin := time.Now()
+	p := start(t, nil)
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("servers listened after %s, want within 5s", took)
+	}
+	do(t, "GET", p.CommandURL+"/healthz", nil).must(t, http.StatusOK)
+	do(t, "GET", p.QueryURL+"/readyz", nil).must(t, http.StatusOK)
+	code, took := p.stop(t, syscall.SIGINT, 5*time.Second)
+	if code != 0 {
+		t.Fatalf("exit code %d after SIGINT, want 0; logs %v", code, p.Logs())
+	}
+	t.Logf("stopped in %s", took)
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	body := map[string]string{"title": "once", "content": "only once", "author_name": "idem"}
+	first := do(t, "POST", p.CommandURL+"/posts", body, "Idempotency-Key", "key-1").must(t, http.StatusCreated)
+	again := do(t, "POST", p.CommandURL+"/posts", body, "Idempotency-Key", "key-1").must(t, http.StatusCreated)
+	if first.str("id") != again.str("id") || again.num("version") != 1 {
+		t.Fatalf("repeat gave %s v%d, want %s v1", again.str("id"), again.num("version"), first.str("id"))
+	}
+	// The history is projected asynchronously; wait for the post first.
+	do(t, "GET", p.QueryURL+"/posts/"+first.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
+	history := do(t, "GET", p.QueryURL+"/posts/"+first.str("id")+"/history", nil).must(t, http.StatusOK)
+	if n := len(history.items()); n != 1 {
+		t.Fatalf("history has %d entries after a repeated create, want 1", n)
+	}
+	waitListed(t, p.QueryURL, "idem", 1)
+
+	other := map[string]string{"title": "different", "content": "body", "author_name": "idem"}
+	r := do(t, "POST", p.CommandURL+"/posts", other, "Idempotency-Key", "key-1").must(t, http.StatusUnprocessableEntity)
+	assertProblemNames(t, r, "Idempotency-Key")
+}
+
+func TestConcurrentUpdates(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	id := do(t, "POST", p.CommandURL+"/posts", map[string]string{
+		"title": "race", "content": "c", "author_name": "racer",
+	}).must(t, http.StatusCreated).str("id")
+
+	const n = 50
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses[i] = do(t, "PATCH", p.CommandURL+"/posts/"+id,
+				map[string]string{"content": fmt.Sprintf("conditional %d", i)}, "If-Match", `"1"`).Status
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusOK] != 1 || count[http.StatusConflict] != n-1 {
+		t.Fatalf("with If-Match: %v, want one 200 and %d 409", count, n-1)
+	}
+
+	fresh := do(t, "POST", p.CommandURL+"/posts", map[string]string{
+		"title": "race 2", "content": "c", "author_name": "racer",
+	}).must(t, http.StatusCreated).str("id")
+	var mu sync.Mutex
+	count = map[int]int{}
+	for i := range n {
+		wg.Go(func() {
+			s := do(t, "PATCH", p.CommandURL+"/posts/"+fresh,
+				map[string]string{"content": fmt.Sprintf("unconditional %d", i)}).Status
+			mu.Lock()
+			count[s]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if count[http.StatusOK] != n {
+		t.Fatalf("without If-Match: %v, want %d × 200", count, n)
+	}
+	final := do(t, "GET", p.QueryURL+"/posts/"+fresh+"?min_version=51", nil).must(t, http.StatusOK)
+	if v := final.num("version"); v != 51 {
+		t.Fatalf("final version %d, want 51 (create + 50 updates)", v)
+	}
+}
