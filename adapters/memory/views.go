@@ -1,0 +1,174 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+// Views is the read model in process memory: the current view of every post, its history, and
+// the list order kept as sorted indexes so that a page costs a binary search and the page
+// itself, not a sort of every post.
+//
+// The indexes are sorted slices: an insert moves the entries after it, which is cheap for tens
+// of thousands of posts. Beyond that a tree would be the better structure.
+type Views struct {
+	mu      sync.RWMutex
+	current map[string]post.State
+	// history holds each post's entries sorted by version.
+	history map[string][]ports.HistoryEntry
+	// live lists the posts that are not deleted, in list order; byAuthor the same per author.
+	live     []listKey
+	byAuthor map[string][]listKey
+}
+
+// listKey is a post's place in the list order.
+type listKey struct {
+	createdAt time.Time
+	id        string
+}
+
+// compareKeys orders keys as lists show them: newest first, then by id, descending.
+func compareKeys(a, b listKey) int {
+	if c := b.createdAt.Compare(a.createdAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.id, a.id)
+}
+
+var (
+	_ ports.ViewWriter = (*Views)(nil)
+	_ ports.ViewReader = (*Views)(nil)
+	_ ports.Pinger     = (*Views)(nil)
+)
+
+// NewViews returns an empty read model. It has nothing to configure.
+func NewViews() *Views {
+	return &Views{
+		current:  map[string]post.State{},
+		history:  map[string][]ports.HistoryEntry{},
+		byAuthor: map[string][]listKey{},
+	}
+}
+
+// PutCurrent stores s if its version is higher than the stored one and reports whether it did.
+// The check and the write happen under one lock, so concurrent projectors cannot go backwards.
+func (v *Views) PutCurrent(_ context.Context, s post.State) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old, ok := v.current[s.ID]
+	if ok && s.Version <= old.Version {
+		return false, nil
+	}
+	v.current[s.ID] = s
+	if ok && !old.Deleted {
+		v.unindex(old)
+	}
+	if !s.Deleted {
+		v.index(s)
+	}
+	return true, nil
+}
+
+func (v *Views) index(s post.State) {
+	k := listKey{createdAt: s.CreatedAt, id: s.ID}
+	v.live = insertKey(v.live, k)
+	v.byAuthor[s.AuthorName] = insertKey(v.byAuthor[s.AuthorName], k)
+}
+
+func (v *Views) unindex(s post.State) {
+	k := listKey{createdAt: s.CreatedAt, id: s.ID}
+	v.live = removeKey(v.live, k)
+	if keys := removeKey(v.byAuthor[s.AuthorName], k); len(keys) > 0 {
+		v.byAuthor[s.AuthorName] = keys
+	} else {
+		delete(v.byAuthor, s.AuthorName)
+	}
+}
+
+func insertKey(keys []listKey, k listKey) []listKey {
+	i, found := slices.BinarySearchFunc(keys, k, compareKeys)
+	if found {
+		return keys
+	}
+	return slices.Insert(keys, i, k)
+}
+
+func removeKey(keys []listKey, k listKey) []listKey {
+	i, found := slices.BinarySearchFunc(keys, k, compareKeys)
+	if !found {
+		return keys
+	}
+	return slices.Delete(keys, i, i+1)
+}
+
+// PutHistory stores h under (post id, version) unless that version is stored already.
+func (v *Views) PutHistory(_ context.Context, h ports.HistoryEntry) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	entries := v.history[h.State.ID]
+	i, found := slices.BinarySearchFunc(entries, h.State.Version, func(e ports.HistoryEntry, version int64) int {
+		return cmp.Compare(e.State.Version, version)
+	})
+	if !found {
+		v.history[h.State.ID] = slices.Insert(entries, i, h)
+	}
+	return nil
+}
+
+// Get returns the post's current view, deleted or not; ports.ErrNotFound if there is none.
+func (v *Views) Get(_ context.Context, id string) (post.State, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s, ok := v.current[id]
+	if !ok {
+		return post.State{}, fmt.Errorf("memory: view of post %s: %w", id, ports.ErrNotFound)
+	}
+	return s, nil
+}
+
+// List returns up to q.Limit live posts in list order, strictly after q.After, of q.AuthorName
+// when it is given. A page starts where the cursor's key would sort, whether or not that post
+// still exists, so posts inserted before the cursor never shift later pages.
+func (v *Views) List(_ context.Context, q ports.ListQuery) ([]post.State, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	keys := v.live
+	if q.AuthorName != "" {
+		keys = v.byAuthor[q.AuthorName]
+	}
+	start := 0
+	if q.After != nil {
+		i, found := slices.BinarySearchFunc(keys, listKey{createdAt: q.After.CreatedAt, id: q.After.ID}, compareKeys)
+		if found {
+			i++
+		}
+		start = i
+	}
+	end := start + min(max(q.Limit, 0), len(keys)-start)
+	out := make([]post.State, 0, end-start)
+	for _, k := range keys[start:end] {
+		out = append(out, v.current[k.id])
+	}
+	return out, nil
+}
+
+// History returns the post's stored versions, oldest first; ports.ErrNotFound if there are none.
+func (v *Views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	entries := v.history[id]
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("memory: history of post %s: %w", id, ports.ErrNotFound)
+	}
+	return slices.Clone(entries), nil
+}
+
+// Ping always succeeds: memory is always reachable.
+func (v *Views) Ping(context.Context) error { return nil }

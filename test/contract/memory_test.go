@@ -1,0 +1,33 @@
+package contract_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"hexapost/adapters/memory"
+	"hexapost/test/contract"
+)
+
+func TestMemoryEventStore(t *testing.T) {
+	t.Parallel()
+	contract.EventStore(t, func(*testing.T) contract.Store {
+		return memory.NewEventStore(memory.EventStoreConfig{})
+	})
+}
+
+func TestMemoryBus(t *testing.T) {
+	t.Parallel()
+	const backoff = 50 * time.Millisecond
+	contract.Bus(t, func(*testing.T) contract.BusPair {
+		b := memory.NewBus(memory.BusConfig{
+			MaxAttempts: 3, Backoff: backoff, Log: slog.New(slog.DiscardHandler),
+		})
+		return contract.BusPair{A: b, B: b, DeadLetters: b, PublishRaw: b.PublishRaw}
+	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff})
+}
+
+func TestMemoryViews(t *testing.T) {
+	t.Parallel()
+	contract.Views(t, func(*testing.T) contract.ViewsStore { return memory.NewViews() })
+}
