@@ -43,7 +43,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 	if !r.Command && !r.Query {
 		return nil, errors.New("no role to run")
 	}
-	if cfg.Bus == "memory" && !(r.Command && r.Query) {
+	if cfg.Bus == "memory" && (!r.Command || !r.Query) {
 		return nil, fmt.Errorf("POSTS_BUS=memory connects only servers in one process; " +
 			"to run `serve command` and `serve query` as separate processes set POSTS_BUS to redis or nats")
 	}
@@ -122,7 +122,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 	case "memory":
 		return fx.Module("read-model",
 			fx.Provide(
-				func() *memory.Views { return memory.NewViews() },
+				memory.NewViews,
 				func(v *memory.Views) (ports.ViewWriter, ports.ViewReader) { return v, v },
 				checkOf[*memory.Views]("read_model"),
 			)), nil
@@ -133,7 +133,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 var commandSide = fx.Module("command",
 	fx.Provide(
 		newCommandService,
-		func(s *command.Service, log *slog.Logger) *apicommand.Handler { return apicommand.NewHandler(s, log) },
+		apicommand.NewHandler,
 	),
 	fx.Invoke(runRelay, runCommandServer),
 )
@@ -141,15 +141,11 @@ var commandSide = fx.Module("command",
 var querySide = fx.Module("query",
 	fx.Provide(
 		projection.NewNotifier,
-		func(v ports.ViewWriter, n *projection.Notifier, log *slog.Logger) *projection.Projector {
-			return projection.NewProjector(v, n, log)
-		},
+		projection.NewProjector,
 		func(v ports.ViewReader, n *projection.Notifier, cfg Config) *projection.Reader {
 			return projection.NewReader(v, n, projection.ReaderConfig{Wait: cfg.ReadWait})
 		},
-		func(r *projection.Reader, v ports.ViewReader, d ports.DeadLetters, log *slog.Logger) *apiquery.Handler {
-			return apiquery.NewHandler(r, v, d, log)
-		},
+		apiquery.NewHandler,
 	),
 	fx.Invoke(runProjector, runQueryServer),
 )

@@ -1,0 +1,62 @@
+# The one gate is `make check`; `make test-all` is the test command CI runs.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/.bin
+GOLANGCI_VERSION := v2.15.0
+GOVULNCHECK_VERSION := v1.9.0
+GOLANGCI := $(BIN)/golangci-lint-$(GOLANGCI_VERSION)
+GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)
+
+.PHONY: check fmt-check vet lint test vuln test-all build backends-down openapi
+
+check: fmt-check vet lint test vuln
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^test/backends/')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: $(GOLANGCI)
+	$(GOLANGCI) run ./...
+
+test:
+	$(GO) test -race -count=1 ./...
+
+# govulncheck needs its database (vuln.go.dev, or GOVULNDB=file:///path for a local copy). When
+# the database cannot be reached at all the step says so loudly and does not fail, because no
+# code was checked; any finding, or any other error, fails it.
+GOVULNDB ?= https://vuln.go.dev
+vuln: $(GOVULNCHECK)
+	@out=$$($(GOVULNCHECK) -db $(GOVULNDB) ./... 2>&1); code=$$?; echo "$$out"; \
+	if [ $$code -ne 0 ] && echo "$$out" | grep -q "fetching vulnerabilities"; then \
+		echo "WARNING: vulnerability database $(GOVULNDB) unreachable; govulncheck did NOT run (set GOVULNDB=file:///path to a local copy)"; \
+	else exit $$code; fi
+
+# Linters are pinned and installed through the Go toolchain into .bin/.
+$(GOLANGCI):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv $(BIN)/golangci-lint $@
+
+$(GOVULNCHECK):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	mv $(BIN)/govulncheck $@
+
+# Starts (installing when needed) every backend the tests use on 127.0.0.1, then runs every
+# test against them. Under CI=true a test that cannot reach its backend fails.
+test-all:
+	@exports=$$(bash test/backends/up.sh) || { echo "test/backends/up.sh failed" >&2; exit 1; }; \
+	eval "$$exports"; \
+	$(GO) test -race -count=1 ./...
+
+backends-down:
+	bash test/backends/down.sh
+
+build:
+	$(GO) build -o hexapost .
+
+openapi:
+	$(GO) test ./api -run OpenAPI -update
