@@ -53,6 +53,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 		fx.WithLogger(func() fxevent.Logger {
 			l := &fxevent.SlogLogger{Logger: log}
 			l.UseLogLevel(slog.LevelDebug)
+			l.UseErrorLevel(slog.LevelDebug) // start and stop failures are reported once, by Main
 			return l
 		}),
 		fx.StartTimeout(30 * time.Second),
@@ -222,18 +223,18 @@ func (p serverParams) operations() api.Operations {
 func runCommandServer(p serverParams, h *apicommand.Handler) error {
 	mux := http.NewServeMux()
 	servers.Command(mux, h, p.operations())
-	return listen(p, "command", p.Cfg.CommandAddr, mux)
+	return listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
 }
 
 func runQueryServer(p serverParams, h *apiquery.Handler) error {
 	mux := http.NewServeMux()
 	servers.Query(mux, h, p.operations())
-	return listen(p, "query", p.Cfg.QueryAddr, mux)
+	return listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
 }
 
 // listen binds addr when the app starts, so a taken port fails the start, and shuts the server
 // down gracefully when it stops: no new connections, in-flight requests finished.
-func listen(p serverParams, name, addr string, mux *http.ServeMux) error {
+func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) error {
 	srv := &http.Server{
 		Handler:           p.Metrics.http.Wrap(name, api.CORS(mux)),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -246,7 +247,7 @@ func listen(p serverParams, name, addr string, mux *http.ServeMux) error {
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
-				return fmt.Errorf("%s server: %w", name, err)
+				return fmt.Errorf("%s server cannot listen on %s=%s: %w", name, variable, addr, err)
 			}
 			url := api.ServerURL(ln.Addr().String())
 			p.Log.Info(name+" server listening", "server", name, "url", url, "docs", url+"/docs")

@@ -71,7 +71,6 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	app, err := NewApp(cfg, r, log)
 	if err != nil {
-		log.Error("cannot start", "error", err)
 		fmt.Fprintf(stderr, "hexapost: %v\n", err)
 		return 1
 	}
