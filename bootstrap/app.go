@@ -77,7 +77,13 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, views, querySide)
+		opts = append(opts, views)
+		if r.Command && cfg.ReadModel == "memory" {
+			// An in-memory read model starts empty: fill it from the event store before the
+			// query server answers, or a restart would hide every post written before it.
+			opts = append(opts, fx.Invoke(replayOnStart))
+		}
+		opts = append(opts, querySide)
 	}
 	return fx.Options(opts...), nil
 }
@@ -202,6 +208,18 @@ func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector
 		}
 		log.Info("projector stopped")
 	})
+}
+
+func replayOnStart(lc fx.Lifecycle, events ports.EventStore, p *projection.Projector, log *slog.Logger) {
+	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+		begin := time.Now()
+		n, err := projection.Replay(ctx, events, p.Quiet())
+		if err != nil {
+			return fmt.Errorf("rebuild the in-memory read model: %w", err)
+		}
+		log.Info("read model rebuilt from the event store", "events", n, "took", time.Since(begin))
+		return nil
+	}})
 }
 
 type serverParams struct {

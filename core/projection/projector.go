@@ -26,6 +26,14 @@ func NewProjector(views ports.ViewWriter, n *Notifier, log *slog.Logger) *Projec
 	return &Projector{views: views, log: log, notify: n}
 }
 
+// Quiet returns a projector that applies like p but logs nothing per change, for bulk replays
+// where one line per event would drown the log.
+func (p *Projector) Quiet() *Projector {
+	q := *p
+	q.log = slog.New(slog.DiscardHandler)
+	return &q
+}
+
 // Apply records the change in the history, then offers its state as the current view. The order
 // matters: once a reader sees version N as current, version N is in the history too.
 func (p *Projector) Apply(ctx context.Context, c ports.Change) error {

@@ -1,0 +1,52 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+// ReplayBatch is how many events Replay reads per round trip.
+const ReplayBatch = 500
+
+// Replay rebuilds the read model from the whole event store: it reads every event in position
+// order, folds each post's events into its state and applies each change exactly as if it had
+// come from the bus. It is safe while the projector runs, because applying is idempotent and
+// keeps the highest version. It returns how many events it applied.
+//
+// A post whose history in the store is not a valid sequence is an error: the store is the
+// source of truth, and a read model built from a corrupt one would hide the problem.
+func Replay(ctx context.Context, events ports.EventReader, p *Projector) (int, error) {
+	posts := map[string]*post.Post{}
+	var after int64
+	n := 0
+	for {
+		batch, err := events.ReadAll(ctx, after, ReplayBatch)
+		if err != nil {
+			return n, fmt.Errorf("replay after position %d: %w", after, err)
+		}
+		for _, r := range batch {
+			e := r.Event
+			agg := posts[e.PostID]
+			if agg == nil {
+				if agg, err = post.FromHistory(e.PostID, nil); err != nil {
+					return n, err
+				}
+				posts[e.PostID] = agg
+			}
+			if err := agg.Apply(e); err != nil {
+				return n, fmt.Errorf("replay position %d: %w", r.Position, err)
+			}
+			if err := p.Apply(ctx, ports.Change{Event: e, State: agg.State()}); err != nil {
+				return n, fmt.Errorf("replay position %d: %w", r.Position, err)
+			}
+			after = r.Position
+			n++
+		}
+		if len(batch) < ReplayBatch {
+			return n, nil
+		}
+	}
+}
