@@ -1,0 +1,189 @@
+package command_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"hexapost/core/command"
+	"hexapost/ports"
+)
+
+// never is a poll interval no test waits for: whatever happens, happens through a signal.
+const never = time.Hour
+
+// startRelay runs a relay until the test ends; stop cancels it and waits until Run returned.
+func startRelay(t *testing.T, st *store, pub ports.Publisher, cfg command.RelayConfig) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		command.NewRelay(st, pub, slog.New(slog.DiscardHandler), cfg).Run(ctx)
+	}()
+	stop = func() {
+		t.Helper()
+		cancel()
+		returnsWithin(t, 2*time.Second, "Relay.Run after cancel", done)
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// createPosts appends n posts to the store through the service.
+func createPosts(t *testing.T, svc *command.Service, n int) {
+	t.Helper()
+	for range n {
+		if _, err := svc.Create(t.Context(), hello, command.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRelay(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name           string
+		giveBefore     int // posts created before the relay starts
+		giveAfter      int // posts created while it runs
+		giveFailures   int // first calls of the bus that fail
+		giveConfig     command.RelayConfig
+		wantMoreCalls  int // calls of the bus beyond the successful ones, at least
+		wantMinBatches int
+	}{
+		{
+			name:       "publishes what was appended before it started, batch after batch",
+			giveBefore: 10, giveConfig: command.RelayConfig{Batch: 3, Poll: never},
+			wantMinBatches: 4,
+		},
+		{
+			name:      "is woken by an append, not by the poll",
+			giveAfter: 5, giveConfig: command.RelayConfig{Batch: 100, Poll: never},
+			wantMinBatches: 1,
+		},
+		{
+			name:       "a bus that fails twice loses nothing",
+			giveBefore: 4, giveAfter: 3, giveFailures: 2,
+			giveConfig:    command.RelayConfig{Batch: 2, Poll: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+			wantMoreCalls: 2, wantMinBatches: 4,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := newStore()
+			svc := newService(st, st, command.Config{})
+			pub := &publisher{failFirst: tt.giveFailures}
+			createPosts(t, svc, tt.giveBefore)
+
+			stop := startRelay(t, st, pub, tt.giveConfig)
+			createPosts(t, svc, tt.giveAfter)
+			eventually(t, "every change is published", func() bool {
+				_, published := pub.got()
+				return len(published) >= tt.giveBefore+tt.giveAfter
+			})
+			stop()
+
+			calls, published := pub.got()
+			if want := st.changes(); !reflect.DeepEqual(published, want) {
+				t.Errorf("published %d changes %s,\nwant each of the %d in the outbox once, in order %s",
+					len(published), ids(published), len(want), ids(want))
+			}
+			if calls < tt.wantMinBatches+tt.wantMoreCalls {
+				t.Errorf("bus called %d times, want at least %d", calls, tt.wantMinBatches+tt.wantMoreCalls)
+			}
+		})
+	}
+}
+
+func TestRelayRunReturnsWhenTheContextEnds(t *testing.T) {
+	t.Parallel()
+
+	// giveBefore prepares the store before the relay starts; giveWhile brings the running relay
+	// into the state in which it is waiting when the context ends.
+	type setup func(t *testing.T, st *store, svc *command.Service, pub ports.Publisher)
+	nothing := func(*testing.T, *store, *command.Service, ports.Publisher) {}
+	onePostNoSignal := func(t *testing.T, st *store, svc *command.Service, _ ports.Publisher) {
+		t.Helper()
+		createPosts(t, svc, 1)
+		st.drainAppended()
+	}
+	failed := func(t *testing.T, _ *store, _ *command.Service, pub ports.Publisher) {
+		t.Helper()
+		eventually(t, "the bus failed", func() bool { calls, _ := pub.(*publisher).got(); return calls > 0 })
+	}
+
+	tests := []struct {
+		name       string
+		givePub    func() ports.Publisher
+		giveBefore setup
+		giveWhile  setup
+	}{
+		{
+			name:       "idle",
+			givePub:    func() ports.Publisher { return &publisher{} },
+			giveBefore: nothing,
+			giveWhile:  nothing,
+		},
+		{
+			name:       "waiting for a bus that does not answer",
+			givePub:    func() ports.Publisher { return &stuckPublisher{} },
+			giveBefore: onePostNoSignal,
+			giveWhile: func(t *testing.T, _ *store, _ *command.Service, pub ports.Publisher) {
+				t.Helper()
+				eventually(t, "the bus is called", func() bool { return pub.(*stuckPublisher).calls.Load() > 0 })
+			},
+		},
+		{
+			name:       "backing off after a failed round",
+			givePub:    func() ports.Publisher { return &publisher{failFirst: math.MaxInt} },
+			giveBefore: onePostNoSignal,
+			giveWhile:  failed,
+		},
+		{
+			name:       "backing off after a failed round, woken by an append",
+			givePub:    func() ports.Publisher { return &publisher{failFirst: math.MaxInt} },
+			giveBefore: onePostNoSignal,
+			giveWhile: func(t *testing.T, st *store, svc *command.Service, pub ports.Publisher) {
+				t.Helper()
+				failed(t, st, svc, pub)
+				createPosts(t, svc, 1)
+				eventually(t, "the relay took the append signal", func() bool { return !st.pendingSignal() })
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := newStore()
+			svc := newService(st, st, command.Config{})
+			pub := tt.givePub()
+			tt.giveBefore(t, st, svc, pub)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				cfg := command.RelayConfig{Poll: never, MaxBackoff: never}
+				command.NewRelay(st, pub, slog.New(slog.DiscardHandler), cfg).Run(ctx)
+			}()
+			tt.giveWhile(t, st, svc, pub)
+
+			cancel()
+
+			returnsWithin(t, 2*time.Second, "Relay.Run", done)
+		})
+	}
+}
+
+func ids(changes []ports.Change) []string {
+	out := make([]string, len(changes))
+	for i, c := range changes {
+		out[i] = fmt.Sprintf("%s/v%d", c.Event.PostID, c.Event.Version)
+	}
+	return out
+}

@@ -1,0 +1,302 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"hexapost/core/post"
+	"hexapost/core/projection"
+	"hexapost/ports"
+)
+
+// views is a map-backed test double of the read model that records the writes it is given, in
+// order, and counts the reads.
+type views struct {
+	mu          sync.Mutex
+	current     map[string]post.State
+	history     map[string]map[int64]ports.HistoryEntry
+	writes      []string
+	failHistory error
+	reads       atomic.Int64
+}
+
+var (
+	_ ports.ViewWriter = (*views)(nil)
+	_ ports.ViewReader = (*views)(nil)
+)
+
+func newViews() *views {
+	return &views{current: map[string]post.State{}, history: map[string]map[int64]ports.HistoryEntry{}}
+}
+
+func (v *views) PutCurrent(_ context.Context, s post.State) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.writes = append(v.writes, fmt.Sprintf("current %s v%d", s.ID, s.Version))
+	if have, ok := v.current[s.ID]; ok && have.Version >= s.Version {
+		return false, nil
+	}
+	v.current[s.ID] = s
+	return true, nil
+}
+
+func (v *views) PutHistory(_ context.Context, h ports.HistoryEntry) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.writes = append(v.writes, fmt.Sprintf("history %s v%d", h.State.ID, h.State.Version))
+	if v.failHistory != nil {
+		return v.failHistory
+	}
+	if v.history[h.State.ID] == nil {
+		v.history[h.State.ID] = map[int64]ports.HistoryEntry{}
+	}
+	if _, ok := v.history[h.State.ID][h.State.Version]; !ok {
+		v.history[h.State.ID][h.State.Version] = h
+	}
+	return nil
+}
+
+func (v *views) Get(_ context.Context, id string) (post.State, error) {
+	defer v.reads.Add(1)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s, ok := v.current[id]
+	if !ok {
+		return post.State{}, ports.ErrNotFound
+	}
+	return s, nil
+}
+
+func (v *views) List(_ context.Context, q ports.ListQuery) ([]post.State, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []post.State
+	for _, s := range v.current {
+		if !s.Deleted && (q.AuthorName == "" || s.AuthorName == q.AuthorName) {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out[:min(len(out), q.Limit)], nil
+}
+
+func (v *views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.history[id]) == 0 {
+		return nil, ports.ErrNotFound
+	}
+	var out []ports.HistoryEntry
+	for _, h := range v.history[id] {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].State.Version < out[j].State.Version })
+	return out, nil
+}
+
+func (v *views) recorded() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.writes...)
+}
+
+var t0 = time.Date(2025, 3, 1, 10, 0, 0, 123456000, time.UTC)
+
+// change returns the change that brings post id to version with an event of type typ.
+func change(id string, version int64, typ post.EventType) ports.Change {
+	at := t0.Add(time.Duration(version) * time.Second)
+	title := fmt.Sprint("title ", version)
+	return ports.Change{
+		Event: post.Event{
+			ID: fmt.Sprintf("%s-e%d", id, version), PostID: id, Version: version, Type: typ, OccurredAt: at,
+			Title: &title,
+		},
+		State: post.State{
+			ID: id, Version: version, Title: title, Content: "Body", AuthorName: "Ann",
+			CreatedAt: t0, UpdatedAt: at, Deleted: typ == post.EventDeleted,
+		},
+	}
+}
+
+func newProjector(v *views, n *projection.Notifier) *projection.Projector {
+	return projection.NewProjector(v, n, slog.New(slog.DiscardHandler))
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestProjectorRejectsInvalidChanges(t *testing.T) {
+	t.Parallel()
+
+	with := func(change func(*ports.Change)) ports.Change {
+		c := ports.Change{
+			Event: post.Event{ID: "e1", PostID: "p1", Version: 1, Type: post.EventCreated, OccurredAt: t0},
+			State: post.State{ID: "p1", Version: 1, Title: "T", Content: "C", AuthorName: "A"},
+		}
+		change(&c)
+		return c
+	}
+
+	tests := []struct {
+		name       string
+		giveChange ports.Change
+	}{
+		{name: "state of another post", giveChange: with(func(c *ports.Change) { c.State.ID = "p2" })},
+		{name: "state without id", giveChange: with(func(c *ports.Change) { c.State.ID = "" })},
+		{name: "event without post id", giveChange: with(func(c *ports.Change) { c.Event.PostID = "" })},
+		{name: "event without id", giveChange: with(func(c *ports.Change) { c.Event.ID = "" })},
+		{name: "state at another version", giveChange: with(func(c *ports.Change) { c.State.Version = 2 })},
+		{name: "version 0", giveChange: with(func(c *ports.Change) { c.Event.Version, c.State.Version = 0, 0 })},
+		{name: "negative version", giveChange: with(func(c *ports.Change) { c.Event.Version, c.State.Version = -1, -1 })},
+		{name: "unknown event type", giveChange: with(func(c *ports.Change) { c.Event.Type = "post.renamed" })},
+		{name: "empty event type", giveChange: with(func(c *ports.Change) { c.Event.Type = "" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, n := newViews(), projection.NewNotifier()
+			changed := n.Changed()
+
+			err := newProjector(v, n).Apply(t.Context(), tt.giveChange)
+
+			if !errors.Is(err, projection.ErrInvalidChange) {
+				t.Errorf("error = %v, want %v", err, projection.ErrInvalidChange)
+			}
+			if w := v.recorded(); len(w) != 0 {
+				t.Errorf("views written: %v", w)
+			}
+			if closed(changed) {
+				t.Error("readers woken for a rejected change")
+			}
+		})
+	}
+}
+
+func TestProjectorApply(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name        string
+		giveChanges []ports.Change
+		wantWrites  []string
+		wantCurrent post.State
+		wantHistory []int64
+	}{
+		{
+			name:        "history is written before the current view",
+			giveChanges: []ports.Change{change("p1", 1, post.EventCreated)},
+			wantWrites:  []string{"history p1 v1", "current p1 v1"},
+			wantCurrent: change("p1", 1, post.EventCreated).State,
+			wantHistory: []int64{1},
+		},
+		{
+			name: "changes in order",
+			giveChanges: []ports.Change{
+				change("p1", 1, post.EventCreated), change("p1", 2, post.EventUpdated), change("p1", 3, post.EventDeleted),
+			},
+			wantWrites: []string{
+				"history p1 v1", "current p1 v1", "history p1 v2", "current p1 v2", "history p1 v3", "current p1 v3",
+			},
+			wantCurrent: change("p1", 3, post.EventDeleted).State,
+			wantHistory: []int64{1, 2, 3},
+		},
+		{
+			name: "reordered and duplicated changes converge",
+			giveChanges: []ports.Change{
+				change("p1", 2, post.EventUpdated), change("p1", 1, post.EventCreated), change("p1", 2, post.EventUpdated),
+			},
+			wantWrites: []string{
+				"history p1 v2", "current p1 v2", "history p1 v1", "current p1 v1", "history p1 v2", "current p1 v2",
+			},
+			wantCurrent: change("p1", 2, post.EventUpdated).State,
+			wantHistory: []int64{1, 2},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, n := newViews(), projection.NewNotifier()
+			p := newProjector(v, n)
+
+			for _, c := range tt.giveChanges {
+				changed := n.Changed()
+				if err := p.Apply(t.Context(), c); err != nil {
+					t.Fatalf("apply v%d: %v", c.Event.Version, err)
+				}
+				if !closed(changed) {
+					t.Errorf("readers not woken after v%d", c.Event.Version)
+				}
+			}
+
+			if w := v.recorded(); !reflect.DeepEqual(w, tt.wantWrites) {
+				t.Errorf("writes = %q, want %q", w, tt.wantWrites)
+			}
+			if got, err := v.Get(t.Context(), "p1"); err != nil || !reflect.DeepEqual(got, tt.wantCurrent) {
+				t.Errorf("current = %+v, %v; want %+v", got, err, tt.wantCurrent)
+			}
+			history, err := v.History(t.Context(), "p1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotVersions := make([]int64, len(history))
+			for i, h := range history {
+				gotVersions[i] = h.State.Version
+			}
+			if !reflect.DeepEqual(gotVersions, tt.wantHistory) {
+				t.Errorf("history versions = %v, want %v", gotVersions, tt.wantHistory)
+			}
+		})
+	}
+}
+
+func TestProjectorHistoryEntry(t *testing.T) {
+	t.Parallel()
+	v := newViews()
+	c := change("p1", 1, post.EventCreated)
+
+	err := newProjector(v, projection.NewNotifier()).Apply(t.Context(), c)
+
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, _ := v.History(t.Context(), "p1")
+	want := []ports.HistoryEntry{{EventID: "p1-e1", Type: post.EventCreated, OccurredAt: c.Event.OccurredAt, State: c.State}}
+	if !reflect.DeepEqual(history, want) {
+		t.Errorf("history = %+v, want %+v", history, want)
+	}
+}
+
+func TestProjectorDoesNotOfferTheViewWhenHistoryFails(t *testing.T) {
+	t.Parallel()
+	errDown := errors.New("read model down")
+	v, n := newViews(), projection.NewNotifier()
+	v.failHistory = errDown
+	changed := n.Changed()
+
+	err := newProjector(v, n).Apply(t.Context(), change("p1", 1, post.EventCreated))
+
+	if !errors.Is(err, errDown) {
+		t.Errorf("error = %v, want %v", err, errDown)
+	}
+	if w := v.recorded(); !reflect.DeepEqual(w, []string{"history p1 v1"}) {
+		t.Errorf("writes = %q, want only the history", w)
+	}
+	if closed(changed) {
+		t.Error("readers woken for a change that was not applied")
+	}
+}

@@ -1,0 +1,200 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"hexapost/core/post"
+	"hexapost/core/projection"
+	"hexapost/ports"
+)
+
+// readResult is what one Reader.Get returned.
+type readResult struct {
+	state post.State
+	err   error
+}
+
+// getAsync runs Reader.Get in the background.
+func getAsync(ctx context.Context, r *projection.Reader, id string, minVersion int64) <-chan readResult {
+	out := make(chan readResult, 1)
+	go func() {
+		s, err := r.Get(ctx, id, minVersion)
+		out <- readResult{s, err}
+	}()
+	return out
+}
+
+// eventually waits until cond holds, failing the test if it does not within a few seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// await returns the result of a background Get, failing the test if it takes longer than d.
+func await(t *testing.T, d time.Duration, results <-chan readResult) readResult {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case r := <-results:
+		return r
+	case <-timer.C:
+		t.Fatalf("Reader.Get did not return within %v", d)
+		return readResult{}
+	}
+}
+
+func TestReaderGet(t *testing.T) {
+	t.Parallel()
+	const wait = 50 * time.Millisecond
+	v2 := change("p1", 2, post.EventUpdated)
+	gone := change("p2", 2, post.EventDeleted)
+
+	tests := []struct {
+		name           string
+		giveID         string
+		giveMinVersion int64
+		wantState      post.State
+		wantErr        error
+		wantWaited     bool // the read took the whole wait
+	}{
+		{name: "current view, no version asked", giveID: "p1", giveMinVersion: 0, wantState: v2.State},
+		{name: "current view at the version asked", giveID: "p1", giveMinVersion: 2, wantState: v2.State},
+		{name: "current view past the version asked", giveID: "p1", giveMinVersion: 1, wantState: v2.State},
+		{name: "deleted post", giveID: "p2", giveMinVersion: 0, wantState: gone.State, wantErr: post.ErrDeleted},
+		{name: "deleted post at the version asked", giveID: "p2", giveMinVersion: 2, wantState: gone.State, wantErr: post.ErrDeleted},
+		{name: "unknown post, no version asked", giveID: "p3", giveMinVersion: 0, wantErr: ports.ErrNotFound},
+		{
+			name: "version never reached", giveID: "p1", giveMinVersion: 3,
+			wantErr: projection.ErrNotCaughtUp, wantWaited: true,
+		},
+		{
+			name: "deleted post below the version asked", giveID: "p2", giveMinVersion: 3,
+			wantErr: projection.ErrNotCaughtUp, wantWaited: true,
+		},
+		{
+			name: "unknown post at a version asked", giveID: "p3", giveMinVersion: 1,
+			wantErr: projection.ErrNotCaughtUp, wantWaited: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, n := newViews(), projection.NewNotifier()
+			p := newProjector(v, n)
+			for _, c := range []ports.Change{change("p1", 1, post.EventCreated), v2, change("p2", 1, post.EventCreated), gone} {
+				if err := p.Apply(t.Context(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := projection.NewReader(v, n, projection.ReaderConfig{Wait: wait, Poll: 10 * time.Millisecond})
+			start := time.Now()
+
+			got, err := r.Get(t.Context(), tt.giveID, tt.giveMinVersion)
+
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("error = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.wantState {
+				t.Errorf("state = %+v, want %+v", got, tt.wantState)
+			}
+			if waited := time.Since(start) >= wait; waited != tt.wantWaited {
+				t.Errorf("waited %v; want the whole wait of %v: %t", time.Since(start), wait, tt.wantWaited)
+			}
+		})
+	}
+}
+
+func TestReaderIsWokenByTheProjector(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name        string
+		giveChanges []ports.Change // applied while the reader waits for p1 v2, in order
+		wantState   post.State
+		wantErr     error
+	}{
+		{
+			name:        "the version asked is projected",
+			giveChanges: []ports.Change{change("p1", 2, post.EventUpdated)},
+			wantState:   change("p1", 2, post.EventUpdated).State,
+		},
+		{
+			name:        "a later version is projected",
+			giveChanges: []ports.Change{change("p1", 3, post.EventUpdated)},
+			wantState:   change("p1", 3, post.EventUpdated).State,
+		},
+		{
+			name:        "the post is deleted at the version asked",
+			giveChanges: []ports.Change{change("p1", 2, post.EventDeleted)},
+			wantState:   change("p1", 2, post.EventDeleted).State,
+			wantErr:     post.ErrDeleted,
+		},
+		{
+			name:        "another post is projected first, and the reader keeps waiting",
+			giveChanges: []ports.Change{change("p9", 1, post.EventCreated), change("p1", 2, post.EventUpdated)},
+			wantState:   change("p1", 2, post.EventUpdated).State,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, n := newViews(), projection.NewNotifier()
+			p := newProjector(v, n)
+			if err := p.Apply(t.Context(), change("p1", 1, post.EventCreated)); err != nil {
+				t.Fatal(err)
+			}
+			// Neither the poll nor the end of the wait comes within the test: only the notifier
+			// can end the read in time.
+			r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: 10 * time.Second})
+			start := time.Now()
+
+			results := getAsync(t.Context(), r, "p1", 2)
+			for i, c := range tt.giveChanges {
+				// The reader looks once, then once more after every change that woke it.
+				eventually(t, "the reader is waiting", func() bool { return v.reads.Load() > int64(i) })
+				if err := p.Apply(t.Context(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := await(t, 2*time.Second, results)
+
+			if !errors.Is(got.err, tt.wantErr) {
+				t.Errorf("error = %v, want %v", got.err, tt.wantErr)
+			}
+			if got.state != tt.wantState {
+				t.Errorf("state = %+v, want %+v", got.state, tt.wantState)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("read took %v, want it woken at once", d)
+			}
+		})
+	}
+}
+
+func TestReaderStopsWaitingWhenTheContextEnds(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: 10 * time.Second})
+	ctx, cancel := context.WithCancel(t.Context())
+
+	results := getAsync(ctx, r, "p1", 1)
+	eventually(t, "the reader looked", func() bool { return v.reads.Load() > 0 })
+	cancel()
+	got := await(t, 2*time.Second, results)
+
+	if !errors.Is(got.err, context.Canceled) {
+		t.Errorf("error = %v, want %v", got.err, context.Canceled)
+	}
+}
