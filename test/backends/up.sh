@@ -100,7 +100,80 @@ if ! nats_ping >/dev/null 2>&1; then
 	wait_for nats $! nats_ping
 fi
 
+# --- PostgreSQL (for FerretDB) --------------------------------------------------------------
+# A private cluster in $state/postgres, owned by the postgres user (the server refuses to run as
+# root), its Unix socket in /run/postgresql; TCP on 127.0.0.1:5432 with password auth.
+pgbin=/usr/lib/postgresql/15/bin
+pg_data="$state/postgres"
+pg_sock=/run/postgresql
+pg_ping() { "$pgbin/pg_isready" -q -h 127.0.0.1 -p 5432; }
+pg_ferretdb() { PGPASSWORD=ferretdb "$pgbin/psql" -XqtA -h 127.0.0.1 -p 5432 -U ferretdb -d ferretdb -c 'SELECT 1'; }
+as_postgres() { (cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
+if ! pg_ferretdb >/dev/null 2>&1; then
+	if ! pg_ping; then
+		need postgresql
+		install -d -o postgres -g postgres -m 2775 "$pg_sock"
+		install -d -o postgres -g postgres -m 0700 "$pg_data"
+		if [ ! -f "$pg_data/PG_VERSION" ]; then
+			log "initialising PostgreSQL data directory"
+			as_postgres "$pgbin/initdb" -D "$pg_data" -U postgres -E UTF8 --no-locale \
+				--auth-local=peer --auth-host=scram-sha-256 >"$state/postgres-initdb.log" 2>&1 ||
+				{ tail -n 30 "$state/postgres-initdb.log" >&2; exit 1; }
+		fi
+		pg_pid=$(head -n1 "$pg_data/postmaster.pid" 2>/dev/null || true)
+		if [ -n "$pg_pid" ] && [ "$(readlink "/proc/$pg_pid/exe" 2>/dev/null)" = "$pgbin/postgres" ]; then
+			log "waiting for the PostgreSQL already running as pid $pg_pid"
+		else
+			log "starting PostgreSQL on 127.0.0.1:5432"
+			# setsid: not killed with the caller's process group; setsid and setpriv exec, so $! is
+			# the postmaster. Its pid file is $pg_data/postmaster.pid (down.sh uses pg_ctl).
+			(cd / && exec setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
+				"$pgbin/postgres" -D "$pg_data" -k "$pg_sock" -h 127.0.0.1 -p 5432) \
+				>"$state/postgres.log" 2>&1 &
+			pg_pid=$!
+		fi
+		wait_for postgres "$pg_pid" pg_ping
+	fi
+	as_postgres "$pgbin/psql" -Xq -v ON_ERROR_STOP=1 -h "$pg_sock" -p 5432 -U postgres -d postgres >&2 <<'SQL'
+SELECT 'CREATE ROLE ferretdb' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ferretdb')\gexec
+ALTER ROLE ferretdb LOGIN PASSWORD 'ferretdb';
+SELECT 'CREATE DATABASE ferretdb OWNER ferretdb' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'ferretdb')\gexec
+SQL
+fi
+
+# --- FerretDB (MongoDB wire protocol on PostgreSQL) -----------------------------------------
+# Built from test/backends/ferretdb, its own Go module (FerretDB's dependencies stay out of the
+# main module's go.mod); the same binary's `ping` subcommand is the readiness check.
+ferretdb_bin="$state/ferretdb"
+mongo_uri=mongodb://127.0.0.1:27017/hexapost
+ferretdb_ping() { "$ferretdb_bin" ping "$mongo_uri"; }
+if ! ferretdb_ping >/dev/null 2>&1; then
+	fdb_pid=$(cat "$state/ferretdb.pid" 2>/dev/null || true)
+	if [ -n "$fdb_pid" ] && [[ "$(readlink "/proc/$fdb_pid/exe" 2>/dev/null)" == "$ferretdb_bin"* ]]; then
+		# e.g. PostgreSQL was down: FerretDB reconnects by itself.
+		log "waiting for the FerretDB already running as pid $fdb_pid"
+	else
+		src="$here/ferretdb"
+		if ! [ "$ferretdb_bin" -nt "$src/main.go" ] || ! [ "$ferretdb_bin" -nt "$src/go.mod" ] ||
+			! [ "$ferretdb_bin" -nt "$src/go.sum" ]; then
+			command -v go >/dev/null || { log "go is needed to build FerretDB"; exit 1; }
+			log "building FerretDB (a minute or two when the build cache is cold)"
+			# GOFLAGS replaced, not extended: the environment's (e.g. -mod=vendor) is for the main module.
+			(cd "$src" && GOFLAGS=-buildvcs=false GOWORK=off go build -o "$ferretdb_bin.tmp" .) >&2
+			mv -f "$ferretdb_bin.tmp" "$ferretdb_bin"
+		fi
+		log "starting FerretDB on 127.0.0.1:27017"
+		setsid "$ferretdb_bin" serve -listen 127.0.0.1:27017 \
+			-postgresql-url postgres://ferretdb:ferretdb@127.0.0.1:5432/ferretdb \
+			>"$state/ferretdb.log" 2>&1 &
+		fdb_pid=$!
+		echo "$fdb_pid" >"$state/ferretdb.pid"
+	fi
+	wait_for ferretdb "$fdb_pid" ferretdb_ping
+fi
+
 echo "export POSTS_CHROMIUM=/usr/bin/chromium"
 echo "export POSTS_MYSQL_DSN='hexapost:hexapost@tcp(127.0.0.1:3306)/hexapost?parseTime=true&interpolateParams=true'"
 echo "export POSTS_REDIS_URL=redis://127.0.0.1:6379/0"
 echo "export POSTS_NATS_URL=nats://127.0.0.1:4222"
+echo "export POSTS_MONGO_URI=$mongo_uri"
