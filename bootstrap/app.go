@@ -19,6 +19,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"hexapost/adapters/memory"
+	"hexapost/adapters/mysql"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
 	apiquery "hexapost/api/query"
@@ -102,6 +103,24 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 				func() *memory.EventStore { return memory.NewEventStore(memory.EventStoreConfig{}) },
 				func(s *memory.EventStore) (ports.EventStore, ports.Outbox, ports.IdempotencyStore) { return s, s, s },
 				checkOf[*memory.EventStore]("event_store"),
+			)), nil
+	case "mysql":
+		if cfg.MySQLDSN == "" {
+			return nil, errors.New("POSTS_EVENT_STORE=mysql needs POSTS_MYSQL_DSN, e.g. " +
+				"user:password@tcp(127.0.0.1:3306)/hexapost?parseTime=true&interpolateParams=true")
+		}
+		return fx.Module("event-store",
+			fx.Provide(
+				func(lc fx.Lifecycle, log *slog.Logger) (*mysql.EventStore, error) {
+					s, err := mysql.Open(context.Background(), mysql.Config{DSN: cfg.MySQLDSN, Log: log})
+					if err != nil {
+						return nil, err
+					}
+					lc.Append(fx.StopHook(s.Close))
+					return s, nil
+				},
+				func(s *mysql.EventStore) (ports.EventStore, ports.Outbox, ports.IdempotencyStore) { return s, s, s },
+				checkOf[*mysql.EventStore]("event_store"),
 			)), nil
 	}
 	return nil, fmt.Errorf("POSTS_EVENT_STORE=%s %w", cfg.EventStore, errNotAvailable)

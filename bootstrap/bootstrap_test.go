@@ -44,10 +44,15 @@ func TestValidateApp(t *testing.T) {
 			wantErr:   "POSTS_BUS=memory connects only servers in one process",
 		},
 		{
-			name:      "event store not built in",
+			name:      "mysql without a DSN",
 			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "mysql"},
 			giveRoles: bootstrap.Roles{Command: true, Query: true},
-			wantErr:   "POSTS_EVENT_STORE=mysql is not available",
+			wantErr:   "POSTS_EVENT_STORE=mysql needs POSTS_MYSQL_DSN",
+		},
+		{
+			name:      "mysql event store",
+			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": "u:p@tcp(127.0.0.1:1)/x"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
 		},
 		{
 			name:      "bus not built in",

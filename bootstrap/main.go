@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"go.uber.org/dig"
 	"go.uber.org/fx"
 
 	"hexapost/api"
@@ -140,7 +141,8 @@ func NewApp(cfg Config, r Roles, log *slog.Logger) (*fx.App, error) {
 	}
 	app := fx.New(opt)
 	if err := app.Err(); err != nil {
-		return nil, err
+		// The constructor's own error says what is wrong; fx's chain of who needed it does not.
+		return nil, dig.RootCause(err)
 	}
 	return app, nil
 }

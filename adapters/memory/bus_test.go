@@ -85,9 +85,10 @@ func TestBusLogsEachRetryAndTheDeadLetterWithCappedDelays(t *testing.T) {
 	}
 
 	var dead []ports.DeadLetter
-	waitFor(t, "the dead letter", func() bool {
+	// The dead letter is listed a moment before its log line is written: wait for both.
+	waitFor(t, "the dead letter and its log line", func() bool {
 		dead, _ = b.List(t.Context())
-		return len(dead) == 1
+		return len(dead) == 1 && len(logs.lines(t)) == 4
 	})
 	if !dead[0].FailedAt.Equal(failedAt) || dead[0].Attempts != 4 || dead[0].Reason != "view store down" {
 		t.Errorf("dead letter = %+v", dead[0])

@@ -55,9 +55,15 @@ type process struct {
 
 // start runs hexapost with args and extra env on free loopback ports and waits until the servers
 // it runs have logged that they listen.
-func start(t *testing.T, env map[string]string, args ...string) *process {
+func start(t testing.TB, env map[string]string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startBinary(t, binary, env, args...)
+}
+
+// startBinary is start with another build of hexapost.
+func startBinary(t testing.TB, bin string, env map[string]string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"POSTS_COMMAND_ADDR=127.0.0.1:0", "POSTS_QUERY_ADDR=127.0.0.1:0", "POSTS_LOG_FORMAT=json",
 		"POSTS_LOG_LEVEL=info")
@@ -136,7 +142,7 @@ func (p *process) Logs() []map[string]any {
 }
 
 // stop sends sig and returns the exit code and how long the process took to exit.
-func (p *process) stop(t *testing.T, sig syscall.Signal, within time.Duration) (int, time.Duration) {
+func (p *process) stop(t testing.TB, sig syscall.Signal, within time.Duration) (int, time.Duration) {
 	t.Helper()
 	begin := time.Now()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -161,7 +167,7 @@ type response struct {
 var client = &http.Client{Timeout: 30 * time.Second}
 
 // do sends a request with a JSON body (a string, sent as it is, or a value to encode).
-func do(t *testing.T, method, url string, body any, headers ...string) response {
+func do(t testing.TB, method, url string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -202,7 +208,7 @@ func do(t *testing.T, method, url string, body any, headers ...string) response 
 }
 
 // must fails the test unless the response has the status.
-func (r response) must(t *testing.T, status int) response {
+func (r response) must(t testing.TB, status int) response {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Raw)

@@ -1,0 +1,562 @@
+package mysql_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"hexapost/adapters/mysql"
+	"hexapost/adapters/mysql/mysqltest"
+	"hexapost/ports"
+)
+
+// The event store's promises are tested by the contract suite (test/contract/mysql_test.go);
+// these tests cover what is particular to MySQL: startup, migrations, the outbox under
+// out-of-order commits and concurrent relays, deadlocks, expiry, and a server that goes away.
+
+func TestOpenRefusesABadConfigNamingTheVariable(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-Pa55"
+	tests := []struct {
+		name string
+		give mysql.Config
+		want string
+	}{
+		{"empty DSN", mysql.Config{DSN: " "}, "POSTS_MYSQL_DSN is empty"},
+		{"malformed DSN", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306"}, "POSTS_MYSQL_DSN"},
+		{"bad parameter", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/db?parseTime=maybe"}, "POSTS_MYSQL_DSN"},
+		{"no database", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/"}, "no database name"},
+		{"negative timeout", mysql.Config{DSN: "u:p@tcp(127.0.0.1:3306)/db", Timeout: -time.Second}, "Timeout is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := mysql.Open(t.Context(), tt.give)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open: %v, want an error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("Open error shows the password or spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestOpenFailsFastWhenTheServerCannotBeReached(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-Pa55"
+	// A server that accepts connections and never says a word.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mute.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+
+	tests := []struct {
+		name    string
+		giveDSN string
+		within  time.Duration
+	}{
+		{"nothing listens", "hexapost:" + password + "@tcp(127.0.0.1:1)/hexapost", 3 * time.Second},
+		{"the server does not answer", "hexapost:" + password + "@tcp(" + mute.Addr().String() +
+			")/hexapost?timeout=1s&readTimeout=1s", 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			_, err := mysql.Open(t.Context(), mysql.Config{DSN: tt.giveDSN, Timeout: time.Second})
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+			if took > tt.within {
+				t.Errorf("Open took %s, want at most %s", took, tt.within)
+			}
+			if !errors.Is(err, ports.ErrUnavailable) {
+				t.Errorf("Open: %v, want it to wrap %v", err, ports.ErrUnavailable)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "POSTS_MYSQL_DSN") || strings.Contains(msg, password) || strings.Contains(msg, "\n") {
+				t.Errorf("Open error %q: want one line that names POSTS_MYSQL_DSN without the password", msg)
+			}
+		})
+	}
+}
+
+func TestOpenWithAWrongPasswordNamesTheVariableAndHidesThePassword(t *testing.T) {
+	t.Parallel()
+	cfg, err := gomysql.ParseDSN(mysqltest.BaseDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Passwd = "wrong-" + newID()
+	start := time.Now()
+	_, err = mysql.Open(t.Context(), mysql.Config{DSN: cfg.FormatDSN()})
+	if err == nil {
+		t.Fatal("Open succeeded with a wrong password")
+	}
+	t.Logf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	msg := err.Error()
+	if !strings.Contains(msg, "POSTS_MYSQL_DSN") || !strings.Contains(msg, "Access denied") {
+		t.Errorf("Open error %q: want it to name POSTS_MYSQL_DSN and say access was denied", msg)
+	}
+	if strings.Contains(msg, cfg.Passwd) || strings.Contains(msg, "\n") {
+		t.Errorf("Open error %q shows the password or spans lines", msg)
+	}
+	if errors.Is(err, ports.ErrUnavailable) {
+		t.Errorf("Open error %q: a wrong password is a configuration error, not %v", msg, ports.ErrUnavailable)
+	}
+}
+
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
+	const processes = 4
+	dsn := mysqltest.NewDatabase(t)
+
+	start := make(chan struct{})
+	stores := make([]*mysql.EventStore, processes)
+	errs := make([]error, processes)
+	var wg sync.WaitGroup
+	for i := range processes {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = mysql.Open(t.Context(), mysql.Config{DSN: dsn})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	var applied int
+	if err := rawDB(t, dsn).QueryRowContext(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 1 {
+		t.Errorf("schema_migrations has %d rows, want 1 (one migration, applied once)", applied)
+	}
+	// Every store works on the one schema.
+	st := newStory(t)
+	for i, s := range stores {
+		appendOK(t, s, st.create(newID()))
+		if err := s.Ping(t.Context()); err != nil {
+			t.Errorf("Ping %d: %v", i, err)
+		}
+	}
+	// A restart finds nothing to do.
+	again, _ := open(t, mysql.Config{DSN: dsn})
+	if got, err := again.ReadAll(t.Context(), 0, 100); err != nil || len(got) != processes {
+		t.Errorf("after reopening ReadAll = %d events, %v; want %d", len(got), err, processes)
+	}
+}
+
+// TestRelayPublishesAnAppendThatCommitsAfterAHigherPosition is the AUTO_INCREMENT trap. An
+// append takes its position when it inserts and becomes visible when it commits, so append A
+// can hold position 1 while append B, with position 2, commits and is published. A relay that
+// remembered "published up to 2" would never publish A. This one must.
+func TestRelayPublishesAnAppendThatCommitsAfterAHigherPosition(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	a, b := newID(), newID()
+	inserted := make(chan struct{}) // A's rows are written and its transaction is open
+	commit := make(chan struct{})   // A may commit
+	s, _ := open(t, mysql.Config{
+		Timeout: waitFor,
+		BeforeCommit: func(ctx context.Context, postID string) {
+			if postID != a {
+				return
+			}
+			close(inserted)
+			select {
+			case <-commit:
+			case <-ctx.Done():
+			}
+		},
+	})
+	changeA, changeB := st.create(a), st.create(b)
+
+	doneA := make(chan error, 1)
+	go func() {
+		doneA <- s.Append(context.Background(), ports.Append{PostID: a, Changes: []ports.Change{changeA}})
+	}()
+	receive(t, inserted, "append A to write its rows")
+	appendOK(t, s, changeB) // B takes a higher position and commits while A is open
+
+	// The relay neither waits for A's locked row nor sees it: it publishes B alone.
+	if got := relayOnce(t, s, 10); !reflect.DeepEqual(ids(got), ids([]ports.Change{changeB})) {
+		t.Fatalf("while A is open the relay published %v, want only B %v", ids(got), ids([]ports.Change{changeB}))
+	}
+
+	close(commit)
+	if err := receive(t, doneA, "append A to commit"); err != nil {
+		t.Fatalf("Append A: %v", err)
+	}
+	all, err := s.ReadAll(t.Context(), 0, 10)
+	if err != nil || len(all) != 2 || all[0].Event.PostID != a {
+		t.Fatalf("ReadAll = %v, %v; want A before B", all, err)
+	}
+	t.Logf("A has position %d and committed after B (position %d) was published", all[0].Position, all[1].Position)
+
+	if got := relayOnce(t, s, 10); !reflect.DeepEqual(ids(got), ids([]ports.Change{changeA})) {
+		t.Errorf("after A committed the relay published %v, want A %v: a lower position that commits late was skipped",
+			ids(got), ids([]ports.Change{changeA}))
+	}
+	if got := relayOnce(t, s, 10); len(got) != 0 {
+		t.Errorf("then the relay published %v, want nothing", ids(got))
+	}
+}
+
+// TestRelayLeavesAPostsLaterChangeWhileAnotherRelayHoldsAnEarlierOne forces what SKIP LOCKED
+// alone gets wrong: relay 1 is publishing X v1; relay 2 skips it and could take X v2.
+func TestRelayLeavesAPostsLaterChangeWhileAnotherRelayHoldsAnEarlierOne(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	s, _ := open(t, mysql.Config{Timeout: waitFor})
+	x, y := newID(), newID()
+	x1 := st.create(x)
+	x2 := st.retitle(x, "second")
+	y1 := st.create(y)
+	appendOK(t, s, x1)
+	appendOK(t, s, x2)
+	appendOK(t, s, y1)
+
+	holding := make(chan []ports.Change, 1)
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Relay(context.Background(), 1, func(_ context.Context, cs []ports.Change) error {
+			holding <- cs
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	if got := receive(t, holding, "relay 1 to claim X v1"); !reflect.DeepEqual(ids(got), ids([]ports.Change{x1})) {
+		t.Fatalf("relay 1 got %v, want %v", ids(got), ids([]ports.Change{x1}))
+	}
+
+	if got := relayOnce(t, s, 10); !reflect.DeepEqual(ids(got), ids([]ports.Change{y1})) {
+		t.Errorf("relay 2 published %v while X v1 was in flight, want only %v", ids(got), ids([]ports.Change{y1}))
+	}
+
+	close(release)
+	if err := receive(t, done, "relay 1 to finish"); err != nil {
+		t.Fatalf("relay 1: %v", err)
+	}
+	if got := relayOnce(t, s, 10); !reflect.DeepEqual(ids(got), ids([]ports.Change{x2})) {
+		t.Errorf("then the relay published %v, want %v", ids(got), ids([]ports.Change{x2}))
+	}
+}
+
+type holdKey struct{}
+
+// TestAppendDeadlockIsAConflict forces InnoDB's classic insert deadlock: append 1 inserts
+// version 1 and stays open; appends 2 and 3 insert version 1 too and wait for its lock; append 1
+// rolls back, and 2 and 3, each holding a shared lock on the key, both ask for an exclusive one.
+// InnoDB kills one of them. The victim must get ErrConflict, which the core retries, not an
+// error that turns into a 500.
+func TestAppendDeadlockIsAConflict(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	id := newID()
+	inserted := make(chan struct{})
+	s, dsn := open(t, mysql.Config{
+		Timeout: waitFor,
+		BeforeCommit: func(ctx context.Context, _ string) {
+			if ctx.Value(holdKey{}) != nil {
+				close(inserted)
+				<-ctx.Done() // then database/sql rolls the transaction back
+			}
+		},
+	})
+	v1 := make([]ports.Change, 3)
+	for i := range v1 {
+		v1[i] = st.create(id) // same post, version 1, own event id
+	}
+	appendV1 := func(ctx context.Context, i int) error {
+		return s.Append(ctx, ports.Append{PostID: id, Changes: v1[i : i+1]})
+	}
+
+	ctx1, cancel1 := context.WithCancel(context.WithValue(t.Context(), holdKey{}, true))
+	defer cancel1()
+	done1 := make(chan error, 1)
+	go func() { done1 <- appendV1(ctx1, 0) }()
+	receive(t, inserted, "append 1 to insert version 1")
+
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := 1; i <= 2; i++ {
+		wg.Go(func() { errs[i] = appendV1(t.Context(), i) })
+	}
+	db := rawDB(t, dsn)
+	database := dsn[strings.LastIndexByte(dsn, '/')+1:]
+	database, _, _ = strings.Cut(database, "?")
+	eventually(t, func() bool {
+		var waiting int
+		err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM information_schema.PROCESSLIST
+			WHERE DB = ? AND ID <> CONNECTION_ID() AND INFO LIKE 'INSERT INTO `+"`events`"+`%'`, database).Scan(&waiting)
+		return err == nil && waiting == 2
+	}, "appends 2 and 3 to wait for the lock of append 1")
+	cancel1()
+	wg.Wait()
+	if err := receive(t, done1, "append 1 to end"); !errors.Is(err, context.Canceled) {
+		t.Errorf("append 1: %v, want %v", err, context.Canceled)
+	}
+
+	var won, lost int
+	for _, err := range errs[1:] {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, ports.ErrConflict) && strings.Contains(err.Error(), "deadlock"):
+			lost++
+			t.Logf("the loser: %v", err)
+		default:
+			t.Errorf("append: %v, want nil or %v after a deadlock", err, ports.ErrConflict)
+		}
+	}
+	if won != 1 || lost != 1 {
+		t.Errorf("%d appends won and %d lost, want one each", won, lost)
+	}
+	if got, err := s.Load(t.Context(), id); err != nil || len(got) != 1 {
+		t.Errorf("Load = %d events, %v; want 1", len(got), err)
+	}
+}
+
+func TestAppendedIsSignalledAfterAnAppendWithChanges(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	s, _ := open(t, mysql.Config{})
+	select {
+	case <-s.Appended():
+		t.Fatal("Appended is signalled before any append")
+	default:
+	}
+
+	rec := ports.IdempotencyRecord{Key: newID(), Fingerprint: "f", CreatedAt: epoch}
+	if err := s.Append(t.Context(), ports.Append{PostID: newID(), Idempotency: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Appended():
+		t.Error("Appended is signalled after an append that added nothing to the outbox")
+	default:
+	}
+
+	appendOK(t, s, st.create(newID()))
+	appendOK(t, s, st.create(newID())) // coalesced with the first: the channel holds one signal
+	receive(t, s.Appended(), "the Appended signal")
+	select {
+	case <-s.Appended():
+		t.Error("two appends gave two signals, want them coalesced into one")
+	default:
+	}
+}
+
+func TestIdempotencyRecordsExpireAfter24Hours(t *testing.T) {
+	t.Parallel()
+	now := &clock{now: time.Now()}
+	s, _ := open(t, mysql.Config{Now: now.Now})
+	record := func(key, fingerprint string) error {
+		rec := ports.IdempotencyRecord{Key: key, Fingerprint: fingerprint, CreatedAt: epoch}
+		return s.Append(t.Context(), ports.Append{PostID: newID(), Idempotency: &rec})
+	}
+	lookup := func(key string) (string, error) {
+		r, err := s.Lookup(t.Context(), key)
+		return r.Fingerprint, err
+	}
+	old, young := newID(), newID()
+	if err := record(old, "old"); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(2 * time.Hour)
+	if err := record(young, "young"); err != nil {
+		t.Fatal(err)
+	}
+
+	now.Add(mysql.KeyTTL - time.Hour) // old is 25h old, young 23h
+	if fp, err := lookup(old); !errors.Is(err, ports.ErrNotFound) {
+		t.Errorf("Lookup of a record stored 25h ago = %q, %v; want %v", fp, err, ports.ErrNotFound)
+	}
+	if fp, err := lookup(young); err != nil || fp != "young" {
+		t.Errorf("Lookup of a record stored 23h ago = %q, %v; want it", fp, err)
+	}
+	if err := record(old, "old again"); err != nil {
+		t.Errorf("storing an expired key again: %v, want it stored", err)
+	}
+	if fp, err := lookup(old); err != nil || fp != "old again" {
+		t.Errorf("Lookup = %q, %v; want the new record", fp, err)
+	}
+	if err := record(young, "young again"); !errors.Is(err, ports.ErrDuplicate) {
+		t.Errorf("storing a live key again: %v, want %v", err, ports.ErrDuplicate)
+	}
+
+	now.Add(2 * time.Hour) // young is 25h old, old again 2h
+	if n, err := s.PurgeExpired(t.Context()); err != nil || n != 1 {
+		t.Errorf("PurgeExpired = %d, %v; want 1", n, err)
+	}
+	if fp, err := lookup(old); err != nil || fp != "old again" {
+		t.Errorf("after the purge Lookup = %q, %v; want the live record", fp, err)
+	}
+}
+
+func TestLookupMatchesTheExactKey(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t, mysql.Config{})
+	key := "Key-" + newID()
+	rec := ports.IdempotencyRecord{Key: key, Fingerprint: "f", CreatedAt: epoch}
+	if err := s.Append(t.Context(), ports.Append{PostID: newID(), Idempotency: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	for _, give := range []string{strings.ToLower(key), strings.ToUpper(key), key + " "} {
+		if _, err := s.Lookup(t.Context(), give); !errors.Is(err, ports.ErrNotFound) {
+			t.Errorf("Lookup(%q) for the key %q: %v, want %v", give, key, err, ports.ErrNotFound)
+		}
+	}
+}
+
+// TestACallBlockedByALockEndsWithinTheTimeout: every call is bounded; one that runs out of
+// time reports the backend as unavailable, so the API answers 503.
+func TestACallBlockedByALockEndsWithinTheTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 500 * time.Millisecond
+	st := newStory(t)
+	s, dsn := open(t, mysql.Config{Timeout: timeout})
+	key, id := newID(), newID()
+	// Another session inserts the key and keeps its transaction open.
+	blocker, err := rawDB(t, dsn).BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = blocker.Rollback() }()
+	_, err = blocker.ExecContext(t.Context(), `INSERT INTO idempotency_keys
+		(idempotency_key, fingerprint, created, state, created_at, expires_at)
+		VALUES (?, 'f', 0, '{}', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 1 DAY)`, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	err = s.Append(t.Context(), ports.Append{PostID: id, Changes: []ports.Change{st.create(id)},
+		Idempotency: &ports.IdempotencyRecord{Key: key, Fingerprint: "f"}})
+	took := time.Since(start)
+	if !errors.Is(err, ports.ErrUnavailable) {
+		t.Errorf("Append blocked by a lock: %v, want %v", err, ports.ErrUnavailable)
+	}
+	if took > timeout+2*time.Second {
+		t.Errorf("Append blocked by a lock took %s, want about %s", took, timeout)
+	}
+}
+
+// TestALostServerIsUnavailableAndTheStoreRecovers cuts every connection between the store and
+// the server, then restores the route: calls fail with ErrUnavailable meanwhile, and work again
+// afterwards on the same store, without reopening it.
+func TestALostServerIsUnavailableAndTheStoreRecovers(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	dsn := mysqltest.NewDatabase(t)
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, cfg.Addr)
+	cfg.Addr = p.addr
+	s, _ := open(t, mysql.Config{DSN: cfg.FormatDSN(), Timeout: 2 * time.Second})
+	id := newID()
+	appendOK(t, s, st.create(id))
+
+	p.stop()
+	calls := []struct {
+		name string
+		call func(context.Context) error
+	}{
+		{"Ping", s.Ping},
+		{"Load", func(ctx context.Context) error { _, err := s.Load(ctx, id); return err }},
+		{"ReadAll", func(ctx context.Context) error { _, err := s.ReadAll(ctx, 0, 10); return err }},
+		{"Lookup", func(ctx context.Context) error { _, err := s.Lookup(ctx, "k"); return err }},
+		{"Append", func(ctx context.Context) error {
+			return s.Append(ctx, ports.Append{PostID: id, ExpectedVersion: 1, Changes: []ports.Change{st.retitle(id, "t2")}})
+		}},
+		{"Relay", func(ctx context.Context) error {
+			_, err := s.Relay(ctx, 10, func(context.Context, []ports.Change) error { return nil })
+			return err
+		}},
+	}
+	for _, c := range calls {
+		start := time.Now()
+		err := c.call(t.Context())
+		if !errors.Is(err, ports.ErrUnavailable) {
+			t.Errorf("%s with the server gone: %v, want %v", c.name, err, ports.ErrUnavailable)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s with the server gone took %s", c.name, took)
+		}
+	}
+
+	p.start()
+	eventually(t, func() bool { return s.Ping(t.Context()) == nil }, "Ping to succeed once the server is back")
+	if got, err := s.Load(t.Context(), id); err != nil || len(got) != 1 {
+		t.Errorf("Load after the server came back = %d events, %v; want 1", len(got), err)
+	}
+	if got := relayOnce(t, s, 10); len(got) != 1 {
+		t.Errorf("after the server came back the relay published %v, want the first create", ids(got))
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	st := newStory(b)
+	s, _ := open(b, mysql.Config{})
+	ctx := context.Background()
+
+	b.Run("create a stream", func(b *testing.B) {
+		for b.Loop() {
+			c := st.create(newID())
+			if err := s.Append(ctx, ports.Append{PostID: c.Event.PostID, Changes: []ports.Change{c}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("append to a stream", func(b *testing.B) {
+		id := newID()
+		appendOK(b, s, st.create(id))
+		for b.Loop() {
+			c := st.retitle(id, newID())
+			err := s.Append(ctx, ports.Append{PostID: id, ExpectedVersion: c.Event.Version - 1, Changes: []ports.Change{c}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

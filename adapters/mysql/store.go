@@ -1,0 +1,357 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/mysqldialect"
+
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+// purgeEvery is how often, at most, an append also deletes expired idempotency records.
+const purgeEvery = time.Minute
+
+// purgeBatch caps the records one purge deletes, so that it never holds locks for long.
+const purgeBatch = 1000
+
+// EventStore is the event store, its outbox and the idempotency records in one MySQL or
+// MariaDB database. It is safe for concurrent use, also by several processes sharing the
+// database.
+type EventStore struct {
+	db       *bun.DB
+	cfg      Config
+	appended chan struct{}
+	// lastPurge is when (Unix nanoseconds) expired idempotency records were last deleted.
+	lastPurge atomic.Int64
+}
+
+var (
+	_ ports.EventStore       = (*EventStore)(nil)
+	_ ports.Outbox           = (*EventStore)(nil)
+	_ ports.IdempotencyStore = (*EventStore)(nil)
+	_ ports.Pinger           = (*EventStore)(nil)
+)
+
+// Open connects to the database named by cfg.DSN, checks that it answers and brings its schema
+// up to date. Every error names POSTS_MYSQL_DSN and shows the DSN with its password redacted;
+// an unreachable or overloaded server gives an error that wraps ports.ErrUnavailable.
+func Open(ctx context.Context, cfg Config) (*EventStore, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	dc, err := driverConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	connector, err := gomysql.NewConnector(dc)
+	if err != nil {
+		return nil, dsnError(cfg.DSN, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+
+	sqldb := sql.OpenDB(connector)
+	sqldb.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqldb.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqldb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	sqldb.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
+	pingCtx, cancelPing := context.WithTimeout(ctx, dc.Timeout+cfg.Timeout)
+	defer cancelPing()
+	if err := sqldb.PingContext(pingCtx); err != nil {
+		_ = sqldb.Close()
+		return nil, startError(cfg.DSN, "connect", err)
+	}
+	if err := migrateSchema(ctx, dc, cfg.StartTimeout); err != nil {
+		_ = sqldb.Close()
+		return nil, startError(cfg.DSN, "schema", err)
+	}
+	return &EventStore{
+		db:       bun.NewDB(sqldb, mysqldialect.New(mysqldialect.WithTimeLocation("UTC"))),
+		cfg:      cfg,
+		appended: make(chan struct{}, 1),
+	}, nil
+}
+
+// startError is an error of Open: one line naming the setting, with the password redacted.
+func startError(dsn, step string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("mysql: %s=%s: %s: %w: %w", dsnVar, redact(dsn), step, ports.ErrUnavailable, err)
+	}
+	return fmt.Errorf("mysql: %s=%s: %s: %w", dsnVar, redact(dsn), step, err)
+}
+
+// Close closes the connections. Calls made after it fail.
+func (s *EventStore) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("mysql: close: %w", err)
+	}
+	return nil
+}
+
+// bound returns ctx limited to the store's per-call timeout.
+func (s *EventStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.Timeout)
+}
+
+// Ping asks the server for a round trip.
+func (s *EventStore) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.db.PingContext(ctx); err != nil {
+		return wrap("ping", err)
+	}
+	return nil
+}
+
+// Load returns the post's events in version order; none for an unknown post.
+func (s *EventStore) Load(ctx context.Context, postID string) ([]post.Event, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []eventRow
+	if err := s.db.NewSelect().Model(&rows).Where("stream_id = ?", postID).Order("version").Scan(ctx); err != nil {
+		return nil, wrap("load "+postID, err)
+	}
+	events := make([]post.Event, len(rows))
+	for i, r := range rows {
+		e, err := fromEventRow(r)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: load %s: %w", postID, err)
+		}
+		events[i] = e
+	}
+	return events, nil
+}
+
+// ReadAll returns up to limit events with a position greater than after, in position order.
+// It sees committed events only: an append still in flight may commit later with a lower
+// position than the last one returned.
+func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int) ([]ports.Recorded, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []eventRow
+	err := s.db.NewSelect().Model(&rows).Where("position > ?", after).Order("position").Limit(int64(limit)).Scan(ctx)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("read all after %d", after), err)
+	}
+	out := make([]ports.Recorded, len(rows))
+	for i, r := range rows {
+		e, err := fromEventRow(r)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: read all after %d: %w", after, err)
+		}
+		out[i] = ports.Recorded{Position: r.Position, Event: e}
+	}
+	return out, nil
+}
+
+// Lookup returns the record of key, or ports.ErrNotFound if there is none or it expired.
+func (s *EventStore) Lookup(ctx context.Context, key string) (ports.IdempotencyRecord, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	op := fmt.Sprintf("idempotency key %q", key)
+	var row keyRow
+	err := s.db.NewSelect().Model(&row).
+		Where("idempotency_key = ?", key).
+		Where("expires_at > ?", dbTime(s.cfg.Now())).
+		Scan(ctx)
+	// The column compares with PAD SPACE, so "k" finds "k "; only the very key counts.
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && row.Key != key) {
+		return ports.IdempotencyRecord{}, fmt.Errorf("mysql: %s: %w", op, ports.ErrNotFound)
+	}
+	if err != nil {
+		return ports.IdempotencyRecord{}, wrap(op, err)
+	}
+	rec, err := fromKeyRow(row)
+	if err != nil {
+		return ports.IdempotencyRecord{}, fmt.Errorf("mysql: %s: %w", op, err)
+	}
+	return rec, nil
+}
+
+// Append stores the events, one outbox row per change and the idempotency record in one
+// transaction. The unique key (stream_id, version) decides between concurrent appends at one
+// expected version: the first insert wins and the others fail with a duplicate entry, or — when
+// InnoDB resolves their lock waits as a deadlock — with a deadlock; both mean ErrConflict.
+func (s *EventStore) Append(ctx context.Context, a ports.Append) error {
+	op := "append " + a.PostID
+	if err := checkAppend(a); err != nil {
+		return fmt.Errorf("mysql: %s: %w", op, err)
+	}
+	now := s.cfg.Now()
+	rows, err := s.rowsOf(a, now)
+	if err != nil {
+		return fmt.Errorf("mysql: %s: %w", op, err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op once committed
+	if err := s.write(ctx, tx, a, rows, now); err != nil {
+		if serverError(err) == errLockDeadlock {
+			return fmt.Errorf("mysql: %s: deadlock with a concurrent append: %w", op, ports.ErrConflict)
+		}
+		return err
+	}
+	if s.cfg.BeforeCommit != nil {
+		s.cfg.BeforeCommit(ctx, a.PostID)
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(op, txDone(ctx, err))
+	}
+	if len(a.Changes) > 0 {
+		select {
+		case s.appended <- struct{}{}:
+		default: // a signal is pending already; the relay will see this append too
+		}
+	}
+	if a.Idempotency != nil {
+		s.purgeSometimes(ctx, now)
+	}
+	return nil
+}
+
+// appendRows are the rows of one append, encoded before its transaction begins.
+type appendRows struct {
+	events []eventRow
+	key    *keyRow
+}
+
+func (s *EventStore) rowsOf(a ports.Append, now time.Time) (appendRows, error) {
+	var rows appendRows
+	idemKey := ""
+	if a.Idempotency != nil {
+		idemKey = a.Idempotency.Key
+		k, err := toKeyRow(*a.Idempotency, now)
+		if err != nil {
+			return rows, err
+		}
+		rows.key = &k
+	}
+	for _, c := range a.Changes {
+		r, err := toEventRow(c.Event, idemKey)
+		if err != nil {
+			return rows, err
+		}
+		rows.events = append(rows.events, r)
+	}
+	return rows, nil
+}
+
+// write runs the statements of an append in tx. Errors a caller can act on are translated to
+// port errors; a deadlock is returned as it came, for Append to translate.
+func (s *EventStore) write(ctx context.Context, tx bun.Tx, a ports.Append, rows appendRows, now time.Time) error {
+	op := "append " + a.PostID
+	if k := rows.key; k != nil {
+		// An expired record of the same key is forgotten, as Lookup already does.
+		_, err := tx.NewDelete().Model((*keyRow)(nil)).
+			Where("idempotency_key = ?", k.Key).Where("expires_at <= ?", dbTime(now)).Exec(ctx)
+		if err != nil {
+			return keep(op, err)
+		}
+		if _, err := tx.NewInsert().Model(k).Exec(ctx); err != nil {
+			if serverError(err) == errDupEntry {
+				return fmt.Errorf("mysql: %s: idempotency key %q: %w", op, k.Key, ports.ErrDuplicate)
+			}
+			return keep(op, err)
+		}
+	}
+	if len(a.Changes) == 0 {
+		return nil
+	}
+	// A plain (non-locking) read: it takes no gap locks. If another append commits this
+	// version meanwhile, the insert below hits the unique key instead.
+	var current int64
+	err := tx.NewSelect().Model((*eventRow)(nil)).ColumnExpr("COALESCE(MAX(version), 0)").
+		Where("stream_id = ?", a.PostID).Scan(ctx, &current)
+	if err != nil {
+		return keep(op, err)
+	}
+	if current != a.ExpectedVersion {
+		return fmt.Errorf("mysql: %s: expected version %d, stream is at %d: %w",
+			op, a.ExpectedVersion, current, ports.ErrConflict)
+	}
+	outbox := make([]outboxRow, len(a.Changes))
+	for i := range rows.events {
+		r := &rows.events[i]
+		if _, err := tx.NewInsert().Model(r).Exec(ctx); err != nil {
+			if serverError(err) == errDupEntry && strings.Contains(err.Error(), "events_stream_version") {
+				return fmt.Errorf("mysql: %s: version %d is taken: %w", op, r.Version, ports.ErrConflict)
+			}
+			return keep(op, err)
+		}
+		if r.Position == 0 {
+			return fmt.Errorf("mysql: %s: the server returned no position for version %d", op, r.Version)
+		}
+		if outbox[i], err = toOutboxRow(r.Position, a.Changes[i]); err != nil {
+			return fmt.Errorf("mysql: %s: %w", op, err)
+		}
+	}
+	if _, err := tx.NewInsert().Model(&outbox).Exec(ctx); err != nil {
+		return keep(op, err)
+	}
+	return nil
+}
+
+// keep is wrap, except that a deadlock is returned as it came, for Append to translate.
+func keep(op string, err error) error {
+	if serverError(err) == errLockDeadlock {
+		return err
+	}
+	return wrap(op, err)
+}
+
+// checkAppend refuses changes that cannot follow ExpectedVersion in a.PostID's stream.
+func checkAppend(a ports.Append) error {
+	for i, c := range a.Changes {
+		want := a.ExpectedVersion + int64(i) + 1
+		if c.Event.PostID != a.PostID || c.Event.Version != want {
+			return fmt.Errorf("change %d is %s v%d, want %s v%d", i, c.Event.PostID, c.Event.Version, a.PostID, want)
+		}
+	}
+	return nil
+}
+
+// purgeSometimes deletes expired idempotency records when no append of this process did for
+// purgeEvery. Expired records are invisible already; this only keeps the table small.
+func (s *EventStore) purgeSometimes(ctx context.Context, now time.Time) {
+	last := s.lastPurge.Load()
+	if now.UnixNano()-last < int64(purgeEvery) || !s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	if _, err := s.PurgeExpired(context.WithoutCancel(ctx)); err != nil {
+		s.cfg.Log.Warn("deleting expired idempotency records failed; trying again later", "error", err)
+	}
+}
+
+// PurgeExpired deletes up to 1000 expired idempotency records, oldest first, and returns how
+// many it deleted. Appends call it now and then; an operator may call it in a loop.
+func (s *EventStore) PurgeExpired(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	res, err := s.db.NewDelete().Model((*keyRow)(nil)).
+		Where("expires_at <= ?", dbTime(s.cfg.Now())).OrderExpr("expires_at").Limit(purgeBatch).Exec(ctx)
+	if err != nil {
+		return 0, wrap("purge expired idempotency keys", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, wrap("purge expired idempotency keys", err)
+	}
+	return n, nil
+}
