@@ -20,6 +20,7 @@ import (
 
 	"hexapost/adapters/memory"
 	"hexapost/adapters/mysql"
+	"hexapost/adapters/redis"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
 	apiquery "hexapost/api/query"
@@ -138,6 +139,26 @@ func busOption(cfg Config) (fx.Option, error) {
 				},
 				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
 				checkOf[*memory.Bus]("bus"),
+			)), nil
+	case "redis":
+		if cfg.RedisURL == "" {
+			return nil, errors.New("POSTS_BUS=redis needs POSTS_REDIS_URL, e.g. redis://127.0.0.1:6379/0")
+		}
+		return fx.Module("bus",
+			fx.Provide(
+				func(lc fx.Lifecycle, log *slog.Logger) (*redis.Bus, error) {
+					b, err := redis.Open(context.Background(), redis.Config{
+						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxAttempts: cfg.MaxAttempts,
+						Backoff: cfg.RetryBackoff, Log: log,
+					})
+					if err != nil {
+						return nil, err
+					}
+					lc.Append(fx.StopHook(b.Close))
+					return b, nil
+				},
+				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				checkOf[*redis.Bus]("bus"),
 			)), nil
 	}
 	return nil, fmt.Errorf("POSTS_BUS=%s %w", cfg.Bus, errNotAvailable)

@@ -56,9 +56,25 @@ func TestValidateApp(t *testing.T) {
 		},
 		{
 			name:      "bus not built in",
+			giveEnv:   map[string]string{"POSTS_BUS": "nats"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			wantErr:   "POSTS_BUS=nats is not available",
+		},
+		{
+			name:      "redis without a URL",
 			giveEnv:   map[string]string{"POSTS_BUS": "redis"},
 			giveRoles: bootstrap.Roles{Command: true, Query: true},
-			wantErr:   "POSTS_BUS=redis is not available",
+			wantErr:   "POSTS_BUS=redis needs POSTS_REDIS_URL",
+		},
+		{
+			name:      "redis bus, command process",
+			giveEnv:   map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0", "POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": "u:p@tcp(127.0.0.1:1)/x"},
+			giveRoles: bootstrap.Roles{Command: true},
+		},
+		{
+			name:      "redis bus, query process",
+			giveEnv:   map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0"},
+			giveRoles: bootstrap.Roles{Query: true},
 		},
 		{
 			name:      "read model not built in",

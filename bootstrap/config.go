@@ -20,6 +20,8 @@ type Config struct {
 	NATSURL  string // POSTS_NATS_URL
 	MongoURI string // POSTS_MONGO_URI
 
+	ConsumerGroup string // POSTS_CONSUMER_GROUP: the query servers that share the work
+
 	CommandAddr string // POSTS_COMMAND_ADDR
 	QueryAddr   string // POSTS_QUERY_ADDR
 
@@ -62,6 +64,7 @@ var variables = []variable{
 	{"POSTS_REDIS_URL", "", nil, text(func(c *Config, v string) { c.RedisURL = v })},
 	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},
 	{"POSTS_MONGO_URI", "", nil, text(func(c *Config, v string) { c.MongoURI = v })},
+	{"POSTS_CONSUMER_GROUP", "hexapost-query", nil, text(func(c *Config, v string) { c.ConsumerGroup = v })},
 	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *Config, v string) { c.CommandAddr = v })},
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *Config, v string) { c.QueryAddr = v })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *Config, d time.Duration) { c.ReadWait = d })},
