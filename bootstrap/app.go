@@ -20,6 +20,7 @@ import (
 
 	"hexapost/adapters/memory"
 	"hexapost/adapters/mysql"
+	"hexapost/adapters/nats"
 	"hexapost/adapters/redis"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
@@ -159,6 +160,26 @@ func busOption(cfg Config) (fx.Option, error) {
 				},
 				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
 				checkOf[*redis.Bus]("bus"),
+			)), nil
+	case "nats":
+		if cfg.NATSURL == "" {
+			return nil, errors.New("POSTS_BUS=nats needs POSTS_NATS_URL, e.g. nats://127.0.0.1:4222")
+		}
+		return fx.Module("bus",
+			fx.Provide(
+				func(lc fx.Lifecycle, log *slog.Logger) (*nats.Bus, error) {
+					b, err := nats.Open(context.Background(), nats.Config{
+						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxAttempts: cfg.MaxAttempts,
+						Backoff: cfg.RetryBackoff, Log: log,
+					})
+					if err != nil {
+						return nil, err
+					}
+					lc.Append(fx.StopHook(b.Close))
+					return b, nil
+				},
+				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				checkOf[*nats.Bus]("bus"),
 			)), nil
 	}
 	return nil, fmt.Errorf("POSTS_BUS=%s %w", cfg.Bus, errNotAvailable)

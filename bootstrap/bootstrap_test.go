@@ -55,10 +55,15 @@ func TestValidateApp(t *testing.T) {
 			giveRoles: bootstrap.Roles{Command: true, Query: true},
 		},
 		{
-			name:      "bus not built in",
+			name:      "nats without a URL",
 			giveEnv:   map[string]string{"POSTS_BUS": "nats"},
 			giveRoles: bootstrap.Roles{Command: true, Query: true},
-			wantErr:   "POSTS_BUS=nats is not available",
+			wantErr:   "POSTS_BUS=nats needs POSTS_NATS_URL",
+		},
+		{
+			name:      "nats bus, query process",
+			giveEnv:   map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": "nats://127.0.0.1:1"},
+			giveRoles: bootstrap.Roles{Query: true},
 		},
 		{
 			name:      "redis without a URL",

@@ -1,0 +1,47 @@
+package contract_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"hexapost/adapters/nats"
+	"hexapost/test/contract"
+)
+
+func TestNATSBus(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("POSTS_NATS_URL")
+	if url == "" {
+		const reason = "POSTS_NATS_URL is not set; start the test backends with: eval \"$(bash test/backends/up.sh)\""
+		if os.Getenv("CI") == "true" {
+			t.Fatal(reason + " (CI=true: a missing backend is a failure)")
+		}
+		t.Skip(reason)
+	}
+	const backoff = 50 * time.Millisecond
+	contract.Bus(t, func(t *testing.T) contract.BusPair {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		name := "T" + strings.ToUpper(hex.EncodeToString(b))
+		cfg := nats.Config{
+			URL: url, Stream: name, Subject: "hexapost.test." + name, Durable: "contract",
+			MaxAttempts: 3, Backoff: backoff, AckWait: time.Second,
+		}
+		open := func() *nats.Bus {
+			bus, err := nats.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = bus.Close() })
+			return bus
+		}
+		a, bb := open(), open()
+		t.Cleanup(func() { _ = a.Purge(context.Background()) })
+		return contract.BusPair{A: a, B: bb, DeadLetters: a, PublishRaw: a.PublishRaw}
+	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Timeout: 15 * time.Second})
+}
