@@ -8,27 +8,51 @@ import (
 	"time"
 )
 
-// startPrivateNATS runs a nats-server with JetStream of the test's own on a free port.
-func startPrivateNATS(t *testing.T) string {
+// privateNATS is a nats-server with JetStream of the test's own, which it may kill and restart.
+type privateNATS struct {
+	dir    string
+	port   int
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func startPrivateNATS(t *testing.T) *privateNATS {
 	t.Helper()
 	backend(t, "POSTS_NATS_URL") // the real-backend switch: nats-server is installed with it
-	port := freePort(t)
-	cmd := exec.Command("nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", t.TempDir())
-	if err := cmd.Start(); err != nil {
+	n := &privateNATS{dir: t.TempDir(), port: freePort(t)}
+	n.start(t)
+	t.Cleanup(n.kill)
+	return n
+}
+
+// URL is the nats:// URL of the server.
+func (n *privateNATS) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
+
+func (n *privateNATS) start(t *testing.T) {
+	t.Helper()
+	n.cmd = exec.Command("nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	n.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(n.cmd, n.exited)
 	eventually(t, 10*time.Second, "nats-server to listen", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(n.port), time.Second)
 		if err != nil {
 			return false
 		}
 		_ = c.Close()
 		return true
 	})
-	return "nats://127.0.0.1:" + strconv.Itoa(port)
+}
+
+func (n *privateNATS) kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	<-n.exited
+	n.cmd = nil
 }
 
 // TestWalkthroughSeparateProcesses runs the walkthrough with the command server and the query
@@ -43,7 +67,7 @@ func TestWalkthroughSeparateProcesses(t *testing.T) {
 			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(t).URL()}
 		}},
 		{"nats", func(t *testing.T) map[string]string {
-			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(t)}
+			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(t).URL()}
 		}},
 	}
 	for _, tt := range tests {
