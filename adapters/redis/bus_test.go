@@ -2,12 +2,16 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"hexapost/adapters/redis"
+	"hexapost/core/post"
+	"hexapost/ports"
 )
 
 // TestOpenFailsFastOnWhatIsNotRedis points the bus at a port that accepts connections and
@@ -60,4 +64,37 @@ func TestRedactHidesThePassword(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error %v leaks the password or is nil", err)
 	}
+}
+
+// BenchmarkPublish publishes one change per operation to a fresh stream on POSTS_REDIS_URL:
+//
+//	go test ./adapters/redis -run '^$' -bench Publish
+func BenchmarkPublish(b *testing.B) {
+	url := os.Getenv("POSTS_REDIS_URL")
+	if url == "" {
+		b.Skip("POSTS_REDIS_URL is not set")
+	}
+	bus, err := redis.Open(context.Background(), redis.Config{URL: url, Stream: fmt.Sprintf("hexapost:bench:%d", time.Now().UnixNano())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bus.Purge(context.Background()); _ = bus.Close() })
+	benchPublish(b, bus)
+}
+
+func benchPublish(b *testing.B, bus ports.Publisher) {
+	at := time.Now().UTC()
+	title := "t"
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("p%d", i)
+		c := ports.Change{
+			Event: post.Event{ID: id + "-e", PostID: id, Version: 1, Type: post.EventCreated, OccurredAt: at, Title: &title},
+			State: post.State{ID: id, Version: 1, Title: title, CreatedAt: at, UpdatedAt: at},
+		}
+		if err := bus.Publish(context.Background(), []ports.Change{c}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -133,3 +133,73 @@ func mustCreate(b *testing.B, commandURL string) string {
 		"title": "bench", "content": "c", "author_name": "bench",
 	}).must(b, http.StatusCreated).str("id")
 }
+
+// BenchmarkVisibility measures, per bus, how long after the command server acknowledged a create
+// the query server returns it (GET with min_version=1, which waits for the projector), at 16
+// clients, with the MySQL event store and the command and query servers in separate processes
+// (one process for the memory bus). Reproduce with:
+//
+//	eval "$(bash test/backends/up.sh)"
+//	go test ./test/e2e -run '^$' -bench Visibility -benchtime 2000x
+func BenchmarkVisibility(b *testing.B) {
+	buses := []struct {
+		name string
+		env  func() map[string]string
+	}{
+		{"memory", func() map[string]string { return map[string]string{} }},
+		{"redis", func() map[string]string {
+			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": backend(b, "POSTS_REDIS_URL"),
+				"POSTS_CONSUMER_GROUP": "bench-" + randomHex(4)}
+		}},
+		{"nats", func() map[string]string {
+			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": backend(b, "POSTS_NATS_URL"),
+				"POSTS_CONSUMER_GROUP": "bench-" + randomHex(4)}
+		}},
+	}
+	for _, bus := range buses {
+		b.Run("bus="+bus.name, func(b *testing.B) {
+			env := bus.env()
+			env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
+			var commandURL, queryURL string
+			if bus.name == "memory" {
+				p := startBinary(b, benchBinary(b), env)
+				commandURL, queryURL = p.CommandURL, p.QueryURL
+			} else {
+				queryURL = startBinary(b, benchBinary(b), env, "serve", "query").QueryURL
+				commandURL = startBinary(b, benchBinary(b), env, "serve", "command").CommandURL
+			}
+			author := "vis-" + randomHex(4)
+			visible := make([]time.Duration, b.N)
+			runLoad(b, 16, func(i int) (int, error) {
+				req, err := http.NewRequest(http.MethodPost, commandURL+"/posts", strings.NewReader(
+					fmt.Sprintf(`{"title":"v%d","content":"c","author_name":%q}`, i, author)))
+				if err != nil {
+					return 0, err
+				}
+				req.Header.Set("Content-Type", "application/json")
+				res, err := benchClient.Do(req)
+				if err != nil {
+					return 0, err
+				}
+				acked := time.Now()
+				loc := res.Header.Get("Location")
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				if res.StatusCode != http.StatusCreated {
+					return res.StatusCode, nil
+				}
+				res, err = benchClient.Get(queryURL + loc + "?min_version=1")
+				if err != nil {
+					return 0, err
+				}
+				visible[i] = time.Since(acked)
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				return res.StatusCode, nil
+			})
+			slices.Sort(visible)
+			b.ReportMetric(ms(visible[len(visible)*50/100]), "visible-p50-ms")
+			b.ReportMetric(ms(visible[min(len(visible)-1, len(visible)*99/100)]), "visible-p99-ms")
+		})
+	}
+}
