@@ -19,6 +19,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"hexapost/adapters/memory"
+	"hexapost/adapters/mongo"
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
 	"hexapost/adapters/redis"
@@ -193,6 +194,23 @@ func readModelOption(cfg Config) (fx.Option, error) {
 				memory.NewViews,
 				func(v *memory.Views) (ports.ViewWriter, ports.ViewReader) { return v, v },
 				checkOf[*memory.Views]("read_model"),
+			)), nil
+	case "mongo":
+		if cfg.MongoURI == "" {
+			return nil, errors.New("POSTS_READ_MODEL=mongo needs POSTS_MONGO_URI, e.g. mongodb://127.0.0.1:27017/hexapost")
+		}
+		return fx.Module("read-model",
+			fx.Provide(
+				func(lc fx.Lifecycle, log *slog.Logger) (*mongo.Views, error) {
+					v, err := mongo.Open(context.Background(), mongo.Config{URI: cfg.MongoURI, Log: log})
+					if err != nil {
+						return nil, err
+					}
+					lc.Append(fx.StopHook(v.Close))
+					return v, nil
+				},
+				func(v *mongo.Views) (ports.ViewWriter, ports.ViewReader) { return v, v },
+				checkOf[*mongo.Views]("read_model"),
 			)), nil
 	}
 	return nil, fmt.Errorf("POSTS_READ_MODEL=%s %w", cfg.ReadModel, errNotAvailable)

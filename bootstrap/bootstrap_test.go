@@ -82,10 +82,16 @@ func TestValidateApp(t *testing.T) {
 			giveRoles: bootstrap.Roles{Query: true},
 		},
 		{
-			name:      "read model not built in",
+			name:      "mongo without a URI",
 			giveEnv:   map[string]string{"POSTS_READ_MODEL": "mongo"},
 			giveRoles: bootstrap.Roles{Command: true, Query: true},
-			wantErr:   "POSTS_READ_MODEL=mongo is not available",
+			wantErr:   "POSTS_READ_MODEL=mongo needs POSTS_MONGO_URI",
+		},
+		{
+			name: "full stack, query process",
+			giveEnv: map[string]string{"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": "mongodb://127.0.0.1:1/x",
+				"POSTS_BUS": "nats", "POSTS_NATS_URL": "nats://127.0.0.1:1"},
+			giveRoles: bootstrap.Roles{Query: true},
 		},
 	}
 	for _, tt := range tests {

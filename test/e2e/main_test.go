@@ -85,7 +85,7 @@ func startBinary(t testing.TB, bin string, env map[string]string, args ...string
 		for sc.Scan() {
 			var line map[string]any
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				continue
+				line = map[string]any{"raw": sc.Text()} // e.g. a startup error
 			}
 			p.mu.Lock()
 			p.logs = append(p.logs, line)

@@ -1,0 +1,75 @@
+package e2e_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+
+	"hexapost/adapters/mongo"
+)
+
+// mongoDatabase returns a URI for a throwaway database on the server of POSTS_MONGO_URI; the
+// database is dropped when the test ends.
+func mongoDatabase(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(backend(t, "POSTS_MONGO_URI"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/hexapost_e2e_" + randomHex(6)
+	uri := u.String()
+	t.Cleanup(func() {
+		v, err := mongo.Open(context.Background(), mongo.Config{URI: uri})
+		if err != nil {
+			return
+		}
+		_ = v.Drop(context.Background())
+		_ = v.Close()
+	})
+	return uri
+}
+
+// TestWalkthroughFullStack runs the walkthrough on the whole real stack in separate processes:
+// one command server on MySQL, two query servers sharing the consumer group and the MongoDB
+// read model, over Redis and over NATS. Reads alternate between the two query servers.
+func TestWalkthroughFullStack(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		bus  func(t *testing.T) map[string]string
+	}{
+		{"redis", func(t *testing.T) map[string]string {
+			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(t).URL()}
+		}},
+		{"nats", func(t *testing.T) map[string]string {
+			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(t).URL()}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := tt.bus(t)
+			env["POSTS_READ_MODEL"], env["POSTS_MONGO_URI"] = "mongo", mongoDatabase(t)
+			q1 := start(t, env, "serve", "query")
+			q2 := start(t, env, "serve", "query")
+			env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(t)
+			command := start(t, env, "serve", "command")
+			Walkthrough(t, command.CommandURL, q1.QueryURL)
+			Walkthrough(t, command.CommandURL, q2.QueryURL)
+			projected := func(p *process) int {
+				n := 0
+				for _, l := range p.Logs() {
+					if l["msg"] == "event projected" {
+						n++
+					}
+				}
+				return n
+			}
+			n1, n2 := projected(q1), projected(q2)
+			t.Logf("events projected: query server 1 %d, query server 2 %d", n1, n2)
+			if n1 == 0 || n2 == 0 {
+				t.Errorf("the two query servers did not share the work: %d and %d", n1, n2)
+			}
+		})
+	}
+}
