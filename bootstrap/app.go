@@ -150,7 +150,7 @@ func busOption(cfg Config) (fx.Option, error) {
 			fx.Provide(
 				func(lc fx.Lifecycle, log *slog.Logger) (*redis.Bus, error) {
 					b, err := redis.Open(context.Background(), redis.Config{
-						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxAttempts: cfg.MaxAttempts,
+						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxLen: cfg.RedisMaxLen, MaxAttempts: cfg.MaxAttempts,
 						Backoff: cfg.RetryBackoff, Log: log,
 					})
 					if err != nil {

@@ -21,6 +21,7 @@ type Config struct {
 	MongoURI string // POSTS_MONGO_URI
 
 	ConsumerGroup string // POSTS_CONSUMER_GROUP: the query servers that share the work
+	RedisMaxLen   int64  // POSTS_REDIS_MAXLEN: approximate bound of the Redis stream
 
 	CommandAddr string // POSTS_COMMAND_ADDR
 	QueryAddr   string // POSTS_QUERY_ADDR
@@ -65,6 +66,14 @@ var variables = []variable{
 	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},
 	{"POSTS_MONGO_URI", "", nil, text(func(c *Config, v string) { c.MongoURI = v })},
 	{"POSTS_CONSUMER_GROUP", "hexapost-query", nil, text(func(c *Config, v string) { c.ConsumerGroup = v })},
+	{"POSTS_REDIS_MAXLEN", "1000000", nil, func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1000 {
+			return fmt.Errorf("must be a whole number of at least 1000")
+		}
+		c.RedisMaxLen = n
+		return nil
+	}},
 	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *Config, v string) { c.CommandAddr = v })},
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *Config, v string) { c.QueryAddr = v })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *Config, d time.Duration) { c.ReadWait = d })},
