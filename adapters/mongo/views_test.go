@@ -4,25 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"hexapost/adapters/mongo"
+	"hexapost/test/contract"
 )
 
 // TestOpenTwiceOnOneDatabase starts two read models on the same database, as every restart and
 // every second query server does: the second must find the indexes and not fail on them.
 func TestOpenTwiceOnOneDatabase(t *testing.T) {
 	t.Parallel()
-	uri := os.Getenv("POSTS_MONGO_URI")
-	if uri == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("POSTS_MONGO_URI is not set (CI=true: a missing backend is a failure)")
-		}
-		t.Skip("POSTS_MONGO_URI is not set; run test/backends/up.sh")
-	}
+	uri := contract.Backend(t, "POSTS_MONGO_URI")
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	cfg := mongo.Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"hexapost/adapters/mongo"
@@ -13,14 +12,7 @@ import (
 
 func TestMongoViews(t *testing.T) {
 	t.Parallel()
-	uri := os.Getenv("POSTS_MONGO_URI")
-	if uri == "" {
-		const reason = "POSTS_MONGO_URI is not set; start the test backends with: eval \"$(bash test/backends/up.sh)\""
-		if os.Getenv("CI") == "true" {
-			t.Fatal(reason + " (CI=true: a missing backend is a failure)")
-		}
-		t.Skip(reason)
-	}
+	uri := contract.Backend(t, "POSTS_MONGO_URI")
 	contract.Views(t, func(t *testing.T) contract.ViewsStore {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +14,7 @@ import (
 
 func TestNATSBus(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("POSTS_NATS_URL")
-	if url == "" {
-		const reason = "POSTS_NATS_URL is not set; start the test backends with: eval \"$(bash test/backends/up.sh)\""
-		if os.Getenv("CI") == "true" {
-			t.Fatal(reason + " (CI=true: a missing backend is a failure)")
-		}
-		t.Skip(reason)
-	}
+	url := contract.Backend(t, "POSTS_NATS_URL")
 	const backoff = 50 * time.Millisecond
 	contract.Bus(t, func(t *testing.T) contract.BusPair {
 		b := make([]byte, 6)

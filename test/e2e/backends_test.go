@@ -15,20 +15,15 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"hexapost/test/contract"
 )
 
 // backend returns the address of a real backend from its env variable, or skips the test —
 // except under CI=true, where a missing backend fails it, so CI cannot go green by skipping.
 func backend(t testing.TB, variable string) string {
 	t.Helper()
-	v := os.Getenv(variable)
-	if v == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set (CI=true: not skipping); run test/backends/up.sh", variable)
-		}
-		t.Skipf("%s is not set; run `eval \"$(bash test/backends/up.sh)\"` to test against the real backend", variable)
-	}
-	return v
+	return contract.Backend(t, variable)
 }
 
 // mysqlDatabase creates a throwaway database on the server of POSTS_MYSQL_DSN and returns a DSN
