@@ -1,100 +1,599 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
-	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"hexapost/adapters/redis"
+	"hexapost/adapters/wire"
 	"hexapost/core/post"
 	"hexapost/ports"
+	"hexapost/test/contract"
 )
 
-// TestOpenFailsFastOnWhatIsNotRedis points the bus at a port that accepts connections and
-// never answers, and at one where nothing listens: both must fail within seconds, naming
-// POSTS_REDIS_URL, instead of hanging.
-func TestOpenFailsFastOnWhatIsNotRedis(t *testing.T) {
-	t.Parallel()
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
+// timeout bounds every wait of these tests.
+const timeout = 10 * time.Second
+
+// testConfig returns a config for a fresh stream and group on POSTS_REDIS_URL, whose keys are
+// deleted when the test ends, with short timings. Without the variable the test skips (fails
+// under CI=true).
+func testConfig(t *testing.T) redis.Config {
+	t.Helper()
+	url := contract.Backend(t, "POSTS_REDIS_URL")
+	stream := "hexapost:test:" + rand.Text()
+	cfg := redis.Config{
+		URL: url, Stream: stream, Group: "g-" + rand.Text(), MaxAttempts: 3,
+		Backoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, VisibilityTimeout: time.Hour,
+		Log: slog.New(slog.DiscardHandler),
+	}
+	raw := rawClient(t, url)
+	// Registered before any bus is opened, so it runs after they are all closed.
+	t.Cleanup(func() {
+		if err := raw.Del(context.Background(), stream, stream+":dead").Err(); err != nil {
+			t.Errorf("delete the test streams: %v", err)
+		}
+	})
+	return cfg
+}
+
+// open opens a bus that is closed when the test ends.
+func open(t *testing.T, cfg redis.Config) *redis.Bus {
+	t.Helper()
+	bus, err := redis.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = silent.Close() })
+	t.Cleanup(func() {
+		if err := bus.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return bus
+}
+
+// rawClient is a go-redis client of the test's own, to look at and tamper with what the bus
+// keeps in Redis.
+func rawClient(t *testing.T, url string) *goredis.Client {
+	t.Helper()
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// subscribe runs bus.Subscribe(ctx, h) until the returned stop is called or the test ends;
+// stop checks that Subscribe returns nil in time.
+func subscribe(ctx context.Context, t *testing.T, bus *redis.Bus, h ports.Handler) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- bus.Subscribe(ctx, h) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Subscribe returned %v, want nil", err)
+				}
+			case <-time.After(timeout):
+				t.Errorf("Subscribe did not return within %s of its context ending", timeout)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// deliveries is a handler that sends every change it gets on a channel, then returns what
+// result says.
+func deliveries(result func(context.Context) error) (ports.Handler, chan ports.Change) {
+	ch := make(chan ports.Change, 100)
+	return func(ctx context.Context, c ports.Change) error {
+		ch <- c
+		return result(ctx)
+	}, ch
+}
+
+func succeed(context.Context) error { return nil }
+
+func receive(t *testing.T, ch <-chan ports.Change, what string) ports.Change {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(timeout):
+		t.Fatalf("no %s within %s", what, timeout)
+		return ports.Change{}
+	}
+}
+
+// eventually polls cond until it holds, failing the test after timeout.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %s", what, timeout)
+		}
+		<-tick.C
+	}
+}
+
+func waitDeadLetters(t *testing.T, bus *redis.Bus, n int) []ports.DeadLetter {
+	t.Helper()
+	var dead []ports.DeadLetter
+	eventually(t, fmt.Sprintf("%d dead letters", n), func() bool {
+		var err error
+		dead, err = bus.List(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dead) >= n
+	})
+	return dead
+}
+
+// changes returns n changes creating as many posts.
+func changes(n int) []ports.Change {
+	at := time.Date(2025, 3, 1, 10, 0, 0, 123456000, time.UTC)
+	out := make([]ports.Change, n)
+	for i := range out {
+		id, title := rand.Text(), fmt.Sprintf("post %d", i)
+		out[i] = ports.Change{
+			Event: post.Event{
+				ID: rand.Text(), PostID: id, Version: 1, Type: post.EventCreated, OccurredAt: at,
+				Title: &title, Content: &title, AuthorName: &title,
+			},
+			State: post.State{ID: id, Version: 1, Title: title, Content: title, AuthorName: title, CreatedAt: at, UpdatedAt: at},
+		}
+	}
+	return out
+}
+
+// TestClaimsWhatADeadConsumerHeld lets a consumer take a change and vanish without an
+// acknowledgement; a live consumer must claim and apply it once VisibilityTimeout has passed,
+// not before.
+func TestClaimsWhatADeadConsumerHeld(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.VisibilityTimeout = 300 * time.Millisecond
+	bus := open(t, cfg)
+	raw := rawClient(t, cfg.URL)
+	sent := changes(1)[0]
+	if err := bus.Publish(t.Context(), []ports.Change{sent}); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := raw.XReadGroup(t.Context(), &goredis.XReadGroupArgs{
+		Group: cfg.Group, Consumer: "crashed", Streams: []string{cfg.Stream, ">"}, Count: 1, Block: -1,
+	}).Result()
+	if err != nil || len(taken) != 1 || len(taken[0].Messages) != 1 {
+		t.Fatalf("the doomed consumer read %v, %v; want the change", taken, err)
+	}
+	crashedAt := time.Now()
+	h, got := deliveries(succeed)
+
+	subscribe(t.Context(), t, bus, h)
+
+	c := receive(t, got, "claim of the abandoned change")
+	if took := time.Since(crashedAt); took < cfg.VisibilityTimeout*4/5 {
+		t.Errorf("claimed %s after the consumer died, want no sooner than the visibility timeout %s", took, cfg.VisibilityTimeout)
+	}
+	if c.Event.ID != sent.Event.ID {
+		t.Errorf("got %s, want %s", c.Event.ID, sent.Event.ID)
+	}
+	eventually(t, "the change to be acknowledged", func() bool {
+		p, err := raw.XPending(t.Context(), cfg.Stream, cfg.Group).Result()
+		return err == nil && p.Count == 0
+	})
+}
+
+// TestDeadLettersWhatKillsEveryConsumer: a change whose every delivery ended with its consumer
+// gone is dead-lettered once the deliveries reach MaxAttempts, without another try.
+func TestDeadLettersWhatKillsEveryConsumer(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.MaxAttempts = 2
+	cfg.VisibilityTimeout = 100 * time.Millisecond
+	bus := open(t, cfg)
+	raw := rawClient(t, cfg.URL)
+	sent := changes(1)[0]
+	if err := bus.Publish(t.Context(), []ports.Change{sent}); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := raw.XReadGroup(t.Context(), &goredis.XReadGroupArgs{
+		Group: cfg.Group, Consumer: "crashed-1", Streams: []string{cfg.Stream, ">"}, Count: 1, Block: -1,
+	}).Result()
+	if err != nil || len(taken) != 1 || len(taken[0].Messages) != 1 {
+		t.Fatalf("the first doomed consumer read %v, %v; want the change", taken, err)
+	}
+	id := taken[0].Messages[0].ID
+	// A second consumer claims it, and dies too: two deliveries, no outcome.
+	if err := raw.XClaim(t.Context(), &goredis.XClaimArgs{
+		Stream: cfg.Stream, Group: cfg.Group, Consumer: "crashed-2", Messages: []string{id},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h, got := deliveries(succeed)
+
+	subscribe(t.Context(), t, bus, h)
+
+	d := waitDeadLetters(t, bus, 1)[0]
+	if d.Attempts != 2 || !strings.Contains(d.Reason, "no outcome after 2 deliveries") ||
+		d.Change == nil || d.Change.Event.ID != sent.Event.ID {
+		t.Errorf("dead letter %+v, want the change with 2 attempts and a reason saying it had no outcome", d)
+	}
+	select {
+	case c := <-got:
+		t.Errorf("the handler got %s, want it never tried a third time", c.Event.ID)
+	default:
+	}
+}
+
+// TestShutdownCostsNoAttempt stops a subscriber while its handler holds a change and more are
+// in its batch: they must go to another consumer at once (the visibility timeout is an hour)
+// and still get all MaxAttempts deliveries there.
+func TestShutdownCostsNoAttempt(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.MaxAttempts = 2
+	first := open(t, cfg)
+	holding := make(chan struct{}, 10)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stop := subscribe(ctx, t, first, func(ctx context.Context, _ ports.Change) error {
+		holding <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	sent := changes(3)
+	if err := first.Publish(t.Context(), sent); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-holding:
+	case <-time.After(timeout):
+		t.Fatal("the first subscriber took nothing")
+	}
+	cancel()
+	stop()
+	other := cfg
+	other.Consumer = "other"
+	second := open(t, other)
+	errDown := errors.New("view store down")
+	h, got := deliveries(func(context.Context) error { return errDown })
+
+	subscribe(t.Context(), t, second, h)
+
+	dead := waitDeadLetters(t, second, len(sent))
+	for _, d := range dead {
+		if d.Attempts != cfg.MaxAttempts || !strings.Contains(d.Reason, errDown.Error()) {
+			t.Errorf("dead letter %+v, want %d attempts failing with %q", d, cfg.MaxAttempts, errDown)
+		}
+	}
+	if n := len(got); n != len(sent)*cfg.MaxAttempts {
+		t.Errorf("the second subscriber had %d deliveries, want %d", n, len(sent)*cfg.MaxAttempts)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the bus's logger and the test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the JSON log lines written so far.
+func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b.buf.Bytes()))
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+}
+
+func TestLogsEachRetryAndTheDeadLetter(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.MaxAttempts = 2
+	var logs syncBuffer
+	cfg.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	bus := open(t, cfg)
+	sent := changes(1)[0]
+	subscribe(t.Context(), t, bus, func(context.Context, ports.Change) error { return errors.New("view store down") })
+
+	if err := bus.Publish(t.Context(), []ports.Change{sent}); err != nil {
+		t.Fatal(err)
+	}
+
+	dead := waitDeadLetters(t, bus, 1)[0]
+	var retries, deadLettered []map[string]any
+	for _, l := range logs.lines(t) {
+		switch l["msg"] {
+		case "projection failed; will retry":
+			retries = append(retries, l)
+		case "message dead-lettered":
+			deadLettered = append(deadLettered, l)
+		}
+	}
+	if len(retries) != 1 || len(deadLettered) != 1 {
+		t.Fatalf("%d retry and %d dead-letter lines, want 1 and 1:\n%v", len(retries), len(deadLettered), logs.lines(t))
+	}
+	for _, l := range []map[string]any{retries[0], deadLettered[0]} {
+		if l["post_id"] != sent.Event.PostID || l["version"] != 1.0 || l["event_id"] != sent.Event.ID ||
+			l["error"] != "view store down" {
+			t.Errorf("log line %v, want the post id, version, event id and error of the change", l)
+		}
+	}
+	if retries[0]["attempt"] != 1.0 || retries[0]["retry_in"] == nil || retries[0]["level"] != "WARN" {
+		t.Errorf("retry line %v, want attempt 1 with retry_in at WARN", retries[0])
+	}
+	if l := deadLettered[0]; l["attempt"] != 2.0 || l["dead_letter_id"] != dead.ID || l["level"] != "ERROR" {
+		t.Errorf("dead-letter line %v, want attempt 2 and dead_letter_id %s at ERROR", l, dead.ID)
+	}
+}
+
+// TestEntriesCarryPayloadAndEventID checks what a change looks like in the stream, for other
+// readers and for tracing with redis-cli, and that the stream is trimmed near MaxLen.
+func TestEntriesCarryPayloadAndEventID(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.MaxLen = 10
+	bus := open(t, cfg)
+	raw := rawClient(t, cfg.URL)
+	sent := changes(500)
+
+	for i := 0; i < len(sent); i += 50 {
+		if err := bus.Publish(t.Context(), sent[i:i+50]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	last, err := raw.XRevRangeN(t.Context(), cfg.Stream, "+", "-", 1).Result()
+	if err != nil || len(last) != 1 {
+		t.Fatalf("XREVRANGE: %v, %v", last, err)
+	}
+	want, err := wire.Encode(sent[len(sent)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := last[0].Values; v["payload"] != string(want) || v["event_id"] != sent[len(sent)-1].Event.ID || len(v) != 2 {
+		t.Errorf("last entry %v, want the payload %s and the event id", v, want)
+	}
+	// Approximate trimming removes whole internal nodes (100 entries by default).
+	if n, err := raw.XLen(t.Context(), cfg.Stream).Result(); err != nil || n < cfg.MaxLen || n > cfg.MaxLen+200 {
+		t.Errorf("stream length %d (%v) after %d changes, want about MaxLen %d", n, err, len(sent), cfg.MaxLen)
+	}
+}
+
+// TestRecreatesAMissingGroup deletes the stream under a running subscriber, as a Redis restart
+// without persistence does: it must create the group again and go on.
+func TestRecreatesAMissingGroup(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	bus := open(t, cfg)
+	raw := rawClient(t, cfg.URL)
+	h, got := deliveries(succeed)
+	subscribe(t.Context(), t, bus, h)
+	sent := changes(2)
+	if err := bus.Publish(t.Context(), sent[:1]); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, "the change before the stream is deleted")
+
+	if err := raw.Del(t.Context(), cfg.Stream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(t.Context(), sent[1:]); err != nil {
+		t.Fatal(err)
+	}
+
+	if c := receive(t, got, "the change after the stream was deleted"); c.Event.ID != sent[1].Event.ID {
+		t.Errorf("got %s, want %s", c.Event.ID, sent[1].Event.ID)
+	}
+}
+
+// proxy forwards TCP connections to Redis until it is stopped, and can be started again on the
+// same address: a Redis outage the test controls.
+type proxy struct {
+	target string
+
+	mu    sync.Mutex
+	addr  string
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func (p *proxy) start(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ln, p.addr = ln, ln.Addr().String()
 	go func() {
 		for {
-			c, err := silent.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { _ = c.Close() })
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
+			go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
 		}
 	}()
-	tests := []struct {
-		name    string
-		giveURL string
-	}{
-		{"silent port", "redis://" + silent.Addr().String() + "/0"},
-		{"closed port", "redis://127.0.0.1:1/0"},
-		{"not a URL", "http://example/0"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			begin := time.Now()
-			_, err := redis.Open(context.Background(), redis.Config{URL: tt.giveURL, Timeout: time.Second})
-			took := time.Since(begin)
-			if err == nil || !strings.Contains(err.Error(), "POSTS_REDIS_URL") {
-				t.Fatalf("error %v, want one naming POSTS_REDIS_URL", err)
-			}
-			if took > 5*time.Second {
-				t.Fatalf("took %s to fail", took)
-			}
-			t.Logf("%s after %s", err, took.Round(time.Millisecond))
-		})
-	}
 }
 
-func TestRedactHidesThePassword(t *testing.T) {
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.ln.Close()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// TestRidesOutAnOutage cuts Redis off: Publish and Ping fail with ports.ErrUnavailable, the
+// subscriber keeps trying, and once Redis is back both work again without a new Open.
+func TestRidesOutAnOutage(t *testing.T) {
 	t.Parallel()
-	_, err := redis.Open(context.Background(), redis.Config{URL: "redis://user:hunter2@127.0.0.1:1/0", Timeout: time.Second})
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("error %v leaks the password or is nil", err)
+	cfg := testConfig(t)
+	opts, err := goredis.ParseURL(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{target: opts.Addr}
+	p.start(t)
+	t.Cleanup(p.stop)
+	cfg.URL = fmt.Sprintf("redis://%s/%d", p.addr, opts.DB)
+	bus := open(t, cfg)
+	h, got := deliveries(succeed)
+	subscribe(t.Context(), t, bus, h)
+	sent := changes(2)
+	if err := bus.Publish(t.Context(), sent[:1]); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, "the change before the outage")
+
+	p.stop()
+
+	if err := bus.Publish(t.Context(), sent[1:]); !errors.Is(err, ports.ErrUnavailable) {
+		t.Errorf("Publish during the outage: %v, want %v", err, ports.ErrUnavailable)
+	}
+	if err := bus.Ping(t.Context()); !errors.Is(err, ports.ErrUnavailable) {
+		t.Errorf("Ping during the outage: %v, want %v", err, ports.ErrUnavailable)
+	}
+	if _, err := bus.List(t.Context()); !errors.Is(err, ports.ErrUnavailable) {
+		t.Errorf("List during the outage: %v, want %v", err, ports.ErrUnavailable)
+	}
+
+	p.start(t)
+
+	eventually(t, "Ping to answer after the outage", func() bool { return bus.Ping(t.Context()) == nil })
+	if err := bus.Publish(t.Context(), sent[1:]); err != nil {
+		t.Fatalf("Publish after the outage: %v", err)
+	}
+	if c := receive(t, got, "the change after the outage"); c.Event.ID != sent[1].Event.ID {
+		t.Errorf("got %s, want %s", c.Event.ID, sent[1].Event.ID)
 	}
 }
 
-// BenchmarkPublish publishes one change per operation to a fresh stream on POSTS_REDIS_URL:
+func TestMalformedDeadLetterIDsAreNotFound(t *testing.T) {
+	t.Parallel()
+	bus := open(t, testConfig(t))
+	for _, id := range []string{"", "nope", "0-0", "1", "1-", "-1", "1-x", "-1-0", "18446744073709551616-0", "1-0 2-0"} {
+		if err := bus.Redrive(t.Context(), id); !errors.Is(err, ports.ErrNotFound) {
+			t.Errorf("Redrive(%q): %v, want %v", id, err, ports.ErrNotFound)
+		}
+		if err := bus.Discard(t.Context(), id); !errors.Is(err, ports.ErrNotFound) {
+			t.Errorf("Discard(%q): %v, want %v", id, err, ports.ErrNotFound)
+		}
+	}
+}
+
+// TestCloseForgetsAnIdleConsumer: a restarted query server gets a new consumer name, so the
+// old one must not linger in the group when it holds nothing.
+func TestCloseForgetsAnIdleConsumer(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Consumer = "short-lived"
+	bus, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawClient(t, cfg.URL)
+	h, got := deliveries(succeed)
+	stop := subscribe(t.Context(), t, bus, h)
+	if err := bus.Publish(t.Context(), changes(1)); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, "the change")
+	stop()
+
+	if err := bus.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	consumers, err := raw.XInfoConsumers(t.Context(), cfg.Stream, cfg.Group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range consumers {
+		if c.Name == cfg.Consumer {
+			t.Errorf("consumer %s still in the group after Close", c.Name)
+		}
+	}
+}
+
+// BenchmarkPublish measures publishing to a fresh stream on POSTS_REDIS_URL, one change per
+// call (as the relay does for a lone command) and twenty per call (a relay batch):
 //
 //	go test ./adapters/redis -run '^$' -bench Publish
 func BenchmarkPublish(b *testing.B) {
-	url := os.Getenv("POSTS_REDIS_URL")
-	if url == "" {
-		b.Skip("POSTS_REDIS_URL is not set")
+	for _, size := range []int{1, 20} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			url := contract.Backend(b, "POSTS_REDIS_URL")
+			stream := "hexapost:bench:" + rand.Text()
+			bus, err := redis.Open(b.Context(), redis.Config{URL: url, Stream: stream, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = bus.Purge(context.Background()); _ = bus.Close() })
+			batch := changes(size)
+			b.ResetTimer()
+			for b.Loop() {
+				if err := bus.Publish(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "changes/s")
+		})
 	}
-	bus, err := redis.Open(context.Background(), redis.Config{URL: url, Stream: fmt.Sprintf("hexapost:bench:%d", time.Now().UnixNano())})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = bus.Purge(context.Background()); _ = bus.Close() })
-	benchPublish(b, bus)
-}
-
-func benchPublish(b *testing.B, bus ports.Publisher) {
-	at := time.Now().UTC()
-	title := "t"
-	b.ResetTimer()
-	for i := range b.N {
-		id := fmt.Sprintf("p%d", i)
-		c := ports.Change{
-			Event: post.Event{ID: id + "-e", PostID: id, Version: 1, Type: post.EventCreated, OccurredAt: at, Title: &title},
-			State: post.State{ID: id, Version: 1, Title: title, CreatedAt: at, UpdatedAt: at},
-		}
-		if err := bus.Publish(context.Background(), []ports.Change{c}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -1,0 +1,165 @@
+package redis
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config configures a Bus. Only URL is required; every zero field takes its default, and a
+// negative one is an error naming the field.
+type Config struct {
+	// URL is POSTS_REDIS_URL: redis://[user:password@]host:port/db (rediss:// for TLS).
+	URL string
+	// Stream holds the changes (default "hexapost:changes").
+	Stream string
+	// DeadLetterStream holds the dead letters (default Stream + ":dead"). It is never trimmed:
+	// a dead letter leaves it only by an operator's redrive or discard.
+	DeadLetterStream string
+	// Group is the consumer group the query servers share (POSTS_CONSUMER_GROUP, default
+	// "hexapost-query"). It is created, reading from the start of the stream, when missing.
+	Group string
+	// Consumer names this process in the group (default host-pid-random). Two live processes
+	// must not share a name; a restarted process gets a new one by default, and what its
+	// predecessor left pending is claimed after VisibilityTimeout.
+	Consumer string
+	// MaxLen bounds the stream with approximate trimming (XADD MAXLEN ~, default 1 000 000):
+	// Redis drops the oldest entries, in whole internal nodes, once the stream is longer. A
+	// trimmed entry is gone for every group, delivered or not, so MaxLen must exceed the
+	// number of changes published during the longest query-side outage to be survived.
+	MaxLen int64
+	// MaxAttempts is how many deliveries a change gets before it is dead-lettered (default 3).
+	MaxAttempts int
+	// Backoff is how long a failed change waits before its first redelivery (default 100ms);
+	// each further failure doubles the wait, up to MaxBackoff (default 5s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// VisibilityTimeout is how long a change may stay unacknowledged with the consumer that
+	// took it before another consumer claims it (default 30s): the time a crashed query server
+	// holds its changes. It must exceed the slowest handler, or a change still being applied is
+	// applied a second time elsewhere (which the projector tolerates, but wastes work).
+	VisibilityTimeout time.Duration
+	// Batch is how many new changes one read takes (default 10). A consumer that dies holds
+	// that many until VisibilityTimeout.
+	Batch int
+	// Log receives one line per retry, per dead letter and per failed read (default
+	// slog.Default()).
+	Log *slog.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultStream            = "hexapost:changes"
+	DefaultGroup             = "hexapost-query"
+	DefaultMaxLen            = 1_000_000
+	DefaultMaxAttempts       = 3
+	DefaultBackoff           = 100 * time.Millisecond
+	DefaultMaxBackoff        = 5 * time.Second
+	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultBatch             = 10
+)
+
+// retryConsumer is the consumer of the group that holds the changes waiting for a retry; no
+// process reads as it. Its name cannot be a default consumer name, and Open refuses it.
+const retryConsumer = "~awaiting-retry"
+
+// withDefaults validates cfg and fills in its zero fields.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.URL == "" {
+		return cfg, errors.New("redis: POSTS_REDIS_URL is empty; want redis://host:port/db")
+	}
+	negative := []struct {
+		name string
+		bad  bool
+	}{
+		{"MaxLen", cfg.MaxLen < 0},
+		{"MaxAttempts", cfg.MaxAttempts < 0},
+		{"Backoff", cfg.Backoff < 0},
+		{"MaxBackoff", cfg.MaxBackoff < 0},
+		{"VisibilityTimeout", cfg.VisibilityTimeout < 0},
+		{"Batch", cfg.Batch < 0},
+	}
+	for _, n := range negative {
+		if n.bad {
+			return cfg, fmt.Errorf("redis: config: %s is negative; want a positive value, or 0 for the default", n.name)
+		}
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.DeadLetterStream == "" {
+		cfg.DeadLetterStream = cfg.Stream + ":dead"
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	if cfg.Consumer == "" {
+		cfg.Consumer = defaultConsumer()
+	}
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = DefaultMaxLen
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.Backoff == 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.Backoff)
+	}
+	if cfg.VisibilityTimeout == 0 {
+		cfg.VisibilityTimeout = DefaultVisibilityTimeout
+	}
+	if cfg.Batch == 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	switch {
+	case cfg.Backoff > cfg.MaxBackoff:
+		return cfg, fmt.Errorf("redis: config: Backoff %s exceeds MaxBackoff %s", cfg.Backoff, cfg.MaxBackoff)
+	case cfg.Stream == cfg.DeadLetterStream:
+		return cfg, fmt.Errorf("redis: config: Stream and DeadLetterStream are both %q", cfg.Stream)
+	case cfg.Consumer == retryConsumer:
+		return cfg, fmt.Errorf("redis: config: consumer name %q is reserved for changes awaiting a retry", cfg.Consumer)
+	}
+	return cfg, nil
+}
+
+// defaultConsumer returns host-pid-random: unique per process, and readable in XINFO CONSUMERS.
+func defaultConsumer() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// redact returns the URL with its password, if any, replaced, so that errors and logs can
+// name the URL.
+func redact(raw string) string {
+	scheme := strings.Index(raw, "://")
+	at := strings.LastIndex(raw, "@")
+	if scheme < 0 || at < scheme {
+		return raw
+	}
+	userinfo := raw[scheme+3 : at]
+	user, _, hasPassword := strings.Cut(userinfo, ":")
+	if !hasPassword {
+		if userinfo == "" {
+			return raw
+		}
+		// redis://secret@host: a lone userinfo may well be a password.
+		return raw[:scheme+3] + "xxxxx" + raw[at:]
+	}
+	return raw[:scheme+3] + user + ":xxxxx" + raw[at:]
+}
