@@ -54,12 +54,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 	opts := []fx.Option{
 		fx.Supply(cfg),
 		fx.Supply(log),
-		fx.WithLogger(func() fxevent.Logger {
-			l := &fxevent.SlogLogger{Logger: log}
-			l.UseLogLevel(slog.LevelDebug)
-			l.UseErrorLevel(slog.LevelDebug) // start and stop failures are reported once, by Main
-			return l
-		}),
+		fxLogger(log),
 		fx.StartTimeout(30 * time.Second),
 		fx.StopTimeout(cfg.ShutdownTimeout),
 		fx.Provide(newMetrics),
@@ -209,7 +204,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 					lc.Append(fx.StopHook(v.Close))
 					return v, nil
 				},
-				func(v *mongo.Views) (ports.ViewWriter, ports.ViewReader) { return v, v },
+				func(v *mongo.Views) (ports.ViewWriter, ports.ViewReader, ports.ViewRebuilder) { return v, v, v },
 				checkOf[*mongo.Views]("read_model"),
 			)), nil
 	}
@@ -440,4 +435,15 @@ func (p countingPublisher) Publish(ctx context.Context, changes []ports.Change) 
 	}
 	p.m.published.Add(float64(len(changes)))
 	return nil
+}
+
+// fxLogger sends fx's own events to the debug level: start and stop failures are reported once,
+// by Main.
+func fxLogger(log *slog.Logger) fx.Option {
+	return fx.WithLogger(func() fxevent.Logger {
+		l := &fxevent.SlogLogger{Logger: log}
+		l.UseLogLevel(slog.LevelDebug)
+		l.UseErrorLevel(slog.LevelDebug)
+		return l
+	})
 }

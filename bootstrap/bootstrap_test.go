@@ -200,3 +200,12 @@ func TestMainOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+func TestMainRebuildNeedsDurableBackends(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	code := bootstrap.Main([]string{"rebuild"}, env(nil), &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo") {
+		t.Fatalf("exit %d, stderr %q; want 1 naming the variables", code, stderr.String())
+	}
+}

@@ -6,13 +6,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"go.uber.org/dig"
 	"go.uber.org/fx"
 
 	"hexapost/api"
 	"hexapost/api/servers"
+	"hexapost/core/projection"
+	"hexapost/ports"
 )
 
 const usage = `hexapost — CQRS with event sourcing for posts
@@ -22,6 +28,7 @@ Usage:
   hexapost serve command     the command server and the relay only
   hexapost serve query       the query server and the projector only
   hexapost openapi [--json]  print the OpenAPI document of both servers
+  hexapost rebuild           rebuild the MongoDB read model from the MySQL event store, live
 
 Configuration is read from POSTS_* environment variables; see the README.
 `
@@ -38,6 +45,8 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 			return 2
 		}
 		return serve(r, getenv, stderr)
+	case args[0] == "rebuild" && len(args) == 1:
+		return rebuild(getenv, stderr)
 	case args[0] == "openapi":
 		return printSpec(args[1:], getenv, stdout, stderr)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
@@ -145,4 +154,56 @@ func NewApp(cfg Config, r Roles, log *slog.Logger) (*fx.App, error) {
 		return nil, dig.RootCause(err)
 	}
 	return app, nil
+}
+
+// rebuild recreates the read model from the event store while the servers keep running: it
+// fills the next generation of the read model, switches every process to it, and catches up.
+func rebuild(getenv func(string) string, stderr io.Writer) int {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
+		return 1
+	}
+	if cfg.EventStore != "mysql" || cfg.ReadModel != "mongo" {
+		fmt.Fprintf(stderr, "hexapost: rebuild needs POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo "+
+			"(an in-memory read model is rebuilt at every start)\n")
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	store, err := eventStoreOption(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		return 1
+	}
+	views, err := readModelOption(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		return 1
+	}
+	var (
+		events  ports.EventStore
+		rebuild ports.ViewRebuilder
+		live    ports.ViewWriter
+	)
+	app := fx.New(fx.Supply(cfg), fx.Supply(log), fxLogger(log), store, views,
+		fx.Populate(&events, &rebuild, &live))
+	if err := app.Err(); err != nil {
+		fmt.Fprintf(stderr, "hexapost: %v\n", dig.RootCause(err))
+		return 1
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "hexapost: start: %v\n", err)
+		return 1
+	}
+	defer func() { _ = app.Stop(context.Background()) }()
+	begin := time.Now()
+	n, m, err := projection.Rebuild(ctx, events, rebuild, live, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		return 1
+	}
+	log.Info("read model rebuilt", "events", n, "catch_up_events", m, "took", time.Since(begin))
+	return 0
 }

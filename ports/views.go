@@ -56,3 +56,12 @@ type ViewReader interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// ViewRebuilder builds a read model beside the live one and switches to it, so a rebuild never
+// shows readers an empty or half-built read model.
+type ViewRebuilder interface {
+	// Fresh returns an empty read model beside the live one, replacing any unfinished one.
+	Fresh(ctx context.Context) (ViewWriter, error)
+	// Swap makes the read model Fresh returned the live one, for every process.
+	Swap(ctx context.Context) error
+}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -41,10 +42,66 @@ type Config struct {
 
 // Views is the read model on MongoDB.
 type Views struct {
-	cfg     Config
-	client  *mongo.Client
-	posts   *mongo.Collection
-	history *mongo.Collection
+	cfg    Config
+	client *mongo.Client
+	db     *mongo.Database
+	// fixed is set on the Views that Fresh returns: its collections never move.
+	fixed bool
+
+	mu         sync.Mutex
+	posts      *mongo.Collection // the live collections, as last resolved
+	history    *mongo.Collection
+	resolvedAt time.Time
+	pending    int64 // the generation Fresh prepared, for Swap
+}
+
+// The live collections are named by a generation kept in the meta collection, so a rebuild can
+// fill the next generation beside the live one and switch every process to it with one write.
+// (Renaming over the live collections would need renameCollection with dropTarget, which not
+// every MongoDB-wire server implements.) Generation 0 — no meta document — is the plain
+// "posts" and "history".
+const (
+	metaCollection = "meta"
+	metaID         = "read_model"
+	// resolveEvery is how long a process keeps using the generation it read last.
+	resolveEvery = time.Second
+)
+
+func collectionNames(generation int64) (posts, history string) {
+	if generation == 0 {
+		return "posts", "history"
+	}
+	return fmt.Sprintf("posts_g%d", generation), fmt.Sprintf("history_g%d", generation)
+}
+
+func (v *Views) generation(ctx context.Context) (int64, error) {
+	var meta struct {
+		Generation int64 `bson:"generation"`
+	}
+	err := v.db.Collection(metaCollection).FindOne(ctx, bson.D{{Key: "_id", Value: metaID}}).Decode(&meta)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrap("read model generation", err)
+	}
+	return meta.Generation, nil
+}
+
+// cols returns the live collections, re-reading the generation at most once per resolveEvery.
+func (v *Views) cols(ctx context.Context) (*mongo.Collection, *mongo.Collection, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.fixed || (v.posts != nil && time.Since(v.resolvedAt) < resolveEvery) {
+		return v.posts, v.history, nil
+	}
+	g, err := v.generation(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, h := collectionNames(g)
+	v.posts, v.history, v.resolvedAt = v.db.Collection(p), v.db.Collection(h), time.Now()
+	return v.posts, v.history, nil
 }
 
 var (
@@ -84,9 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongo: POSTS_MONGO_URI=%s: %w", redact(cfg.URI), err)
 	}
-	v := &Views{cfg: cfg, client: client}
-	db := client.Database(cfg.Database)
-	v.posts, v.history = db.Collection("posts"), db.Collection("history")
+	v := &Views{cfg: cfg, client: client, db: client.Database(cfg.Database)}
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout)
 	defer cancel()
 	if err := client.Ping(ctx, nil); err != nil {
@@ -109,16 +164,20 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 // the server to create existing ones again: MongoDB treats that as a no-op, but not every
 // MongoDB-wire server does (FerretDB 1.24 drops the connection), and every process start runs it.
 func (v *Views) ensureIndexes(ctx context.Context) error {
+	posts, history, err := v.cols(ctx)
+	if err != nil {
+		return err
+	}
 	wanted := []struct {
 		coll   *mongo.Collection
 		name   string
 		keys   bson.D
 		unique bool
 	}{
-		{v.posts, "list_newest_first", bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
-		{v.posts, "list_by_author", bson.D{{Key: "author_name", Value: 1}, {Key: "deleted", Value: 1},
+		{posts, "list_newest_first", bson.D{{Key: "deleted", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
+		{posts, "list_by_author", bson.D{{Key: "author_name", Value: 1}, {Key: "deleted", Value: 1},
 			{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
-		{v.history, "post_version", bson.D{{Key: "post_id", Value: 1}, {Key: "version", Value: 1}}, true},
+		{history, "post_version", bson.D{{Key: "post_id", Value: 1}, {Key: "version", Value: 1}}, true},
 	}
 	existing := map[string]map[string]bool{}
 	for _, w := range wanted {
@@ -202,7 +261,11 @@ func fromStateDoc(d stateDoc) post.State {
 // PutCurrent stores s unless a view with an equal or higher version is there.
 func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 	doc := toStateDoc(s)
-	res, err := v.posts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: s.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: s.Version}}}},
+	posts, _, err := v.cols(ctx)
+	if err != nil {
+		return false, err
+	}
+	res, err := posts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: s.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: s.Version}}}},
 		doc, options.Replace().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil // a view with this id and an equal or higher version exists
@@ -215,7 +278,11 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 
 // PutHistory stores the entry under (post id, version); a repeat keeps the first.
 func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
-	_, err := v.history.InsertOne(ctx, historyDoc{
+	_, history, err := v.cols(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = history.InsertOne(ctx, historyDoc{
 		ID: fmt.Sprintf("%s:%019d", h.State.ID, h.State.Version), PostID: h.State.ID, Version: h.State.Version,
 		EventID: h.EventID, Type: string(h.Type), OccurredAt: h.OccurredAt.UnixMicro(), State: toStateDoc(h.State),
 	})
@@ -228,7 +295,11 @@ func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
 // Get returns the current view of a post.
 func (v *Views) Get(ctx context.Context, id string) (post.State, error) {
 	var d stateDoc
-	err := v.posts.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	posts, _, err := v.cols(ctx)
+	if err != nil {
+		return post.State{}, err
+	}
+	err = posts.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return post.State{}, fmt.Errorf("view %s: %w", id, ports.ErrNotFound)
 	}
@@ -253,7 +324,11 @@ func (v *Views) List(ctx context.Context, q ports.ListQuery) ([]post.State, erro
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
 		SetLimit(int64(q.Limit))
-	cur, err := v.posts.Find(ctx, filter, opts)
+	posts, _, err := v.cols(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := posts.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, wrap("list", err)
 	}
@@ -270,7 +345,11 @@ func (v *Views) List(ctx context.Context, q ports.ListQuery) ([]post.State, erro
 
 // History returns every stored version of a post, oldest first.
 func (v *Views) History(ctx context.Context, id string) ([]ports.HistoryEntry, error) {
-	cur, err := v.history.Find(ctx, bson.D{{Key: "post_id", Value: id}},
+	_, history, err := v.cols(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := history.Find(ctx, bson.D{{Key: "post_id", Value: id}},
 		options.Find().SetSort(bson.D{{Key: "version", Value: 1}}))
 	if err != nil {
 		return nil, wrap("history "+id, err)
@@ -310,4 +389,69 @@ func redact(uri string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+var _ ports.ViewRebuilder = (*Views)(nil)
+
+// Fresh prepares the next generation's collections, empty and indexed, and returns a read
+// model bound to them.
+func (v *Views) Fresh(ctx context.Context) (ports.ViewWriter, error) {
+	g, err := v.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := g + 1
+	p, h := collectionNames(next)
+	fresh := &Views{cfg: v.cfg, client: v.client, db: v.db, fixed: true,
+		posts: v.db.Collection(p), history: v.db.Collection(h)}
+	for _, c := range []*mongo.Collection{fresh.posts, fresh.history} {
+		if err := c.Drop(ctx); err != nil {
+			return nil, wrap("drop "+c.Name(), err)
+		}
+	}
+	if err := fresh.ensureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.pending = next
+	v.mu.Unlock()
+	return fresh, nil
+}
+
+// Swap makes the generation Fresh prepared the live one with one write, waits until every
+// process has re-read it, then drops the previous generation. Readers see the old model, then
+// the new one, never neither.
+func (v *Views) Swap(ctx context.Context) error {
+	v.mu.Lock()
+	next := v.pending
+	v.mu.Unlock()
+	if next == 0 {
+		return errors.New("mongo: swap without a fresh read model")
+	}
+	previous, err := v.generation(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = v.db.Collection(metaCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: metaID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "generation", Value: next}}}}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return wrap("swap", err)
+	}
+	// Every process re-reads the generation within resolveEvery; wait twice that before the
+	// old collections go.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * resolveEvery):
+	}
+	v.mu.Lock()
+	v.resolvedAt = time.Time{}
+	v.mu.Unlock()
+	p, h := collectionNames(previous)
+	for _, name := range []string{p, h} {
+		if err := v.db.Collection(name).Drop(ctx); err != nil {
+			return wrap("drop "+name, err)
+		}
+	}
+	return nil
 }

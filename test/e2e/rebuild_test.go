@@ -1,0 +1,127 @@
+package e2e_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRebuild runs `hexapost rebuild` while the server keeps serving reads and taking commands:
+// after 500 random commands over 50 posts it rebuilds the MongoDB read model from MySQL. Every
+// read during the rebuild must answer as before it (never an empty read model), and afterwards
+// every view and history must equal what the commands produced, the concurrent ones included.
+func TestRebuild(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(t),
+		"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(t),
+	}
+	p := start(t, env)
+	type final struct {
+		version int64
+		content string
+		deleted bool
+	}
+	var mu sync.Mutex
+	want := map[string]final{}
+	record := func(r response) {
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.str("id")
+		if r.num("version") > want[id].version {
+			want[id] = final{version: r.num("version"), content: r.str("content"), deleted: r.Body["deleted"] == true}
+		}
+	}
+	const posts = 50
+	ids := make([]string, posts)
+	for i := range ids {
+		r := do(t, "POST", p.CommandURL+"/posts", map[string]string{
+			"title": fmt.Sprintf("post %d", i), "content": "v1", "author_name": "rebuild",
+		}).must(t, http.StatusCreated)
+		ids[i] = r.str("id")
+		record(r)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 440 {
+		id := ids[rng.IntN(posts)]
+		record(do(t, "PATCH", p.CommandURL+"/posts/"+id, map[string]string{"content": fmt.Sprintf("c%d", n)}).
+			must(t, http.StatusOK))
+	}
+	for _, id := range ids[:10] { // the last 10 of the 500 commands delete the first 10 posts
+		record(do(t, "DELETE", p.CommandURL+"/posts/"+id, nil).must(t, http.StatusOK))
+	}
+	live := ids[10:]
+
+	// Reads and writes go on during the rebuild.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, badReads, writes atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := do(t, "GET", p.QueryURL+"/posts/"+live[i%len(live)], nil)
+				reads.Add(1)
+				if r.Status != http.StatusOK {
+					badReads.Add(1)
+					t.Errorf("read during the rebuild: %d %s", r.Status, r.Raw)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			record(do(t, "PATCH", p.CommandURL+"/posts/"+live[i%len(live)],
+				map[string]string{"content": fmt.Sprintf("during %d", i)}).must(t, http.StatusOK))
+			writes.Add(1)
+		}
+	})
+
+	cmd := exec.Command(binary, "rebuild")
+	cmd.Env = append(cmd.Environ(), "POSTS_EVENT_STORE=mysql", "POSTS_MYSQL_DSN="+env["POSTS_MYSQL_DSN"],
+		"POSTS_READ_MODEL=mongo", "POSTS_MONGO_URI="+env["POSTS_MONGO_URI"])
+	begin := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, out)
+	}
+	took := time.Since(begin)
+	close(stop)
+	wg.Wait()
+
+	for id, w := range want {
+		url := fmt.Sprintf("%s/posts/%s?min_version=%d", p.QueryURL, id, w.version)
+		r := do(t, "GET", url, nil)
+		if w.deleted {
+			r.must(t, http.StatusGone)
+		} else if r.must(t, http.StatusOK); r.num("version") != w.version || r.str("content") != w.content {
+			t.Errorf("%s: view v%d %q, want v%d %q", id, r.num("version"), r.str("content"), w.version, w.content)
+		}
+		history := do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+		if int64(len(history)) != w.version {
+			t.Errorf("%s: %d history entries, want %d", id, len(history), w.version)
+		}
+		for i, h := range history {
+			if h["version"] != float64(i+1) {
+				t.Errorf("%s: history[%d] is version %v", id, i, h["version"])
+				break
+			}
+		}
+	}
+	t.Logf("rebuild took %s; during it %d reads (%d not 200) and %d commands, all in the rebuilt read model",
+		took.Round(time.Millisecond), reads.Load(), badReads.Load(), writes.Load())
+}
