@@ -276,7 +276,7 @@ func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metr
 func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *metrics, log *slog.Logger) {
 	worker(lc, func(ctx context.Context) {
 		log.Info("projector started")
-		if err := sub.Subscribe(ctx, m.countApply(p.Apply)); err != nil {
+		if err := sub.Subscribe(ctx, m.countApply(p.ApplyWaiting)); err != nil {
 			log.Error("projector stopped with an error", "error", err)
 			return
 		}

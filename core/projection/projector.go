@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"hexapost/ports"
 )
@@ -92,4 +93,34 @@ func (n *Notifier) Broadcast() {
 	defer n.mu.Unlock()
 	close(n.ch)
 	n.ch = make(chan struct{})
+}
+
+// Outage bounds how ApplyWaiting waits for a read model that is down.
+const (
+	outageFirstWait = 100 * time.Millisecond
+	outageMaxWait   = 5 * time.Second
+)
+
+// ApplyWaiting is Apply for a subscriber: while the read model is unavailable
+// (ports.ErrUnavailable) it waits and tries again, with a growing delay, instead of returning
+// the error — an outage is not the change's fault and must not use up its attempts and send it
+// to the dead letters. Any other error is returned for the subscriber to retry or dead-letter.
+func (p *Projector) ApplyWaiting(ctx context.Context, c ports.Change) error {
+	wait := outageFirstWait
+	for {
+		err := p.Apply(ctx, c)
+		if !errors.Is(err, ports.ErrUnavailable) {
+			return err
+		}
+		p.log.Warn("read model unavailable; waiting before applying again", "post_id", c.Event.PostID,
+			"version", c.Event.Version, "event_id", c.Event.ID, "retry_in", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, outageMaxWait)
+	}
 }
