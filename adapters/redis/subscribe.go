@@ -40,6 +40,10 @@ type subscription struct {
 	scanned time.Time
 	// failures counts the reads that failed in a row.
 	failures int
+	// recover asks the next pass to scan at once, after a failed one: a read's answer may have
+	// been lost on the way (Redis recorded the delivery, then the connection or the server
+	// went), or an acknowledgement may have failed.
+	recover bool
 }
 
 // Subscribe reads the group and calls h for each change until ctx ends, then returns nil once
@@ -49,7 +53,7 @@ type subscription struct {
 // ended. A failed pass (Redis down) is logged and retried with backoff; Subscribe returns only
 // when ctx ends. The package comment gives the rules.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
-	s := &subscription{b: b}
+	s := &subscription{b: b, recover: true}
 	for ctx.Err() == nil {
 		batch, err := s.next(ctx)
 		switch {
@@ -79,13 +83,17 @@ func (s *subscription) next(ctx context.Context) ([]delivery, error) {
 		return nil, err
 	}
 	scanEvery := min(max(b.cfg.VisibilityTimeout/4, 10*time.Millisecond), maxBlock)
-	if since := time.Since(s.scanned); since >= scanEvery {
+	if since := time.Since(s.scanned); s.recover || since >= scanEvery {
 		abandoned, err := b.abandoned(ctx)
 		if err != nil {
 			return nil, err
 		}
-		due = append(due, abandoned...)
-		s.scanned = time.Now()
+		own, err := b.ownPending(ctx)
+		if err != nil {
+			return nil, err
+		}
+		due = append(append(due, abandoned...), own...)
+		s.scanned, s.recover = time.Now(), false
 		wait = min(wait, scanEvery)
 	} else {
 		wait = min(wait, scanEvery-since)
@@ -116,6 +124,7 @@ func (s *subscription) pause(ctx context.Context, err error) {
 			return
 		}
 	}
+	s.recover = true
 	s.failures++
 	wait := s.b.backoff(s.failures)
 	s.b.cfg.Log.Warn("bus read failed; will retry", "stream", s.b.cfg.Stream, "group", s.b.cfg.Group,
@@ -174,6 +183,26 @@ func (b *Bus) abandoned(ctx context.Context) ([]claimable, error) {
 			continue // retries follow their own backoff, in dueRetries
 		}
 		out = append(out, claimable{id: p.ID, minIdle: b.cfg.VisibilityTimeout, attempt: int(p.RetryCount) + 1})
+	}
+	return out, nil
+}
+
+// ownPending returns the changes Redis has recorded as delivered to this consumer and not yet
+// acknowledged. Between two passes this consumer holds nothing, so each is a change whose
+// delivery never arrived (the answer was lost with the connection, perhaps hidden by the
+// client's own retry of the read) or whose acknowledgement failed: it is taken back at once
+// rather than after VisibilityTimeout. Each delivery counts, as for an abandoned change.
+func (b *Bus) ownPending(ctx context.Context) ([]claimable, error) {
+	pending, err := b.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
+		Stream: b.cfg.Stream, Group: b.cfg.Group, Start: "-", End: "+", Count: scanCount,
+		Consumer: b.cfg.Consumer,
+	}).Result()
+	if err != nil {
+		return nil, fail("scan own pending changes of "+b.cfg.Stream, err)
+	}
+	out := make([]claimable, 0, len(pending))
+	for _, p := range pending {
+		out = append(out, claimable{id: p.ID, attempt: int(p.RetryCount) + 1})
 	}
 	return out, nil
 }
