@@ -37,6 +37,7 @@ func Views(t *testing.T, newViews func(t *testing.T) ViewsStore) {
 		{"current view keeps the highest version", viewsVersionGuard},
 		{"history keeps the first entry of a version", viewsHistoryOnce},
 		{"concurrent projectors of one post converge", viewsConcurrentWriters},
+		{"competing projectors, each change applied once, converge", viewsCompetingWriters},
 		{"list pages newest first, by author, after a cursor", viewsListPages},
 		{"list pages are stable under concurrent inserts", viewsListStable},
 		{"unknown post is not found", viewsUnknown},
@@ -221,6 +222,55 @@ func viewsConcurrentWriters(t *testing.T, newViews func(*testing.T) ViewsStore) 
 	}
 	if got := listing(t, v, "ada", 10); len(got) != 1 || got[0].ID != a {
 		t.Errorf("list =\n%s\nwant only %s", showStates(got), a)
+	}
+}
+
+// viewsCompetingWriters is the query side scaled out: every change is applied exactly once, by
+// one of several projectors running at the same time, in no particular order — as competing
+// consumers of one group apply them. Nothing but the read model's own guard stands between a
+// lower version written late and the higher one written just before it.
+func viewsCompetingWriters(t *testing.T, newViews func(*testing.T) ViewsStore) {
+	const writers, posts, edits = 8, 12, 15
+	v := newViews(t)
+	st := newStory(t, epoch)
+	ids := make([]string, posts)
+	for i := range ids {
+		ids[i] = st.create(fmt.Sprintf("post %d", i), "body", "ada")
+	}
+	for e := range edits {
+		for i, id := range ids {
+			st.update(id, post.Update{Title: ptr(fmt.Sprintf("post %d, edit %d", i, e))})
+		}
+	}
+	st.delete(ids[0])
+
+	// Deal the changes out like a consumer group: each goes to exactly one writer.
+	shares := make([][]ports.Change, writers)
+	for i, c := range shuffled(st.changes, 7) {
+		shares[i%writers] = append(shares[i%writers], c)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, share := range shares {
+		wg.Go(func() {
+			<-start
+			p := newProjector(v)
+			for _, c := range share {
+				if err := p.Apply(t.Context(), c); err != nil {
+					t.Errorf("writer %d: apply %s v%d: %v", i, c.Event.PostID, c.Event.Version, err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	for _, id := range ids {
+		if got, want := get(t, v, id), st.state(id); !reflect.DeepEqual(utcState(got), utcState(want)) {
+			t.Errorf("view of %s is v%d (deleted %t), want v%d (deleted %t)",
+				id, got.Version, got.Deleted, want.Version, want.Deleted)
+		}
 	}
 }
 
