@@ -64,9 +64,12 @@ func start(t testing.TB, env map[string]string, args ...string) *process {
 func startBinary(t testing.TB, bin string, env map[string]string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	// Reads with min_version wait longer than the 2s default: these tests check what the read
+	// model converges to, not how fast, and they share two cores with race-built processes and
+	// every backend. A test that needs another wait sets it in env, which comes later and wins.
 	cmd.Env = append(os.Environ(),
 		"POSTS_COMMAND_ADDR=127.0.0.1:0", "POSTS_QUERY_ADDR=127.0.0.1:0", "POSTS_LOG_FORMAT=json",
-		"POSTS_LOG_LEVEL=info")
+		"POSTS_LOG_LEVEL=info", "POSTS_READ_WAIT=20s")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

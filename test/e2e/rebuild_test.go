@@ -57,13 +57,14 @@ func TestRebuild(t *testing.T) {
 	}
 	live := ids[10:]
 
-	// Reads and writes go on during the rebuild.
+	// Reads and writes go on during the rebuild, bounded in count.
+	const maxWritesDuring, maxReadsDuring = 400, 20_000
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var reads, badReads, writes atomic.Int64
 	for range 4 {
 		wg.Go(func() {
-			for i := 0; ; i++ {
+			for i := range maxReadsDuring {
 				select {
 				case <-stop:
 					return
@@ -79,7 +80,7 @@ func TestRebuild(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
-		for i := 0; ; i++ {
+		for i := range maxWritesDuring { // bounded in count, and by the rebuild in time
 			select {
 			case <-stop:
 				return
