@@ -332,7 +332,7 @@ func runQueryServer(p serverParams, h *apiquery.Handler) error {
 // down gracefully when it stops: no new connections, in-flight requests finished.
 func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) error {
 	srv := &http.Server{
-		Handler:           p.Tracing.http(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
+		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,

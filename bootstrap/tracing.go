@@ -263,11 +263,11 @@ func (t *tracing) handler(h ports.Handler) ports.Handler {
 	}
 }
 
-// http wraps a server's handler so that each request is a server span, a child of the caller's
+// server wraps a server's handler so that each request is a server span, a child of the caller's
 // traceparent when it sent one, named by its route once the mux has matched it. Probes and
 // metrics scrapes are not traced. It must be the outermost wrapper: it hands the handlers a
 // request with the span in its context, and reads the route the mux set on that request.
-func (t *tracing) http(server string, next http.Handler) http.Handler {
+func (t *tracing) server(name string, next http.Handler) http.Handler {
 	if !t.on {
 		return next
 	}
@@ -280,7 +280,7 @@ func (t *tracing) http(server string, next http.Handler) http.Handler {
 		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(
-				attribute.String("hexapost.server", server),
+				attribute.String("hexapost.server", name),
 				semconv.HTTPRequestMethodKey.String(r.Method),
 				semconv.URLPath(r.URL.Path),
 			))
