@@ -58,6 +58,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 		fx.StartTimeout(30 * time.Second),
 		fx.StopTimeout(cfg.ShutdownTimeout),
 		fx.Provide(newMetrics),
+		tracingOption(cfg, r),
 	}
 	bus, err := busOption(cfg)
 	if err != nil {
@@ -231,8 +232,9 @@ var querySide = fx.Module("query",
 	fx.Invoke(runProjector, runQueryServer),
 )
 
-func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, log *slog.Logger) *command.Service {
-	return command.NewService(countingStore{EventStore: store, m: m}, keys, newID, time.Now, log, command.Config{})
+func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
+	log *slog.Logger) *command.Service {
+	return command.NewService(countingStore{EventStore: t.store(store), m: m}, keys, newID, time.Now, log, command.Config{})
 }
 
 // newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
@@ -264,8 +266,8 @@ func worker(lc fx.Lifecycle, fn func(ctx context.Context)) {
 	})
 }
 
-func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metrics, log *slog.Logger) {
-	relay := command.NewRelay(outbox, countingPublisher{Publisher: pub, m: m}, log, command.RelayConfig{})
+func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metrics, t *tracing, log *slog.Logger) {
+	relay := command.NewRelay(outbox, countingPublisher{Publisher: t.publisher(pub), m: m}, log, command.RelayConfig{})
 	worker(lc, func(ctx context.Context) {
 		log.Info("relay started")
 		relay.Run(ctx)
@@ -273,10 +275,11 @@ func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metr
 	})
 }
 
-func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *metrics, log *slog.Logger) {
+func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *metrics, t *tracing,
+	log *slog.Logger) {
 	worker(lc, func(ctx context.Context) {
 		log.Info("projector started")
-		if err := sub.Subscribe(ctx, m.countApply(p.ApplyWaiting)); err != nil {
+		if err := sub.Subscribe(ctx, t.handler(m.countApply(p.ApplyWaiting))); err != nil {
 			log.Error("projector stopped with an error", "error", err)
 			return
 		}
@@ -302,6 +305,7 @@ type serverParams struct {
 	Cfg     Config
 	Log     *slog.Logger
 	Metrics *metrics
+	Tracing *tracing
 	Checks  []api.Check `group:"checks"`
 }
 
@@ -328,7 +332,7 @@ func runQueryServer(p serverParams, h *apiquery.Handler) error {
 // down gracefully when it stops: no new connections, in-flight requests finished.
 func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) error {
 	srv := &http.Server{
-		Handler:           p.Metrics.http.Wrap(name, api.CORS(mux)),
+		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,

@@ -88,6 +88,11 @@ func TestValidateApp(t *testing.T) {
 			wantErr:   "POSTS_READ_MODEL=mongo needs POSTS_MONGO_URI",
 		},
 		{
+			name:      "tracing to an OTLP endpoint, redis bus, query process",
+			giveEnv:   map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0"},
+			giveRoles: bootstrap.Roles{Query: true},
+		},
+		{
 			name: "full stack, query process",
 			giveEnv: map[string]string{"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": "mongodb://127.0.0.1:1/x",
 				"POSTS_BUS": "nats", "POSTS_NATS_URL": "nats://127.0.0.1:1"},
@@ -131,6 +136,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_READ_WAIT", "-1s", `POSTS_READ_WAIT="-1s": must be a positive duration`},
 		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
 		{"POSTS_LOG_LEVEL", "loud", `POSTS_LOG_LEVEL="loud": must be one of debug, info, warn, error`},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", `OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4318": must be an http or https URL`},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317", `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="grpc://collector:4317": must be an http or https URL`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.giveName+"="+tt.giveValue, func(t *testing.T) {

@@ -33,6 +33,10 @@ type Config struct {
 
 	LogLevel  string // POSTS_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // POSTS_LOG_FORMAT: text | json
+
+	// Tracing is on when either OTLP endpoint is set; the names are OpenTelemetry's own.
+	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL, /v1/traces is appended
+	OTLPTracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL, wins over the base
 }
 
 type variable struct {
@@ -89,6 +93,8 @@ var variables = []variable{
 	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
 	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *Config, v string) { c.LogLevel = v })},
 	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *Config, v string) { c.LogFormat = v })},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *Config, v string) { c.OTLPEndpoint = v })},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *Config, v string) { c.OTLPTracesEndpoint = v })},
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in production). Unset or empty

@@ -13,6 +13,18 @@ import (
 type Change struct {
 	Event post.Event
 	State post.State
+	// Metadata travels with the change from the append to the projection; stores and buses keep
+	// it as they were given it.
+	Metadata Metadata
+}
+
+// Metadata is what is known about the request that caused a change, for following the change
+// across processes. Every field is optional.
+type Metadata struct {
+	// TraceParent and TraceState are the W3C trace context (the traceparent and tracestate
+	// headers) of the operation that appended the change; empty when it was not traced.
+	TraceParent string
+	TraceState  string
 }
 
 // IdempotencyRecord remembers the outcome of a command sent with an Idempotency-Key, so that a

@@ -132,7 +132,8 @@ func inPostOrder(ctx context.Context, tx bun.Tx, claimed []outboxRow) ([]outboxR
 	return kept, nil
 }
 
-// changesOf rebuilds the changes of outbox rows from their events and stored states.
+// changesOf rebuilds the changes of outbox rows from their events (with their metadata) and
+// stored states.
 func changesOf(ctx context.Context, tx bun.Tx, rows []outboxRow) ([]ports.Change, error) {
 	var events []eventRow
 	err := tx.NewSelect().Model(&events).Where("position IN (?)", bun.List(positionsOf(rows))).
@@ -152,11 +153,15 @@ func changesOf(ctx context.Context, tx bun.Tx, rows []outboxRow) ([]ports.Change
 		if err != nil {
 			return nil, fmt.Errorf("mysql: relay: %w", err)
 		}
+		md, err := metadataOf(events[i])
+		if err != nil {
+			return nil, fmt.Errorf("mysql: relay: %w", err)
+		}
 		st, err := decodeState(r.State)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: relay: position %d: %w", r.Position, err)
 		}
-		changes[i] = ports.Change{Event: e, State: st}
+		changes[i] = ports.Change{Event: e, State: st, Metadata: md}
 	}
 	return changes, nil
 }

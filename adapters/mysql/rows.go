@@ -35,9 +35,12 @@ type eventData struct {
 }
 
 // eventMetadata is what is known about the request that caused an event, for tracing it
-// later. Only the idempotency key is known now; correlation ids and trace context belong here.
+// later: its idempotency key and the W3C trace context of the append, which the relay hands on
+// to the bus.
 type eventMetadata struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	TraceParent    string `json:"traceparent,omitempty"`
+	TraceState     string `json:"tracestate,omitempty"`
 }
 
 // outboxRow is a change not yet published: the event is the one at the same position in the
@@ -81,12 +84,14 @@ type stateDoc struct {
 // equal.
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-func toEventRow(e post.Event, idempotencyKey string) (eventRow, error) {
+func toEventRow(e post.Event, md ports.Metadata, idempotencyKey string) (eventRow, error) {
 	data, err := json.Marshal(eventData{Title: e.Title, Content: e.Content, AuthorName: e.AuthorName})
 	if err != nil {
 		return eventRow{}, fmt.Errorf("encode data of %s v%d: %w", e.PostID, e.Version, err)
 	}
-	meta, err := json.Marshal(eventMetadata{IdempotencyKey: idempotencyKey})
+	meta, err := json.Marshal(eventMetadata{
+		IdempotencyKey: idempotencyKey, TraceParent: md.TraceParent, TraceState: md.TraceState,
+	})
 	if err != nil {
 		return eventRow{}, fmt.Errorf("encode metadata of %s v%d: %w", e.PostID, e.Version, err)
 	}
@@ -106,6 +111,15 @@ func fromEventRow(r eventRow) (post.Event, error) {
 		OccurredAt: r.OccurredAt.UTC(),
 		Title:      d.Title, Content: d.Content, AuthorName: d.AuthorName,
 	}, nil
+}
+
+// metadataOf returns the metadata of an event row that travels with its change.
+func metadataOf(r eventRow) (ports.Metadata, error) {
+	var m eventMetadata
+	if err := json.Unmarshal([]byte(r.Metadata), &m); err != nil {
+		return ports.Metadata{}, fmt.Errorf("decode metadata of event at position %d: %w", r.Position, err)
+	}
+	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState}, nil
 }
 
 func toOutboxRow(position int64, c ports.Change) (outboxRow, error) {

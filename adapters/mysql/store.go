@@ -244,7 +244,7 @@ func (s *EventStore) rowsOf(a ports.Append, now time.Time) (appendRows, error) {
 		rows.key = &k
 	}
 	for _, c := range a.Changes {
-		r, err := toEventRow(c.Event, idemKey)
+		r, err := toEventRow(c.Event, c.Metadata, idemKey)
 		if err != nil {
 			return rows, err
 		}

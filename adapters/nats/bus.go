@@ -163,14 +163,30 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Publish publishes each change and waits for the stream's acknowledgement.
+// Trace-context headers of a change, named as in HTTP (W3C Trace Context). The payload carries
+// the same context; the headers let tools that do not read the payload follow the trace.
+const (
+	hdrTraceParent = "traceparent"
+	hdrTraceState  = "tracestate"
+)
+
+// Publish publishes each change, with its trace context as headers, and waits for the
+// stream's acknowledgement.
 func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 	for _, c := range changes {
 		payload, err := wire.Encode(c)
 		if err != nil {
 			return err
 		}
-		if err := b.publish(ctx, b.cfg.Subject, payload, c.Event.ID); err != nil {
+		msg := gonats.NewMsg(b.cfg.Subject)
+		msg.Data = payload
+		if md := c.Metadata; md.TraceParent != "" {
+			msg.Header.Set(hdrTraceParent, md.TraceParent)
+			if md.TraceState != "" {
+				msg.Header.Set(hdrTraceState, md.TraceState)
+			}
+		}
+		if err := b.publish(ctx, msg, c.Event.ID); err != nil {
 			return err
 		}
 	}
@@ -179,17 +195,19 @@ func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 
 // PublishRaw publishes a payload as it is; tests use it to send poison messages.
 func (b *Bus) PublishRaw(ctx context.Context, payload []byte) error {
-	return b.publish(ctx, b.cfg.Subject, payload, "")
+	msg := gonats.NewMsg(b.cfg.Subject)
+	msg.Data = payload
+	return b.publish(ctx, msg, "")
 }
 
-func (b *Bus) publish(ctx context.Context, subject string, payload []byte, msgID string) error {
+func (b *Bus) publish(ctx context.Context, msg *gonats.Msg, msgID string) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	if _, err := b.js.Publish(ctx, subject, payload, opts...); err != nil {
+	if _, err := b.js.PublishMsg(ctx, msg, opts...); err != nil {
 		return wrap("publish", err)
 	}
 	return nil
@@ -260,6 +278,16 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, m jetstream.Msg) {
 	}
 }
 
+// copyTraceHeaders copies the trace-context headers, so they stay with a change that is
+// dead-lettered and redriven.
+func copyTraceHeaders(dst, src gonats.Header) {
+	for _, k := range []string{hdrTraceParent, hdrTraceState} {
+		if v := src.Get(k); v != "" {
+			dst.Set(k, v)
+		}
+	}
+}
+
 // Headers of a dead letter.
 const (
 	hdrReason   = "Hexapost-Reason"
@@ -278,6 +306,7 @@ func (b *Bus) deadLetter(ctx context.Context, m jetstream.Msg, attempt int, c *p
 	}
 	msg := gonats.NewMsg(b.cfg.DeadSubject)
 	msg.Data = m.Data()
+	copyTraceHeaders(msg.Header, m.Headers())
 	msg.Header.Set(hdrReason, cause.Error())
 	msg.Header.Set(hdrAttempts, strconv.Itoa(attempt))
 	msg.Header.Set(hdrFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
@@ -345,8 +374,11 @@ func (b *Bus) Redrive(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	msg := gonats.NewMsg(b.cfg.Subject)
+	msg.Data = raw.Data
+	copyTraceHeaders(msg.Header, raw.Header)
 	// A new message id: the original one may still be in the duplicate window.
-	if err := b.publish(ctx, b.cfg.Subject, raw.Data, "redrive-"+id+"-"+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+	if err := b.publish(ctx, msg, "redrive-"+id+"-"+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
 		return err
 	}
 	if err := b.dead.DeleteMsg(ctx, raw.Sequence); err != nil {

@@ -2,15 +2,21 @@ package nats_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	gonats "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"hexapost/adapters/nats"
 	"hexapost/core/post"
 	"hexapost/ports"
+	"hexapost/test/contract"
 )
 
 // BenchmarkPublish publishes one change per operation, waiting for the stream's
@@ -55,4 +61,91 @@ func TestOpenFailsFastWithoutJetStream(t *testing.T) {
 	if got := err.Error(); !strings.Contains(got, "POSTS_NATS_URL") {
 		t.Fatalf("error %q does not name POSTS_NATS_URL", got)
 	}
+}
+
+// TestMessagesCarryTraceContext checks that a change's W3C trace context goes as the
+// traceparent and tracestate headers of its message, and that a change without one has none.
+func TestMessagesCarryTraceContext(t *testing.T) {
+	t.Parallel()
+	url := contract.Backend(t, "POSTS_NATS_URL")
+	tests := []struct {
+		name     string
+		giveMeta ports.Metadata
+		want     gonats.Header
+	}{
+		{
+			name: "traceparent and tracestate",
+			giveMeta: ports.Metadata{
+				TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "vendor=a",
+			},
+			want: gonats.Header{
+				"traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, "tracestate": {"vendor=a"},
+			},
+		},
+		{
+			name:     "traceparent only",
+			giveMeta: ports.Metadata{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+			want:     gonats.Header{"traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}},
+		},
+		{
+			name: "not traced",
+			want: gonats.Header{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			name := "T" + strings.ToUpper(rand.Text())
+			cfg := nats.Config{URL: url, Stream: name, Subject: "hexapost.test." + name}
+			bus, err := nats.Open(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = bus.Purge(context.Background()); _ = bus.Close() })
+			at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+			c := ports.Change{
+				Event:    post.Event{ID: name + "-e", PostID: name, Version: 1, Type: post.EventDeleted, OccurredAt: at},
+				State:    post.State{ID: name, Version: 1, CreatedAt: at, UpdatedAt: at, Deleted: true},
+				Metadata: tt.giveMeta,
+			}
+
+			if err := bus.Publish(t.Context(), []ports.Change{c}); err != nil {
+				t.Fatal(err)
+			}
+
+			msg := lastMessage(t, url, name, cfg.Subject)
+			got := gonats.Header{}
+			for _, k := range []string{"traceparent", "tracestate"} {
+				if v := msg.Header.Values(k); len(v) > 0 {
+					got[k] = v
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("trace headers %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// lastMessage reads the last message on subject in stream, as it is stored.
+func lastMessage(t *testing.T, url, stream, subject string) *jetstream.RawStreamMsg {
+	t.Helper()
+	nc, err := gonats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(t.Context(), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }

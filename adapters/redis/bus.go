@@ -154,8 +154,9 @@ func (b *Bus) Ping(ctx context.Context) error {
 }
 
 // Publish encodes the changes and XADDs them, in order, in one pipeline, each with its event id
-// beside the payload for tracing. It returns nil only when Redis accepted every one; when one
-// cannot be encoded nothing is sent.
+// and its W3C trace context (traceparent, tracestate; when it has one) beside the payload for
+// tracing. It returns nil only when Redis accepted every one; when one cannot be encoded
+// nothing is sent.
 func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -166,7 +167,14 @@ func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 		if err != nil {
 			return fmt.Errorf("redis: publish: %w", err)
 		}
-		entries = append(entries, []any{"payload", p, "event_id", c.Event.ID})
+		values := []any{"payload", p, "event_id", c.Event.ID}
+		if md := c.Metadata; md.TraceParent != "" {
+			values = append(values, "traceparent", md.TraceParent)
+			if md.TraceState != "" {
+				values = append(values, "tracestate", md.TraceState)
+			}
+		}
+		entries = append(entries, values)
 	}
 	cmds, err := b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, values := range entries {

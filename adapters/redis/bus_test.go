@@ -399,6 +399,66 @@ func TestEntriesCarryPayloadAndEventID(t *testing.T) {
 	}
 }
 
+// TestEntriesCarryTraceContext checks that a change's W3C trace context is a field of its
+// entry, beside the payload that carries it too, and that a change without one has none.
+func TestEntriesCarryTraceContext(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		giveMeta ports.Metadata
+		want     map[string]any
+	}{
+		{
+			name: "traceparent and tracestate",
+			giveMeta: ports.Metadata{
+				TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "vendor=a",
+			},
+			want: map[string]any{
+				"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=a",
+			},
+		},
+		{
+			name:     "traceparent only",
+			giveMeta: ports.Metadata{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+			want:     map[string]any{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+		},
+		{
+			name: "not traced",
+			want: map[string]any{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			bus := open(t, cfg)
+			c := changes(1)[0]
+			c.Metadata = tt.giveMeta
+
+			if err := bus.Publish(t.Context(), []ports.Change{c}); err != nil {
+				t.Fatal(err)
+			}
+
+			entries, err := rawClient(t, cfg.URL).XRange(t.Context(), cfg.Stream, "-", "+").Result()
+			if err != nil || len(entries) != 1 {
+				t.Fatalf("XRANGE: %v, %v", entries, err)
+			}
+			got := map[string]any{}
+			for _, k := range []string{"traceparent", "tracestate"} {
+				if v, ok := entries[0].Values[k]; ok {
+					got[k] = v
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("trace fields %v, want %v", got, tt.want)
+			}
+			if d, err := wire.Decode([]byte(entries[0].Values["payload"].(string))); err != nil || d.Metadata != tt.giveMeta {
+				t.Errorf("payload metadata %+v (%v), want %+v", d.Metadata, err, tt.giveMeta)
+			}
+		})
+	}
+}
+
 // TestRecreatesAMissingGroup deletes the stream under a running subscriber, as a Redis restart
 // without persistence does: it must create the group again and go on.
 func TestRecreatesAMissingGroup(t *testing.T) {

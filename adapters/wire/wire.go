@@ -14,16 +14,24 @@ import (
 )
 
 // Schema is the version of the format written by Encode. Decode refuses other versions rather
-// than guessing at their meaning.
+// than guessing at their meaning. Optional fields added later (such as trace) do not change
+// it: a reader that does not know them ignores them.
 const Schema = 1
 
 // ErrUndecodable is returned for a message that is not a valid Change of a known schema.
 var ErrUndecodable = errors.New("undecodable message")
 
 type message struct {
-	Schema int   `json:"schema"`
-	Event  event `json:"event"`
-	State  state `json:"state"`
+	Schema int    `json:"schema"`
+	Event  event  `json:"event"`
+	State  state  `json:"state"`
+	Trace  *trace `json:"trace,omitempty"`
+}
+
+// trace is the W3C trace context of the change, named as the HTTP headers are.
+type trace struct {
+	TraceParent string `json:"traceparent"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 type event struct {
@@ -62,6 +70,9 @@ func Encode(c ports.Change) ([]byte, error) {
 			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
 		},
 	}
+	if md := c.Metadata; md.TraceParent != "" {
+		m.Trace = &trace{TraceParent: md.TraceParent, TraceState: md.TraceState}
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s v%d: %w", e.PostID, e.Version, err)
@@ -82,7 +93,12 @@ func Decode(b []byte) (ports.Change, error) {
 	if e.ID == "" || e.PostID == "" || !post.EventType(e.Type).Valid() {
 		return ports.Change{}, fmt.Errorf("%w: missing event id, post id or known type", ErrUndecodable)
 	}
+	var md ports.Metadata
+	if m.Trace != nil {
+		md = ports.Metadata{TraceParent: m.Trace.TraceParent, TraceState: m.Trace.TraceState}
+	}
 	return ports.Change{
+		Metadata: md,
 		Event: post.Event{
 			ID: e.ID, PostID: e.PostID, Version: e.Version, Type: post.EventType(e.Type),
 			OccurredAt: e.OccurredAt, Title: e.Title, Content: e.Content, AuthorName: e.AuthorName,

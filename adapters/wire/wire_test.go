@@ -66,6 +66,27 @@ func TestRoundTrip(t *testing.T) {
 			},
 		},
 		{
+			name: "with W3C trace context: traceparent and tracestate",
+			giveChange: ports.Change{
+				Event: post.Event{ID: "e4", PostID: "p2", Version: 1, Type: post.EventCreated, OccurredAt: createdAt,
+					Title: ptr("T"), Content: ptr("C"), AuthorName: ptr("A")},
+				State: post.State{ID: "p2", Version: 1, Title: "T", Content: "C", AuthorName: "A",
+					CreatedAt: createdAt, UpdatedAt: createdAt},
+				Metadata: ports.Metadata{
+					TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+					TraceState:  "vendor=a,other=b",
+				},
+			},
+		},
+		{
+			name: "with a traceparent only",
+			giveChange: ports.Change{
+				Event:    post.Event{ID: "e5", PostID: "p2", Version: 2, Type: post.EventDeleted, OccurredAt: updatedAt},
+				State:    post.State{ID: "p2", Version: 2, CreatedAt: createdAt, UpdatedAt: updatedAt, Deleted: true},
+				Metadata: ports.Metadata{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+			},
+		},
+		{
 			name: "zero times and a large version",
 			giveChange: ports.Change{
 				Event: post.Event{ID: "e", PostID: "p", Version: 1 << 53, Type: post.EventUpdated},
@@ -119,6 +140,37 @@ func TestEncodeFormat(t *testing.T) {
 		`"created_at":"2025-03-01T10:00:00.123456Z","updated_at":"2025-03-01T10:05:07.654321Z","deleted":false}}`
 	if string(b) != want {
 		t.Errorf("Encode =\n%s\nwant\n%s", b, want)
+	}
+}
+
+// TestEncodeFormatTrace pins where the trace context goes: beside event and state, named as the
+// W3C headers, and left out when there is none (as TestEncodeFormat shows).
+func TestEncodeFormatTrace(t *testing.T) {
+	t.Parallel()
+	c := ports.Change{
+		Event: post.Event{ID: "e3", PostID: "p1", Version: 3, Type: post.EventDeleted, OccurredAt: updatedAt},
+		State: post.State{ID: "p1", Version: 3, CreatedAt: createdAt, UpdatedAt: updatedAt, Deleted: true},
+		Metadata: ports.Metadata{
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "vendor=a",
+		},
+	}
+
+	b, err := wire.Encode(c)
+
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Trace map[string]string `json:"trace"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=a",
+	}
+	if !reflect.DeepEqual(got.Trace, want) {
+		t.Errorf("trace of %s = %v, want %v", b, got.Trace, want)
 	}
 }
 

@@ -44,6 +44,7 @@ func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
 		{"read all by position with paging", storeReadAll},
 		{"outbox relays every change once in position order", storeRelayInOrder},
 		{"outbox keeps what a failed publish was given", storeRelayFailure},
+		{"outbox hands on each change's metadata", storeRelayMetadata},
 		{"concurrent relayers never share an entry", storeConcurrentRelayers},
 	}
 	for _, c := range cases {
@@ -464,6 +465,38 @@ func storeRelayFailure(t *testing.T, s Store) {
 
 	if !reflect.DeepEqual(eventIDs(got[:min(len(got), len(want))]), eventIDs(want)) {
 		t.Errorf("after the failure relayed %v, want it to start with %v", eventIDs(got), eventIDs(want))
+	}
+}
+
+// storeRelayMetadata: the trace context given with a change at the append reaches the relay
+// unchanged, change by change, including none at all.
+func storeRelayMetadata(t *testing.T, s Store) {
+	id, at := newID(), epoch.Add(time.Second)
+	changes := changesOf(t,
+		post.Event{ID: newID(), PostID: id, Version: 1, Type: post.EventCreated, OccurredAt: at,
+			Title: ptr("t"), Content: ptr("c"), AuthorName: ptr("a")},
+		post.Event{ID: newID(), PostID: id, Version: 2, Type: post.EventUpdated, OccurredAt: at, Title: ptr("u")},
+		post.Event{ID: newID(), PostID: id, Version: 3, Type: post.EventDeleted, OccurredAt: at},
+	)
+	want := []ports.Metadata{
+		{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "vendor=a,b=c"},
+		{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},
+		{},
+	}
+	for i := range changes {
+		changes[i].Metadata = want[i]
+	}
+	appendOK(t, s, ports.Append{PostID: id, ExpectedVersion: 0, Changes: changes[:1]})
+	appendOK(t, s, ports.Append{PostID: id, ExpectedVersion: 1, Changes: changes[1:]})
+
+	got := relayAll(t, s, 10)
+
+	gotMeta := make([]ports.Metadata, len(got))
+	for i, c := range got {
+		gotMeta[i] = c.Metadata
+	}
+	if !reflect.DeepEqual(gotMeta, want) {
+		t.Errorf("relayed metadata %+v\nwant              %+v", gotMeta, want)
 	}
 }
 

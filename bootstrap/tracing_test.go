@@ -1,0 +1,177 @@
+package bootstrap_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+
+	"hexapost/bootstrap"
+)
+
+// lockedBuffer is a log destination safe for the app's goroutines and the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// url returns the url the named server logged that it listens on.
+func (b *lockedBuffer) url(server string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	for sc.Scan() {
+		var line struct{ Server, URL string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Server == server && line.URL != "" {
+			return line.URL
+		}
+	}
+	return ""
+}
+
+// startTraced starts the whole process (memory backends, both roles) on free ports, its tracer
+// provider replaced by one that records into exp, and returns the command server's URL.
+func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExporter) string {
+	t.Helper()
+	cfg, err := bootstrap.LoadConfig(func(k string) string {
+		switch k {
+		case "POSTS_COMMAND_ADDR", "POSTS_QUERY_ADDR":
+			return "127.0.0.1:0"
+		}
+		return env[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	opt, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true},
+		slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	app := fx.New(opt, fx.Decorate(func(trace.TracerProvider) trace.TracerProvider { return tp }))
+	if err := app.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := app.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return logs.url("command")
+}
+
+// TestTracingFollowsOneChange: a command request that carries a traceparent gives one trace
+// with the request, the load and append, the relay's publish and the projection, each the
+// child of the one before.
+func TestTracingFollowsOneChange(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	commandURL := startTraced(t, nil, exp)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, commandURL+"/posts",
+		strings.NewReader(`{"title":"t","content":"c","author_name":"a"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /posts = %d, want 201", res.StatusCode)
+	}
+
+	wantChain := []string{"POST /posts", "append", "publish", "project"}
+	var byName map[string]tracetest.SpanStub
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		byName = map[string]tracetest.SpanStub{}
+		for _, s := range exp.GetSpans() {
+			if s.SpanContext.TraceID().String() == traceID {
+				byName[s.Name] = s
+			}
+		}
+		if len(byName) >= len(wantChain)+1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling the exporter, bounded by the deadline
+	}
+	if _, ok := byName["load"]; !ok {
+		t.Errorf("no load span in trace %s; spans %v", traceID, names(byName))
+	}
+	for i, name := range wantChain {
+		s, ok := byName[name]
+		if !ok {
+			t.Fatalf("no %q span in trace %s; spans %v", name, traceID, names(byName))
+		}
+		if i == 0 {
+			if got := s.Parent.SpanID().String(); got != "00f067aa0ba902b7" {
+				t.Errorf("request span's parent = %s, want the caller's 00f067aa0ba902b7", got)
+			}
+			continue
+		}
+		if parent := byName[wantChain[i-1]]; s.Parent.SpanID() != parent.SpanContext.SpanID() {
+			t.Errorf("%q span's parent = %s, want the %q span %s", name, s.Parent.SpanID(),
+				wantChain[i-1], parent.SpanContext.SpanID())
+		}
+	}
+}
+
+func names(m map[string]tracetest.SpanStub) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	return out
+}
+
+// TestTracingOffByDefault: without an OTLP endpoint the process's tracer provider makes no
+// span that records.
+func TestTracingOffByDefault(t *testing.T) {
+	t.Parallel()
+	cfg, err := bootstrap.LoadConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tp trace.TracerProvider
+	app := fx.New(opt, fx.Populate(&tp))
+	if err := app.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	_, span := tp.Tracer("test").Start(t.Context(), "x")
+
+	if span.IsRecording() {
+		t.Error("with no OTLP endpoint a span records; want the no-op provider")
+	}
+}
