@@ -214,7 +214,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 var commandSide = fx.Module("command",
 	fx.Provide(
 		newCommandService,
-		apicommand.NewHandler,
+		newCommandHandler,
 	),
 	fx.Invoke(runRelay, runCommandServer),
 )
@@ -233,6 +233,10 @@ var querySide = fx.Module("query",
 
 func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, log *slog.Logger) *command.Service {
 	return command.NewService(countingStore{EventStore: store, m: m}, keys, newID, time.Now, log, command.Config{})
+}
+
+func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apicommand.Handler {
+	return apicommand.NewHandler(svc, log, nil)
 }
 
 // newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
