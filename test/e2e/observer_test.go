@@ -1,7 +1,6 @@
-package command_test
+package e2e_test
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,18 +21,18 @@ import (
 	"hexapost/core/command"
 )
 
-// observed is what an Observer heard.
+// observed is what a command Observer heard.
 type observed struct {
 	Command string
 	Outcome api.Outcome
 }
 
-type recorder struct {
+type observations struct {
 	mu  sync.Mutex
 	got []observed
 }
 
-func (r *recorder) observe(c string, o api.Outcome, took time.Duration) {
+func (r *observations) observe(c string, o api.Outcome, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if took <= 0 {
@@ -42,7 +41,7 @@ func (r *recorder) observe(c string, o api.Outcome, took time.Duration) {
 	r.got = append(r.got, observed{c, o})
 }
 
-func (r *recorder) take() []observed {
+func (r *observations) take() []observed {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	got := r.got
@@ -50,49 +49,25 @@ func (r *recorder) take() []observed {
 	return got
 }
 
-// TestObserver checks that every command reaching the core is observed once, with the outcome
+// TestCommandObserver checks that every command reaching the core is observed once, with the outcome
 // its answer shows, and that a request refused before the core is not.
-func TestObserver(t *testing.T) {
+func TestCommandObserver(t *testing.T) {
 	t.Parallel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := memory.NewEventStore(memory.EventStoreConfig{})
 	svc := command.NewService(store, store, func() string { return uuid.Must(uuid.NewV7()).String() },
 		time.Now, log, command.Config{})
-	rec := &recorder{}
+	rec := &observations{}
 	mux := http.NewServeMux()
 	servers.Command(mux, apicommand.NewHandler(svc, log, rec.observe),
 		api.Operations{Spec: func() *huma.OpenAPI { return nil }})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	send := func(method, path, body string, headers ...string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(headers); i += 2 {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-		res, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = res.Body.Close() }()
-		var out struct {
-			ID string `json:"id"`
-		}
-		_ = json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, out.ID
-	}
 	const valid = `{"title":"t","content":"c","author_name":"a"}`
-	_, deleted := send("POST", "/posts", valid)
-	send("DELETE", "/posts/"+deleted, "")
-	_, live := send("POST", "/posts", valid)
-	if deleted == "" || live == "" {
-		t.Fatal("setup: no post created")
-	}
+	deleted := do(t, "POST", srv.URL+"/posts", valid).must(t, http.StatusCreated).str("id")
+	do(t, "DELETE", srv.URL+"/posts/"+deleted, nil).must(t, http.StatusOK)
+	live := do(t, "POST", srv.URL+"/posts", valid).must(t, http.StatusCreated).str("id")
 	rec.take()
 
 	tests := []struct {
@@ -121,7 +96,7 @@ func TestObserver(t *testing.T) {
 	for _, tt := range tests {
 		path := strings.ReplaceAll(tt.givePath, "{live}", live)
 
-		status, _ := send(tt.giveMethod, path, tt.giveBody, tt.giveHeader...)
+		status := do(t, tt.giveMethod, srv.URL+path, tt.giveBody, tt.giveHeader...).Status
 
 		if got := rec.take(); status != tt.wantStatus || !slices.Equal(got, tt.want) {
 			t.Errorf("%s: status %d, observed %v; want %d, %v", tt.name, status, got, tt.wantStatus, tt.want)
