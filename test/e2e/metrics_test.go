@@ -118,6 +118,9 @@ func TestDeadLetterMetrics(t *testing.T) {
 		}
 	})
 	commandURL, queryURL := urls.get("command"), urls.get("query")
+	if commandURL == "" || queryURL == "" {
+		t.Fatalf("servers logged no URL: command %q, query %q", commandURL, queryURL)
+	}
 	before := scrape(t, queryURL)
 
 	do(t, "POST", commandURL+"/posts", map[string]string{"title": doomed, "content": "x", "author_name": "y"}).
