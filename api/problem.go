@@ -19,6 +19,50 @@ import (
 // RetryAfter is what a 503 tells a client to wait before trying again.
 const RetryAfter = time.Second
 
+// Outcome is the class of a request's result: a small, fixed set, so it can label metrics.
+type Outcome string
+
+// The outcomes, each matching one kind of answer Problem gives.
+const (
+	OutcomeOK          Outcome = "ok"          // 2xx
+	OutcomeInvalid     Outcome = "invalid"     // 422: the request breaks a rule
+	OutcomeConflict    Outcome = "conflict"    // 409: another version than expected
+	OutcomeNotFound    Outcome = "not_found"   // 404
+	OutcomeGone        Outcome = "gone"        // 410: the post was deleted
+	OutcomeUnavailable Outcome = "unavailable" // 503: a backend is down or too slow
+	OutcomeCanceled    Outcome = "canceled"    // 499: the client went away
+	OutcomeError       Outcome = "error"       // 500: anything not recognised
+)
+
+// Classify returns the outcome of a request that ended with err (nil is OutcomeOK). It is the
+// one place where errors are sorted; Problem turns each class into its HTTP answer.
+func Classify(err error) Outcome {
+	var (
+		verrs post.ValidationErrors
+		verr  *post.ValidationError
+	)
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.As(err, &verrs), errors.As(err, &verr):
+		return OutcomeInvalid
+	case errors.Is(err, ports.ErrConflict), errors.Is(err, post.ErrExists): // also *command.ConflictError
+		return OutcomeConflict
+	case errors.Is(err, command.ErrKeyReused):
+		return OutcomeInvalid
+	case errors.Is(err, post.ErrNotFound), errors.Is(err, ports.ErrNotFound):
+		return OutcomeNotFound
+	case errors.Is(err, post.ErrDeleted):
+		return OutcomeGone
+	case errors.Is(err, projection.ErrNotCaughtUp), errors.Is(err, ports.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded):
+		return OutcomeUnavailable
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled
+	}
+	return OutcomeError
+}
+
 // Problem turns an error from the core or a port into the RFC 9457 problem a client receives.
 // It is the one place where errors meet HTTP status codes. Anything it does not recognise is a
 // 500 whose detail hides the internals; it is logged here, once, with the request's operation.
@@ -28,31 +72,35 @@ func Problem(ctx context.Context, log *slog.Logger, op string, err error) error 
 		verr     *post.ValidationError
 		conflict *command.ConflictError
 	)
-	switch {
-	case errors.As(err, &verrs):
-		return validation(verrs...)
-	case errors.As(err, &verr):
-		return validation(verr)
-	case errors.As(err, &conflict):
-		return problem(http.StatusConflict, conflict.Error(), &huma.ErrorDetail{
-			Location: "header.If-Match", Message: conflict.Error(), Value: ETag(conflict.Expected),
-		})
-	case errors.Is(err, ports.ErrConflict), errors.Is(err, post.ErrExists):
-		return problem(http.StatusConflict, "the post was changed concurrently; retry")
-	case errors.Is(err, command.ErrKeyReused):
+	switch Classify(err) {
+	case OutcomeInvalid:
+		switch {
+		case errors.As(err, &verrs):
+			return validation(verrs...)
+		case errors.As(err, &verr):
+			return validation(verr)
+		}
 		return problem(http.StatusUnprocessableEntity, err.Error(), &huma.ErrorDetail{
 			Location: "header.Idempotency-Key", Message: err.Error(),
 		})
-	case errors.Is(err, post.ErrNotFound), errors.Is(err, ports.ErrNotFound):
+	case OutcomeConflict:
+		if errors.As(err, &conflict) {
+			return problem(http.StatusConflict, conflict.Error(), &huma.ErrorDetail{
+				Location: "header.If-Match", Message: conflict.Error(), Value: ETag(conflict.Expected),
+			})
+		}
+		return problem(http.StatusConflict, "the post was changed concurrently; retry")
+	case OutcomeNotFound:
 		return problem(http.StatusNotFound, "post not found")
-	case errors.Is(err, post.ErrDeleted):
+	case OutcomeGone:
 		return problem(http.StatusGone, "post was deleted")
-	case errors.Is(err, projection.ErrNotCaughtUp):
-		return unavailable(err.Error())
-	case errors.Is(err, ports.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case OutcomeUnavailable:
+		if errors.Is(err, projection.ErrNotCaughtUp) {
+			return unavailable(err.Error())
+		}
 		log.WarnContext(ctx, "backend unavailable", "operation", op, "error", err)
 		return unavailable("a backend is unavailable; retry later")
-	case errors.Is(err, context.Canceled):
+	case OutcomeCanceled:
 		// The client went away; nobody reads the answer.
 		return problem(499, "request canceled")
 	}

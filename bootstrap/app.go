@@ -12,9 +12,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -57,7 +54,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 		fxLogger(log),
 		fx.StartTimeout(30 * time.Second),
 		fx.StopTimeout(cfg.ShutdownTimeout),
-		fx.Provide(newMetrics),
+		metricsOption(r),
 		tracingOption(cfg, r),
 	}
 	bus, err := busOption(cfg)
@@ -100,7 +97,9 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 		return fx.Module("event-store",
 			fx.Provide(
 				func() *memory.EventStore { return memory.NewEventStore(memory.EventStoreConfig{}) },
-				func(s *memory.EventStore) (ports.EventStore, ports.Outbox, ports.IdempotencyStore) { return s, s, s },
+				func(s *memory.EventStore) (ports.EventStore, ports.Outbox, ports.OutboxStats, ports.IdempotencyStore) {
+					return s, s, s, s
+				},
 				checkOf[*memory.EventStore]("event_store"),
 			)), nil
 	case "mysql":
@@ -118,7 +117,9 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 					lc.Append(fx.StopHook(s.Close))
 					return s, nil
 				},
-				func(s *mysql.EventStore) (ports.EventStore, ports.Outbox, ports.IdempotencyStore) { return s, s, s },
+				func(s *mysql.EventStore) (ports.EventStore, ports.Outbox, ports.OutboxStats, ports.IdempotencyStore) {
+					return s, s, s, s
+				},
 				checkOf[*mysql.EventStore]("event_store"),
 			)), nil
 	}
@@ -130,9 +131,9 @@ func busOption(cfg Config) (fx.Option, error) {
 	case "memory":
 		return fx.Module("bus",
 			fx.Provide(
-				func(log *slog.Logger) *memory.Bus {
+				func(log *slog.Logger, m *metrics) *memory.Bus {
 					return memory.NewBus(memory.BusConfig{
-						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log,
+						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
 				},
 				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
@@ -144,10 +145,10 @@ func busOption(cfg Config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger) (*redis.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*redis.Bus, error) {
 					b, err := redis.Open(context.Background(), redis.Config{
 						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxLen: cfg.RedisMaxLen, MaxAttempts: cfg.MaxAttempts,
-						Backoff: cfg.RetryBackoff, Log: log,
+						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
 					if err != nil {
 						return nil, err
@@ -164,10 +165,10 @@ func busOption(cfg Config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger) (*nats.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*nats.Bus, error) {
 					b, err := nats.Open(context.Background(), nats.Config{
 						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxAttempts: cfg.MaxAttempts,
-						Backoff: cfg.RetryBackoff, Log: log,
+						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
 					if err != nil {
 						return nil, err
@@ -215,7 +216,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 var commandSide = fx.Module("command",
 	fx.Provide(
 		newCommandService,
-		apicommand.NewHandler,
+		newCommandHandler,
 	),
 	fx.Invoke(runRelay, runCommandServer),
 )
@@ -235,6 +236,10 @@ var querySide = fx.Module("query",
 func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
 	log *slog.Logger) *command.Service {
 	return command.NewService(countingStore{EventStore: t.store(store), m: m}, keys, newID, time.Now, log, command.Config{})
+}
+
+func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apicommand.Handler {
+	return apicommand.NewHandler(svc, log, m.observeCommand)
 }
 
 // newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
@@ -313,7 +318,7 @@ func (p serverParams) operations() api.Operations {
 	spec := sync.OnceValue(func() *huma.OpenAPI {
 		return servers.Spec(api.ServerURL(p.Cfg.CommandAddr), api.ServerURL(p.Cfg.QueryAddr))
 	})
-	return api.Operations{Checks: p.Checks, Metrics: p.Metrics.handler, Spec: spec}
+	return api.Operations{Checks: p.Metrics.observeChecks(p.Checks), Metrics: p.Metrics.handler, Spec: spec}
 }
 
 func runCommandServer(p serverParams, h *apicommand.Handler) error {
@@ -359,85 +364,6 @@ func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) err
 			return srv.Shutdown(ctx)
 		},
 	})
-	return nil
-}
-
-// metrics are the process's Prometheus metrics.
-type metrics struct {
-	reg       *prometheus.Registry
-	handler   http.Handler
-	http      *api.HTTPMetrics
-	appended  prometheus.Counter
-	published prometheus.Counter
-	projected *prometheus.CounterVec
-}
-
-func newMetrics() (*metrics, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := api.NewHTTPMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	m := &metrics{
-		reg:     reg,
-		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		http:    h,
-		appended: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hexapost_events_appended_total", Help: "Events appended to the event store.",
-		}),
-		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hexapost_events_published_total", Help: "Events the relay published on the bus.",
-		}),
-		projected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hexapost_projections_total", Help: "Projection attempts by outcome (ok, error).",
-		}, []string{"outcome"}),
-	}
-	for _, c := range []prometheus.Collector{m.appended, m.published, m.projected} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
-}
-
-func (m *metrics) countApply(h ports.Handler) ports.Handler {
-	return func(ctx context.Context, c ports.Change) error {
-		err := h(ctx, c)
-		outcome := "ok"
-		if err != nil {
-			outcome = "error"
-		}
-		m.projected.WithLabelValues(outcome).Inc()
-		return err
-	}
-}
-
-// countingStore counts appended events.
-type countingStore struct {
-	ports.EventStore
-	m *metrics
-}
-
-func (s countingStore) Append(ctx context.Context, a ports.Append) error {
-	if err := s.EventStore.Append(ctx, a); err != nil {
-		return err
-	}
-	s.m.appended.Add(float64(len(a.Changes)))
-	return nil
-}
-
-// countingPublisher counts published events.
-type countingPublisher struct {
-	ports.Publisher
-	m *metrics
-}
-
-func (p countingPublisher) Publish(ctx context.Context, changes []ports.Change) error {
-	if err := p.Publisher.Publish(ctx, changes); err != nil {
-		return err
-	}
-	p.m.published.Add(float64(len(changes)))
 	return nil
 }
 

@@ -49,3 +49,30 @@ type DeadLetters interface {
 	// Discard removes the message for good; ErrNotFound if there is no such id.
 	Discard(ctx context.Context, id string) error
 }
+
+// DeadLetterCause says in one fixed word why a message went to the dead letters; the dead
+// letter's Reason holds the error itself. The set is closed, so it can label a metric.
+type DeadLetterCause string
+
+// The causes of dead letters.
+const (
+	// CauseUndecodable: the payload is not a message this version can read; it was
+	// dead-lettered on its first delivery.
+	CauseUndecodable DeadLetterCause = "undecodable"
+	// CauseAttemptsExhausted: the handler failed on every attempt it was given.
+	CauseAttemptsExhausted DeadLetterCause = "attempts_exhausted"
+	// CauseAbandoned: every consumer that took the message stopped before it had an outcome.
+	CauseAbandoned DeadLetterCause = "abandoned"
+)
+
+// DeliveryObserver hears what a Subscriber does with messages that fail, so the process can
+// count them. A Subscriber calls it on its delivering goroutine, possibly from several at once,
+// so it must be safe for concurrent use and return quickly.
+type DeliveryObserver interface {
+	// Retrying is called once each time a change whose handler failed is scheduled to be
+	// delivered again.
+	Retrying()
+	// DeadLettered is called once for each message stored in the dead letters, after it was
+	// stored.
+	DeadLettered(cause DeadLetterCause)
+}

@@ -105,3 +105,20 @@ type Outbox interface {
 	// wake at once instead of polling.
 	Appended() <-chan struct{}
 }
+
+// Backlog is the state of the outbox at one moment.
+type Backlog struct {
+	// Count is how many changes wait to be published, in flight ones included.
+	Count int
+	// Oldest is when the change first in line for the relay occurred; zero when Count is 0.
+	Oldest time.Time
+}
+
+// OutboxStats lets an operator see whether the relay keeps up.
+type OutboxStats interface {
+	// Backlog returns the outbox's size and the age of its head, as committed at one moment; it
+	// takes no lock that would hold up an append or a relay. It is safe for concurrent use and
+	// cheap enough to call at every metrics scrape. A backend that does not answer gives an
+	// error wrapping ErrUnavailable.
+	Backlog(ctx context.Context) (Backlog, error)
+}

@@ -27,6 +27,8 @@ type BusConfig struct {
 	Now func() time.Time
 	// Log receives one line per retry and per dead letter (default slog.Default()).
 	Log *slog.Logger
+	// Observer hears every retry and dead letter (default: nobody).
+	Observer ports.DeliveryObserver
 }
 
 // Bus is an event bus in process memory: one shared queue that every Subscribe call of the bus
@@ -74,6 +76,9 @@ func NewBus(cfg BusConfig) *Bus {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nobody{}
 	}
 	return &Bus{cfg: cfg, ready: make(chan struct{})}
 }
@@ -154,7 +159,7 @@ func (b *Bus) take(ctx context.Context) *message {
 func (b *Bus) deliver(ctx context.Context, m *message, h ports.Handler) {
 	c, err := wire.Decode(m.payload)
 	if err != nil {
-		b.bury(m, nil, 1, err)
+		b.bury(m, nil, 1, ports.CauseUndecodable, err)
 		return
 	}
 	err = h(ctx, c)
@@ -169,9 +174,10 @@ func (b *Bus) deliver(ctx context.Context, m *message, h ports.Handler) {
 	}
 	m.failures++
 	if m.failures >= b.cfg.MaxAttempts {
-		b.bury(m, &c, m.failures, err)
+		b.bury(m, &c, m.failures, ports.CauseAttemptsExhausted, err)
 		return
 	}
+	b.cfg.Observer.Retrying()
 	wait := b.backoff(m.failures)
 	b.cfg.Log.Warn("projection failed; will retry", "post_id", c.Event.PostID, "version", c.Event.Version,
 		"event_id", c.Event.ID, "attempt", m.failures, "retry_in", wait, "error", err)
@@ -193,7 +199,7 @@ func (b *Bus) backoff(failures int) time.Duration {
 }
 
 // bury moves m to the dead letters. c is nil when the payload could not be decoded.
-func (b *Bus) bury(m *message, c *ports.Change, attempts int, cause error) {
+func (b *Bus) bury(m *message, c *ports.Change, attempts int, why ports.DeadLetterCause, cause error) {
 	d := ports.DeadLetter{
 		ID: rand.Text(), Change: c, Payload: m.payload, Reason: cause.Error(),
 		Attempts: attempts, FailedAt: b.cfg.Now(),
@@ -201,6 +207,7 @@ func (b *Bus) bury(m *message, c *ports.Change, attempts int, cause error) {
 	b.mu.Lock()
 	b.dead = append(b.dead, d)
 	b.mu.Unlock()
+	b.cfg.Observer.DeadLettered(why)
 
 	attrs := []any{"dead_letter_id", d.ID, "attempt", attempts, "error", cause, "reason", d.Reason}
 	if c != nil {
@@ -276,3 +283,9 @@ func (b *Bus) remove(id string) (ports.DeadLetter, error) {
 
 // Ping always succeeds: memory is always reachable.
 func (b *Bus) Ping(context.Context) error { return nil }
+
+// nobody is the DeliveryObserver of a bus configured without one.
+type nobody struct{}
+
+func (nobody) Retrying()                          {}
+func (nobody) DeadLettered(ports.DeadLetterCause) {}

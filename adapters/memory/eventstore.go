@@ -60,6 +60,7 @@ type keyStamp struct {
 var (
 	_ ports.EventStore       = (*EventStore)(nil)
 	_ ports.Outbox           = (*EventStore)(nil)
+	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
 	_ ports.Pinger           = (*EventStore)(nil)
 )
@@ -258,6 +259,17 @@ func (s *EventStore) finish(batch []*outboxEntry, published bool) {
 // Appended is signalled after every append that added outbox entries. The channel holds one
 // signal: appends made before the relay takes it are coalesced into it.
 func (s *EventStore) Appended() <-chan struct{} { return s.appended }
+
+// Backlog returns how many changes are not yet published and when the first in line occurred.
+func (s *EventStore) Backlog(context.Context) (ports.Backlog, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := ports.Backlog{Count: len(s.pending)}
+	if len(s.pending) > 0 {
+		b.Oldest = s.pending[0].change.Event.OccurredAt
+	}
+	return b, nil
+}
 
 // Ping always succeeds: memory is always reachable.
 func (s *EventStore) Ping(context.Context) error { return nil }

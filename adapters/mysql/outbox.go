@@ -174,6 +174,30 @@ func positionsOf(rows []outboxRow) []int64 {
 	return out
 }
 
+// Backlog counts the outbox rows and reads the occurred_at of the first in position order. Both
+// come from one plain (non-locking) read, so rows that relays hold are counted and nothing
+// waits for them; the head is found through the primary key and the event's own.
+func (s *EventStore) Backlog(ctx context.Context) (ports.Backlog, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		count  int
+		oldest sql.NullTime
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM outbox),
+		(SELECT e.occurred_at FROM events e WHERE e.position = (SELECT MIN(position) FROM outbox))`).
+		Scan(&count, &oldest)
+	if err != nil {
+		return ports.Backlog{}, wrap("outbox backlog", err)
+	}
+	b := ports.Backlog{Count: count}
+	if oldest.Valid && count > 0 {
+		b.Oldest = oldest.Time.UTC()
+	}
+	return b, nil
+}
+
 // Appended is signalled after every append of this process that added outbox rows commits.
 // The channel holds one signal: appends made before the relay takes it are coalesced into it.
 // Appends of other processes are not signalled; the relay's poll finds them.

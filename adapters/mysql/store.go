@@ -37,6 +37,7 @@ type EventStore struct {
 var (
 	_ ports.EventStore       = (*EventStore)(nil)
 	_ ports.Outbox           = (*EventStore)(nil)
+	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
 	_ ports.Pinger           = (*EventStore)(nil)
 )

@@ -49,6 +49,9 @@ type Config struct {
 	Timeout time.Duration
 	// Log receives one line per retry and per dead letter (default: discarded).
 	Log *slog.Logger
+	// Observer hears every retry and dead letter of this process's subscriptions (default:
+	// nobody).
+	Observer ports.DeliveryObserver
 }
 
 // Bus is a Publisher, Subscriber and DeadLetters on JetStream.
@@ -146,8 +149,17 @@ func withDefaults(cfg Config) Config {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nobody{}
+	}
 	return cfg
 }
+
+// nobody is the DeliveryObserver of a bus configured without one.
+type nobody struct{}
+
+func (nobody) Retrying()                          {}
+func (nobody) DeadLettered(ports.DeadLetterCause) {}
 
 // Close drains nothing and closes the connection.
 func (b *Bus) Close() error {
@@ -253,7 +265,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, m jetstream.Msg) {
 	}
 	c, err := wire.Decode(m.Data())
 	if err != nil {
-		b.deadLetter(ctx, m, attempt, nil, err)
+		b.deadLetter(ctx, m, attempt, nil, ports.CauseUndecodable, err)
 		return
 	}
 	log := b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
@@ -264,9 +276,10 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, m jetstream.Msg) {
 			return
 		}
 		if attempt >= b.cfg.MaxAttempts {
-			b.deadLetter(ctx, m, attempt, &c, err)
+			b.deadLetter(ctx, m, attempt, &c, ports.CauseAttemptsExhausted, err)
 			return
 		}
+		b.cfg.Observer.Retrying()
 		log.Warn("projection failed; will retry", "error", err.Error(), "retry_in", b.backoff(attempt))
 		if err := m.NakWithDelay(b.backoff(attempt)); err != nil {
 			log.Warn("nats: nak failed; the change comes back after AckWait", "error", err)
@@ -297,7 +310,8 @@ const (
 
 // deadLetter publishes the change to the dead-letter stream, then acknowledges it: a crash in
 // between gives a duplicate dead letter, never a lost one.
-func (b *Bus) deadLetter(ctx context.Context, m jetstream.Msg, attempt int, c *ports.Change, cause error) {
+func (b *Bus) deadLetter(ctx context.Context, m jetstream.Msg, attempt int, c *ports.Change,
+	why ports.DeadLetterCause, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
 	defer cancel()
 	log := b.cfg.Log.With("attempt", attempt, "reason", cause.Error())
@@ -315,6 +329,7 @@ func (b *Bus) deadLetter(ctx context.Context, m jetstream.Msg, attempt int, c *p
 		_ = m.NakWithDelay(b.cfg.MaxBackoff)
 		return
 	}
+	b.cfg.Observer.DeadLettered(why)
 	if err := m.Ack(); err != nil {
 		log.Warn("nats: ack of a dead letter failed", "error", err)
 	}

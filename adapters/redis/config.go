@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"hexapost/ports"
 )
 
 // Config configures a Bus. Only URL is required; every zero field takes its default, and a
@@ -50,6 +52,9 @@ type Config struct {
 	// Log receives one line per retry, per dead letter and per failed read (default
 	// slog.Default()).
 	Log *slog.Logger
+	// Observer hears every retry and dead letter of this process's subscriptions (default:
+	// nobody).
+	Observer ports.DeliveryObserver
 }
 
 // Defaults of Config.
@@ -122,6 +127,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nobody{}
+	}
 	switch {
 	case cfg.Backoff > cfg.MaxBackoff:
 		return cfg, fmt.Errorf("redis: config: Backoff %s exceeds MaxBackoff %s", cfg.Backoff, cfg.MaxBackoff)
@@ -132,6 +140,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	return cfg, nil
 }
+
+// nobody is the DeliveryObserver of a bus configured without one.
+type nobody struct{}
+
+func (nobody) Retrying()                          {}
+func (nobody) DeadLettered(ports.DeadLetterCause) {}
 
 // defaultConsumer returns host-pid-random: unique per process, and readable in XINFO CONSUMERS.
 func defaultConsumer() string {

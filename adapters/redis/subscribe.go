@@ -290,14 +290,14 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 	payload := field(d.msg, "payload")
 	c, err := wire.Decode(payload)
 	if err != nil {
-		b.deadLetter(ctx, d, payload, nil, d.attempt, err)
+		b.deadLetter(ctx, d, payload, nil, d.attempt, ports.CauseUndecodable, err)
 		return
 	}
 	if d.attempt > b.cfg.MaxAttempts {
 		// Every delivery so far ended with its consumer gone, without an outcome.
 		err := fmt.Errorf("no outcome after %d deliveries: each consumer that took it stopped before acknowledging",
 			d.attempt-1)
-		b.deadLetter(ctx, d, payload, &c, d.attempt-1, err)
+		b.deadLetter(ctx, d, payload, &c, d.attempt-1, ports.CauseAbandoned, err)
 		return
 	}
 	err = h(ctx, c)
@@ -307,7 +307,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 	case ctx.Err() != nil:
 		b.release(ctx, []delivery{d})
 	case d.attempt >= b.cfg.MaxAttempts:
-		b.deadLetter(ctx, d, payload, &c, d.attempt, err)
+		b.deadLetter(ctx, d, payload, &c, d.attempt, ports.CauseAttemptsExhausted, err)
 	default:
 		b.retry(ctx, d, c, err)
 	}
@@ -332,6 +332,7 @@ func (b *Bus) retry(ctx context.Context, d delivery, c ports.Change, cause error
 	err := b.client.XClaimJustID(ctx, &goredis.XClaimArgs{
 		Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: retryConsumer, Messages: []string{d.msg.ID},
 	}).Err()
+	b.cfg.Observer.Retrying()
 	attrs := append(changeAttrs(c), "message_id", d.msg.ID, "attempt", d.attempt, "error", cause)
 	if err != nil {
 		// It stays with this consumer and is claimed as abandoned after VisibilityTimeout.
@@ -366,7 +367,8 @@ func (b *Bus) release(ctx context.Context, ds []delivery) {
 
 // deadLetter adds the change to the dead-letter stream and acknowledges it, in one MULTI: a
 // crash cannot leave it in both places or in neither. c is nil when it could not be decoded.
-func (b *Bus) deadLetter(ctx context.Context, d delivery, payload []byte, c *ports.Change, attempts int, cause error) {
+func (b *Bus) deadLetter(ctx context.Context, d delivery, payload []byte, c *ports.Change, attempts int,
+	why ports.DeadLetterCause, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 	defer cancel()
 	values := []any{
@@ -391,6 +393,7 @@ func (b *Bus) deadLetter(ctx context.Context, d delivery, payload []byte, c *por
 			append(attrs, "dead_letter_error", err)...)
 		return
 	}
+	b.cfg.Observer.DeadLettered(why)
 	b.cfg.Log.Error("message dead-lettered", append([]any{"dead_letter_id", add.Val()}, attrs...)...)
 }
 

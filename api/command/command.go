@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -19,13 +20,28 @@ import (
 
 // Handler serves the command operations.
 type Handler struct {
-	svc *core.Service
-	log *slog.Logger
+	svc     *core.Service
+	log     *slog.Logger
+	observe Observer
 }
 
-// NewHandler returns a Handler over svc.
-func NewHandler(svc *core.Service, log *slog.Logger) *Handler {
-	return &Handler{svc: svc, log: log}
+// Observer hears how every command that reached the core ended and how long the core took:
+// command is "create", "update" or "delete". It is called on the request's goroutine after the
+// core returned, so it must be quick; metrics are its use. A request refused before the core
+// (a malformed body, a bad header) is not a command and is not observed.
+type Observer func(command string, outcome api.Outcome, took time.Duration)
+
+// NewHandler returns a Handler over svc. observe may be nil.
+func NewHandler(svc *core.Service, log *slog.Logger, observe Observer) *Handler {
+	if observe == nil {
+		observe = func(string, api.Outcome, time.Duration) {}
+	}
+	return &Handler{svc: svc, log: log, observe: observe}
+}
+
+// done observes a command that began at begin and ended with err.
+func (h *Handler) done(command string, begin time.Time, err error) {
+	h.observe(command, api.Classify(err), time.Since(begin))
 }
 
 // Conditions are the headers every command accepts.
@@ -118,9 +134,11 @@ func (h *Handler) Register(a huma.API) {
 }
 
 func (h *Handler) create(ctx context.Context, in *CreateInput) (*CreateOutput, error) {
+	begin := time.Now()
 	r, err := h.svc.Create(ctx, post.Create{
 		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
 	}, in.options(""))
+	h.done("create", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "create-post", err)
 	}
@@ -130,9 +148,11 @@ func (h *Handler) create(ctx context.Context, in *CreateInput) (*CreateOutput, e
 }
 
 func (h *Handler) update(ctx context.Context, in *UpdateInput) (*PostOutput, error) {
+	begin := time.Now()
 	r, err := h.svc.Update(ctx, in.ID, post.Update{
 		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
 	}, in.options(in.IfMatch.IfMatch))
+	h.done("update", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "update-post", err)
 	}
@@ -140,7 +160,9 @@ func (h *Handler) update(ctx context.Context, in *UpdateInput) (*PostOutput, err
 }
 
 func (h *Handler) delete(ctx context.Context, in *DeleteInput) (*PostOutput, error) {
+	begin := time.Now()
 	r, err := h.svc.Delete(ctx, in.ID, in.options(in.IfMatch.IfMatch))
+	h.done("delete", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "delete-post", err)
 	}

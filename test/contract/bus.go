@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ type BusPair struct {
 	// PublishRaw puts payload on the bus as it is, bypassing the wire format, so the suite can
 	// send a message that cannot be decoded.
 	PublishRaw func(ctx context.Context, payload []byte) error
+
+	// observed is what the observer given to the factory heard.
+	observed *deliveries
 }
 
 // BusFeatures declares how the factory configured its buses and how long the suite may wait
@@ -50,10 +54,11 @@ type BusFeatures struct {
 	Timeout time.Duration
 }
 
-// Bus holds a bus to the promises of ports.Publisher, ports.Subscriber and ports.DeadLetters.
-// newBus must return a fresh, isolated bus on every call; the cases run in parallel, each with
-// its own bus.
-func Bus(t *testing.T, newBus func(t *testing.T) BusPair, f BusFeatures) {
+// Bus holds a bus to the promises of ports.Publisher, ports.Subscriber and ports.DeadLetters,
+// and its subscribers to telling o of every retry and dead letter (ports.DeliveryObserver).
+// newBus must return a fresh, isolated bus on every call, with both clients configured to
+// report to o; the cases run in parallel, each with its own bus.
+func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPair, f BusFeatures) {
 	if f.MaxAttempts <= 0 {
 		f.MaxAttempts = 3
 	}
@@ -80,7 +85,10 @@ func Bus(t *testing.T, newBus func(t *testing.T) BusPair, f BusFeatures) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			c.run(t, newBus(t), f)
+			o := &deliveries{}
+			p := newBus(t, o)
+			p.observed = o
+			c.run(t, p, f)
 		})
 	}
 }
@@ -294,6 +302,9 @@ func busRetriesThenDeadLetter(t *testing.T, p BusPair, f BusFeatures) {
 	if rec.applied(c.Event.ID) != 0 {
 		t.Error("a change that always failed was applied")
 	}
+	want := observedDeliveries{Retries: f.MaxAttempts - 1,
+		DeadLetters: map[ports.DeadLetterCause]int{ports.CauseAttemptsExhausted: 1}}
+	p.observed.waitFor(t, f, want)
 }
 
 func busUndecodable(t *testing.T, p BusPair, f BusFeatures) {
@@ -313,6 +324,7 @@ func busUndecodable(t *testing.T, p BusPair, f BusFeatures) {
 	if d.Change != nil || d.Attempts != 1 || !bytes.Equal(d.Payload, poison) || d.Reason == "" || d.ID == "" {
 		t.Errorf("dead letter = %+v, want the payload %q with no change, a reason and 1 attempt", d, poison)
 	}
+	p.observed.waitFor(t, f, observedDeliveries{DeadLetters: map[ports.DeadLetterCause]int{ports.CauseUndecodable: 1}})
 }
 
 func busDeadLetterOrder(t *testing.T, p BusPair, f BusFeatures) {
@@ -540,4 +552,53 @@ func (r *recorder) appliedAll(cs []ports.Change) bool {
 		}
 	}
 	return true
+}
+
+// deliveries is a ports.DeliveryObserver that counts what it hears.
+type deliveries struct {
+	mu  sync.Mutex
+	got observedDeliveries
+}
+
+type observedDeliveries struct {
+	Retries     int
+	DeadLetters map[ports.DeadLetterCause]int
+}
+
+func (d *deliveries) Retrying() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.got.Retries++
+}
+
+func (d *deliveries) DeadLettered(c ports.DeadLetterCause) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.got.DeadLetters == nil {
+		d.got.DeadLetters = map[ports.DeadLetterCause]int{}
+	}
+	d.got.DeadLetters[c]++
+}
+
+func (d *deliveries) snapshot() observedDeliveries {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return observedDeliveries{Retries: d.got.Retries, DeadLetters: maps.Clone(d.got.DeadLetters)}
+}
+
+// waitFor waits until the observer heard exactly want. The dead letter is visible before the
+// subscriber reports it, so the report may come a moment after the suite saw it.
+func (d *deliveries) waitFor(t *testing.T, f BusFeatures, want observedDeliveries) {
+	t.Helper()
+	same := func() bool {
+		got := d.snapshot()
+		return got.Retries == want.Retries && maps.Equal(got.DeadLetters, want.DeadLetters)
+	}
+	deadline := time.Now().Add(f.Timeout)
+	for !same() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+	}
+	if got := d.snapshot(); !same() {
+		t.Errorf("the observer heard %+v, want %+v", got, want)
+	}
 }

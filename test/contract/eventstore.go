@@ -21,11 +21,12 @@ import (
 type Store interface {
 	ports.EventStore
 	ports.Outbox
+	ports.OutboxStats
 	ports.IdempotencyStore
 }
 
-// EventStore holds an event store to the promises of ports.EventStore, ports.Outbox and
-// ports.IdempotencyStore. newStore must return a fresh, isolated, empty store on every call;
+// EventStore holds an event store to the promises of ports.EventStore, ports.Outbox,
+// ports.OutboxStats and ports.IdempotencyStore. newStore must return a fresh, isolated, empty store on every call;
 // the cases run in parallel, each with its own store.
 func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
 	cases := []struct {
@@ -46,6 +47,7 @@ func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
 		{"outbox keeps what a failed publish was given", storeRelayFailure},
 		{"outbox hands on each change's metadata", storeRelayMetadata},
 		{"concurrent relayers never share an entry", storeConcurrentRelayers},
+		{"backlog counts unpublished changes and dates the first in line", storeBacklog},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -601,6 +603,54 @@ func storeConcurrentRelayers(t *testing.T, s Store) {
 	if again := relayAll(t, s, total); len(again) != 0 {
 		t.Errorf("relayed again: %v", eventIDs(again))
 	}
+}
+
+func storeBacklog(t *testing.T, s Store) {
+	ctx := t.Context()
+	empty := ports.Backlog{}
+	if got := backlog(t, s); got != empty {
+		t.Fatalf("Backlog of an empty store = %+v, want %+v", got, empty)
+	}
+	all := interleaved(t, s)
+
+	got := backlog(t, s)
+
+	if got.Count != len(all) {
+		t.Errorf("Backlog count = %d, want %d", got.Count, len(all))
+	}
+	sameInstant(t, "Backlog oldest", got.Oldest, all[0].Event.OccurredAt)
+
+	// While a relay holds the head, it is still waiting: it is counted, and nothing blocks.
+	var during ports.Backlog
+	n, err := s.Relay(ctx, 4, func(context.Context, []ports.Change) error {
+		during = backlog(t, s)
+		return nil
+	})
+	if err != nil || n != 4 {
+		t.Fatalf("Relay(4) = %d, %v", n, err)
+	}
+	if during.Count != len(all) {
+		t.Errorf("Backlog count during a relay = %d, want %d", during.Count, len(all))
+	}
+	after := backlog(t, s)
+	if after.Count != len(all)-4 {
+		t.Errorf("Backlog count after relaying 4 = %d, want %d", after.Count, len(all)-4)
+	}
+	sameInstant(t, "Backlog oldest after relaying 4", after.Oldest, all[4].Event.OccurredAt)
+
+	relayAll(t, s, len(all))
+	if got := backlog(t, s); got != empty {
+		t.Errorf("Backlog after relaying everything = %+v, want %+v", got, empty)
+	}
+}
+
+func backlog(t *testing.T, s Store) ports.Backlog {
+	t.Helper()
+	b, err := s.Backlog(t.Context())
+	if err != nil {
+		t.Fatalf("Backlog: %v", err)
+	}
+	return b
 }
 
 func appendOK(t *testing.T, s Store, a ports.Append) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"hexapost/adapters/memory"
+	"hexapost/ports"
 	"hexapost/test/contract"
 )
 
@@ -19,9 +20,9 @@ func TestMemoryEventStore(t *testing.T) {
 func TestMemoryBus(t *testing.T) {
 	t.Parallel()
 	const backoff = 50 * time.Millisecond
-	contract.Bus(t, func(*testing.T) contract.BusPair {
+	contract.Bus(t, func(_ *testing.T, o ports.DeliveryObserver) contract.BusPair {
 		b := memory.NewBus(memory.BusConfig{
-			MaxAttempts: 3, Backoff: backoff, Log: slog.New(slog.DiscardHandler),
+			MaxAttempts: 3, Backoff: backoff, Log: slog.New(slog.DiscardHandler), Observer: o,
 		})
 		return contract.BusPair{A: b, B: b, DeadLetters: b, PublishRaw: b.PublishRaw}
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hexapost/adapters/nats"
+	"hexapost/ports"
 	"hexapost/test/contract"
 )
 
@@ -16,13 +17,13 @@ func TestNATSBus(t *testing.T) {
 	t.Parallel()
 	url := contract.Backend(t, "POSTS_NATS_URL")
 	const backoff = 50 * time.Millisecond
-	contract.Bus(t, func(t *testing.T) contract.BusPair {
+	contract.Bus(t, func(t *testing.T, o ports.DeliveryObserver) contract.BusPair {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
 		name := "T" + strings.ToUpper(hex.EncodeToString(b))
 		cfg := nats.Config{
 			URL: url, Stream: name, Subject: "hexapost.test." + name, Durable: "contract",
-			MaxAttempts: 3, Backoff: backoff, AckWait: time.Second,
+			MaxAttempts: 3, Backoff: backoff, AckWait: time.Second, Observer: o,
 		}
 		open := func() *nats.Bus {
 			bus, err := nats.Open(context.Background(), cfg)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hexapost/adapters/redis"
+	"hexapost/ports"
 	"hexapost/test/contract"
 )
 
@@ -15,11 +16,11 @@ func TestRedisBus(t *testing.T) {
 	t.Parallel()
 	url := contract.Backend(t, "POSTS_REDIS_URL")
 	const backoff = 50 * time.Millisecond
-	contract.Bus(t, func(t *testing.T) contract.BusPair {
+	contract.Bus(t, func(t *testing.T, o ports.DeliveryObserver) contract.BusPair {
 		cfg := redis.Config{
 			URL: url, Stream: "hexapost:test:" + rand.Text(), Group: "contract-" + rand.Text(),
 			MaxAttempts: 3, Backoff: backoff, MaxBackoff: time.Second, VisibilityTimeout: 2 * time.Second,
-			Log: slog.New(slog.DiscardHandler),
+			Log: slog.New(slog.DiscardHandler), Observer: o,
 		}
 		open := func(consumer string) *redis.Bus {
 			c := cfg

@@ -86,7 +86,7 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 
 	ops := api.Operations{Spec: func() *huma.OpenAPI { return nil }}
 	cmdMux, qryMux := http.NewServeMux(), http.NewServeMux()
-	servers.Command(cmdMux, apicommand.NewHandler(svc, log), ops)
+	servers.Command(cmdMux, apicommand.NewHandler(svc, log, nil), ops)
 	servers.Query(qryMux, apiquery.NewHandler(reader, views, bus, log), ops)
 	cmdSrv, qrySrv := httptest.NewServer(cmdMux), httptest.NewServer(qryMux)
 	t.Cleanup(cmdSrv.Close)
