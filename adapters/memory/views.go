@@ -16,14 +16,15 @@ import (
 // the list order kept as sorted indexes so that a page costs a binary search and the page
 // itself, not a sort of every post.
 //
-// The indexes are sorted slices: an insert moves the entries after it, which is cheap for tens
-// of thousands of posts. Beyond that a tree would be the better structure.
+// The indexes are sorted slices, oldest first, read backwards for a page: a new post (ids and
+// creation times grow) is appended at the end, and only deleting a post moves the entries
+// after it.
 type Views struct {
 	mu      sync.RWMutex
 	current map[string]post.State
 	// history holds each post's entries sorted by version.
 	history map[string][]ports.HistoryEntry
-	// live lists the posts that are not deleted, in list order; byAuthor the same per author.
+	// live lists the posts that are not deleted, oldest first; byAuthor the same per author.
 	live     []listKey
 	byAuthor map[string][]listKey
 }
@@ -34,12 +35,12 @@ type listKey struct {
 	id        string
 }
 
-// compareKeys orders keys as lists show them: newest first, then by id, descending.
+// compareKeys orders keys oldest first, then by id; lists show them in the reverse order.
 func compareKeys(a, b listKey) int {
-	if c := b.createdAt.Compare(a.createdAt); c != 0 {
+	if c := a.createdAt.Compare(b.createdAt); c != 0 {
 		return c
 	}
-	return cmp.Compare(b.id, a.id)
+	return cmp.Compare(a.id, b.id)
 }
 
 var (
@@ -67,6 +68,9 @@ func (v *Views) PutCurrent(_ context.Context, s post.State) (bool, error) {
 		return false, nil
 	}
 	v.current[s.ID] = s
+	if ok && !old.Deleted && !s.Deleted && old.AuthorName == s.AuthorName {
+		return true, nil // same place in every index
+	}
 	if ok && !old.Deleted {
 		v.unindex(old)
 	}
@@ -93,6 +97,9 @@ func (v *Views) unindex(s post.State) {
 }
 
 func insertKey(keys []listKey, k listKey) []listKey {
+	if n := len(keys); n == 0 || compareKeys(keys[n-1], k) < 0 {
+		return append(keys, k) // the usual case: the newest post
+	}
 	i, found := slices.BinarySearchFunc(keys, k, compareKeys)
 	if found {
 		return keys
@@ -143,18 +150,15 @@ func (v *Views) List(_ context.Context, q ports.ListQuery) ([]post.State, error)
 	if q.AuthorName != "" {
 		keys = v.byAuthor[q.AuthorName]
 	}
-	start := 0
+	// The page is keys[start:end] read backwards: the newest ones older than the cursor.
+	end := len(keys)
 	if q.After != nil {
-		i, found := slices.BinarySearchFunc(keys, listKey{createdAt: q.After.CreatedAt, id: q.After.ID}, compareKeys)
-		if found {
-			i++
-		}
-		start = i
+		end, _ = slices.BinarySearchFunc(keys, listKey{createdAt: q.After.CreatedAt, id: q.After.ID}, compareKeys)
 	}
-	end := start + min(max(q.Limit, 0), len(keys)-start)
+	start := end - min(max(q.Limit, 0), end)
 	out := make([]post.State, 0, end-start)
-	for _, k := range keys[start:end] {
-		out = append(out, v.current[k.id])
+	for i := end - 1; i >= start; i-- {
+		out = append(out, v.current[keys[i].id])
 	}
 	return out, nil
 }
