@@ -46,7 +46,11 @@ type Bus struct {
 	dead []ports.DeadLetter
 }
 
+// message is a queued change. Changes published in this process travel as values, as a
+// decoded copy would arrive; payload is set for raw messages, and filled in for a change when
+// it moves to the dead letters, which show messages as they were on the bus.
 type message struct {
+	change  *ports.Change
 	payload []byte
 	// failures counts the deliveries whose handler failed.
 	failures int
@@ -83,19 +87,14 @@ func NewBus(cfg BusConfig) *Bus {
 	return &Bus{cfg: cfg, ready: make(chan struct{})}
 }
 
-// Publish encodes the changes and queues them in order. It queues all of them or, when one
-// cannot be encoded, none.
+// Publish queues the changes in order, all of them at once.
 func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	msgs := make([]*message, 0, len(changes))
-	for _, c := range changes {
-		p, err := wire.Encode(c)
-		if err != nil {
-			return fmt.Errorf("memory: publish: %w", err)
-		}
-		msgs = append(msgs, &message{payload: p})
+	msgs := make([]*message, len(changes))
+	for i, c := range changes {
+		msgs[i] = &message{change: &c}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -157,12 +156,17 @@ func (b *Bus) take(ctx context.Context) *message {
 }
 
 func (b *Bus) deliver(ctx context.Context, m *message, h ports.Handler) {
-	c, err := wire.Decode(m.payload)
-	if err != nil {
-		b.bury(m, nil, 1, ports.CauseUndecodable, err)
-		return
+	var c ports.Change
+	if m.change != nil {
+		c = *m.change
+	} else {
+		var err error
+		if c, err = wire.Decode(m.payload); err != nil {
+			b.bury(m, nil, 1, ports.CauseUndecodable, err)
+			return
+		}
 	}
-	err = h(ctx, c)
+	err := h(ctx, c)
 	switch {
 	case err == nil:
 		return
@@ -200,6 +204,11 @@ func (b *Bus) backoff(failures int) time.Duration {
 
 // bury moves m to the dead letters. c is nil when the payload could not be decoded.
 func (b *Bus) bury(m *message, c *ports.Change, attempts int, why ports.DeadLetterCause, cause error) {
+	if m.payload == nil {
+		if p, err := wire.Encode(*m.change); err == nil {
+			m.payload = p
+		}
+	}
 	d := ports.DeadLetter{
 		ID: rand.Text(), Change: c, Payload: m.payload, Reason: cause.Error(),
 		Attempts: attempts, FailedAt: b.cfg.Now(),
