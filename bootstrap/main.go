@@ -29,6 +29,7 @@ Usage:
   hexapost serve query       the query server and the projector only
   hexapost openapi [--json]  print the OpenAPI document of both servers
   hexapost rebuild           rebuild the MongoDB read model from the MySQL event store, live
+  hexapost bench [flags]     load running servers and report throughput and latency (-h: flags)
 
 Configuration is read from POSTS_* environment variables; see the README.
 `
@@ -47,6 +48,8 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		return serve(r, getenv, stderr)
 	case args[0] == "rebuild" && len(args) == 1:
 		return rebuild(getenv, stderr)
+	case args[0] == "bench":
+		return bench(args[1:], stdout, stderr)
 	case args[0] == "openapi":
 		return printSpec(args[1:], getenv, stdout, stderr)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":

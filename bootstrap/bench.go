@@ -1,0 +1,512 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const benchUsage = `Usage: hexapost bench [flags]
+
+Sends commands to a running command server from concurrent clients and, for a sample of the
+acknowledged ones, measures how long until the query server returns that version. Bounded by
+-duration and -requests, whichever comes first; Ctrl-C ends it early with the figures so far.
+
+`
+
+// BenchConfig is what one load run does.
+type BenchConfig struct {
+	CommandURL  string
+	QueryURL    string
+	Duration    time.Duration
+	Requests    int
+	Concurrency int
+	// Mix weighs the commands: create, update, delete.
+	Mix Mix
+	// Posts is how many posts are created before the run, for the updates to spread over.
+	Posts int
+	// Sample is the share of acknowledged commands whose visibility is measured (0–1).
+	Sample float64
+	// Progress receives a line a second; nil for none.
+	Progress io.Writer
+}
+
+// Mix is the weight of each command kind in a load run.
+type Mix struct{ Create, Update, Delete int }
+
+// ParseMix reads "create=1,update=8,delete=1"; kinds left out weigh 0.
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	for part := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return Mix{}, fmt.Errorf("mix %q: want kind=weight with a whole number ≥ 0, e.g. create=1,update=8,delete=1", s)
+		}
+		switch k {
+		case "create":
+			m.Create = n
+		case "update":
+			m.Update = n
+		case "delete":
+			m.Delete = n
+		default:
+			return Mix{}, fmt.Errorf("mix %q: unknown kind %q (create, update, delete)", s, k)
+		}
+	}
+	if m.Create+m.Update+m.Delete == 0 {
+		return Mix{}, fmt.Errorf("mix %q: every weight is 0", s)
+	}
+	return m, nil
+}
+
+func (m Mix) String() string {
+	return fmt.Sprintf("create=%d,update=%d,delete=%d", m.Create, m.Update, m.Delete)
+}
+
+// Latency is a latency distribution, in milliseconds.
+type Latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+func latencyOf(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
+	}
+	return Latency{Count: len(ds), P50: at(.50), P99: at(.99), P999: at(.999), Max: at(1)}
+}
+
+// BenchResult is what a load run measured.
+type BenchResult struct {
+	Concurrency int     `json:"concurrency"`
+	Mix         string  `json:"mix"`
+	Seconds     float64 `json:"seconds"`
+	Commands    int     `json:"commands"`
+	PerSecond   float64 `json:"commands_per_second"`
+	// ByKind counts the commands sent of each kind.
+	ByKind map[string]int `json:"by_kind"`
+	// ByStatus counts the answers by HTTP status; "transport" counts requests with no answer.
+	ByStatus   map[string]int `json:"by_status"`
+	Errors     int            `json:"errors"`
+	Command    Latency        `json:"command_latency"`
+	Visibility Latency        `json:"visibility_latency"`
+	// VisibilityFailed counts sampled reads that did not return the version (e.g. 503).
+	VisibilityFailed int `json:"visibility_failed"`
+}
+
+type acked struct {
+	path    string
+	version int64
+	at      time.Time
+}
+
+type benchRun struct {
+	cfg    BenchConfig
+	client *http.Client
+	ids    []string // the posts updates spread over
+
+	mu          sync.Mutex
+	deletable   []string // posts created by the run, for deletes
+	latencies   []time.Duration
+	byKind      map[string]int
+	byStatus    map[string]int
+	visible     []time.Duration
+	visibleFail int
+
+	sent atomic.Int64
+	done atomic.Int64
+}
+
+// RunBench runs one load: creates cfg.Posts posts, then sends the mix until the duration, the
+// request count or ctx ends.
+func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+	r := &benchRun{
+		cfg: cfg,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConns: 2 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency,
+		}},
+		byKind: map[string]int{}, byStatus: map[string]int{},
+	}
+	defer r.client.CloseIdleConnections()
+	if err := r.setup(ctx); err != nil {
+		return BenchResult{}, err
+	}
+	samples := make(chan acked, 4096)
+	var readers sync.WaitGroup
+	if cfg.Sample > 0 && cfg.QueryURL != "" {
+		for range max(2, cfg.Concurrency/2) {
+			readers.Go(func() { r.measureVisibility(samples) })
+		}
+	}
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	stopProgress := r.progress(runCtx)
+	begin := time.Now()
+	var clients sync.WaitGroup
+	for c := range cfg.Concurrency {
+		clients.Go(func() { r.client1(runCtx, uint64(c), samples) })
+	}
+	clients.Wait()
+	elapsed := time.Since(begin)
+	stopProgress()
+	close(samples)
+	readers.Wait()
+
+	res := BenchResult{
+		Concurrency: cfg.Concurrency, Mix: cfg.Mix.String(), Seconds: elapsed.Seconds(),
+		Commands: int(r.done.Load()), ByKind: r.byKind, ByStatus: r.byStatus,
+		Command: latencyOf(r.latencies), Visibility: latencyOf(r.visible), VisibilityFailed: r.visibleFail,
+	}
+	res.PerSecond = float64(res.Commands) / elapsed.Seconds()
+	for status, n := range r.byStatus {
+		if !strings.HasPrefix(status, "2") {
+			res.Errors += n
+		}
+	}
+	return res, nil
+}
+
+// setup creates the posts the updates spread over.
+func (r *benchRun) setup(ctx context.Context) error {
+	if r.cfg.Mix.Update == 0 {
+		return nil
+	}
+	r.ids = make([]string, r.cfg.Posts)
+	var next atomic.Int64
+	errs := make(chan error, r.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Concurrency, r.cfg.Posts) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(r.ids); i = int(next.Add(1) - 1) {
+				status, loc, _, err := r.send(ctx, http.MethodPost, "/posts", createBody(i))
+				if err == nil && status != http.StatusCreated {
+					err = fmt.Errorf("status %d", status)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("create post %d of %d at %s: %w", i+1, len(r.ids), r.cfg.CommandURL, err)
+					return
+				}
+				r.ids[i] = loc
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// client1 is one client: it sends commands one after the other until ctx ends or the run has
+// sent its requests.
+func (r *benchRun) client1(ctx context.Context, seed uint64, samples chan<- acked) {
+	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
+	m := r.cfg.Mix
+	total := m.Create + m.Update + m.Delete
+	var lat []time.Duration
+	kinds, statuses := map[string]int{}, map[string]int{}
+	defer func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.latencies = append(r.latencies, lat...)
+		for k, n := range kinds {
+			r.byKind[k] += n
+		}
+		for k, n := range statuses {
+			r.byStatus[k] += n
+		}
+	}()
+	for ctx.Err() == nil && r.sent.Add(1) <= int64(r.cfg.Requests) {
+		n := rng.IntN(total)
+		kind, method, path, body := "create", http.MethodPost, "/posts", createBody(int(r.sent.Load()))
+		switch {
+		case n < m.Create:
+		case n < m.Create+m.Update:
+			kind, method = "update", http.MethodPatch
+			path = r.ids[rng.IntN(len(r.ids))]
+			body = fmt.Sprintf(`{"content":"update %d from client %d"}`, rng.Int(), seed)
+		default:
+			if p := r.takeDeletable(); p != "" {
+				kind, method, path, body = "delete", http.MethodDelete, p, ""
+			}
+		}
+		begin := time.Now()
+		status, loc, version, err := r.send(ctx, method, path, body)
+		if err != nil && ctx.Err() != nil {
+			return // cut off by the end of the run: not a result
+		}
+		lat = append(lat, time.Since(begin))
+		kinds[kind]++
+		r.done.Add(1)
+		if err != nil {
+			statuses["transport"]++
+			continue
+		}
+		statuses[strconv.Itoa(status)]++
+		if status/100 != 2 {
+			continue
+		}
+		if kind == "create" && m.Delete > 0 {
+			r.addDeletable(loc)
+		}
+		if r.cfg.Sample > 0 && rng.Float64() < r.cfg.Sample {
+			select {
+			case samples <- acked{path: loc, version: version, at: time.Now()}:
+			default: // the readers are behind: skip this sample rather than slow the clients
+			}
+		}
+	}
+}
+
+func (r *benchRun) addDeletable(path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.deletable) < 100_000 {
+		r.deletable = append(r.deletable, path)
+	}
+}
+
+func (r *benchRun) takeDeletable() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.deletable) == 0 {
+		return ""
+	}
+	p := r.deletable[len(r.deletable)-1]
+	r.deletable = r.deletable[:len(r.deletable)-1]
+	return p
+}
+
+// measureVisibility reads each sampled version back from the query server, waiting for it with
+// min_version, and records how long after the acknowledgement it was returned.
+func (r *benchRun) measureVisibility(samples <-chan acked) {
+	var got []time.Duration
+	failed := 0
+	for s := range samples {
+		url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, s.path, s.version)
+		res, err := r.client.Get(url)
+		if err != nil {
+			failed++
+			continue
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusGone {
+			failed++
+			continue
+		}
+		got = append(got, time.Since(s.at))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.visible = append(r.visible, got...)
+	r.visibleFail += failed
+}
+
+// progress prints a line a second until stop is called.
+func (r *benchRun) progress(ctx context.Context) (stop func()) {
+	if r.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		begin := time.Now()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last := int64(0)
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				n := r.done.Load()
+				fmt.Fprintf(r.cfg.Progress, "%6.0fs %9d commands %8d/s\n", time.Since(begin).Seconds(), n, n-last)
+				last = n
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// send makes one request and returns the status, the post's path and the version answered.
+func (r *benchRun) send(ctx context.Context, method, path, body string) (int, string, int64, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.cfg.CommandURL+path, rd)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	var answer struct {
+		ID      string `json:"id"`
+		Version int64  `json:"version"`
+	}
+	if res.StatusCode/100 == 2 {
+		if err := json.NewDecoder(res.Body).Decode(&answer); err != nil {
+			return 0, "", 0, fmt.Errorf("decode the answer: %w", err)
+		}
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, "/posts/" + answer.ID, answer.Version, nil
+}
+
+// createBody is a create of about 300 bytes.
+func createBody(i int) string {
+	return fmt.Sprintf(`{"title":"bench post %d","content":"%s","author_name":"bench-%d"}`,
+		i, strings.Repeat("lorem ipsum ", 20), i%50)
+}
+
+// bench is the `hexapost bench` subcommand.
+func bench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	cfg := BenchConfig{}
+	fs.StringVar(&cfg.CommandURL, "command", "http://127.0.0.1:3000", "command server URL")
+	fs.StringVar(&cfg.QueryURL, "query", "http://127.0.0.1:4000", "query server URL; empty to skip visibility")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "longest run")
+	fs.IntVar(&cfg.Requests, "requests", 200_000, "most commands sent")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent clients")
+	mix := fs.String("mix", "create=1,update=8,delete=1", "weights of the command kinds")
+	fs.IntVar(&cfg.Posts, "posts", 100, "posts created first, for the updates to spread over")
+	fs.Float64Var(&cfg.Sample, "sample", 0.1, "share of acknowledged commands whose visibility is measured (0–1)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	ceiling := fs.Bool("ceiling", false, "measure a bare net/http server decoding the same JSON instead (creates only)")
+	quiet := fs.Bool("quiet", false, "no progress lines")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var err error
+	if cfg.Mix, err = ParseMix(*mix); err != nil {
+		fmt.Fprintf(stderr, "hexapost bench: -mix: %v\n", err)
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "hexapost bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	case cfg.Duration <= 0 || cfg.Requests <= 0 || cfg.Concurrency <= 0 || cfg.Posts <= 0:
+		fmt.Fprintln(stderr, "hexapost bench: -duration, -requests, -concurrency and -posts must be positive")
+		return 2
+	case cfg.Sample < 0 || cfg.Sample > 1:
+		fmt.Fprintln(stderr, "hexapost bench: -sample must be between 0 and 1")
+		return 2
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	if *ceiling {
+		url, stop, err := startCeilingServer()
+		if err != nil {
+			fmt.Fprintf(stderr, "hexapost bench: %v\n", err)
+			return 1
+		}
+		defer stop()
+		cfg.CommandURL, cfg.QueryURL, cfg.Mix, cfg.Sample = url, "", Mix{Create: 1}, 0
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	res, err := RunBench(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "hexapost bench: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return 1
+		}
+		return 0
+	}
+	printBench(stdout, res)
+	return 0
+}
+
+func printBench(w io.Writer, r BenchResult) {
+	fmt.Fprintf(w, "commands      %d in %.1fs at %d clients (%s): %.0f/s\n",
+		r.Commands, r.Seconds, r.Concurrency, r.Mix, r.PerSecond)
+	fmt.Fprintf(w, "latency       p50 %.2f ms   p99 %.2f ms   p99.9 %.2f ms   max %.2f ms\n",
+		r.Command.P50, r.Command.P99, r.Command.P999, r.Command.Max)
+	if r.Visibility.Count > 0 || r.VisibilityFailed > 0 {
+		fmt.Fprintf(w, "visibility    p50 %.2f ms   p99 %.2f ms   (%d sampled, %d not returned)\n",
+			r.Visibility.P50, r.Visibility.P99, r.Visibility.Count, r.VisibilityFailed)
+	}
+	kinds := make([]string, 0, len(r.ByKind))
+	for k, n := range r.ByKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(kinds)
+	statuses := make([]string, 0, len(r.ByStatus))
+	for s, n := range r.ByStatus {
+		statuses = append(statuses, fmt.Sprintf("%s: %d", s, n))
+	}
+	slices.Sort(statuses)
+	fmt.Fprintf(w, "sent          %s\n", strings.Join(kinds, ", "))
+	fmt.Fprintf(w, "by status     %s (errors %d)\n", strings.Join(statuses, ", "), r.Errors)
+}
+
+// startCeilingServer serves POST /posts with the least a JSON API can do: decode the body into
+// a struct and answer 201 with a small JSON document. It is the ceiling the command server is
+// compared with.
+func startCeilingServer() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("ceiling server: %w", err)
+	}
+	var n atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /posts", func(w http.ResponseWriter, req *http.Request) {
+		var in struct {
+			Title      string `json:"title"`
+			Content    string `json:"content"`
+			AuthorName string `json:"author_name"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&in); err != nil || in.Title == "" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": strconv.FormatInt(n.Add(1), 10), "version": 1})
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
