@@ -185,9 +185,10 @@ type tracingStore struct {
 	t *tracing
 }
 
-func (s tracingStore) Load(ctx context.Context, postID string) ([]post.Event, error) {
-	ctx, span := s.t.tracer.Start(ctx, spanLoad, trace.WithAttributes(attribute.String("hexapost.post.id", postID)))
-	events, err := s.EventStore.Load(ctx, postID)
+func (s tracingStore) Load(ctx context.Context, postID string, after int64) ([]post.Event, error) {
+	ctx, span := s.t.tracer.Start(ctx, spanLoad, trace.WithAttributes(attribute.String("hexapost.post.id", postID),
+		attribute.Int64("hexapost.after_version", after)))
+	events, err := s.EventStore.Load(ctx, postID, after)
 	span.SetAttributes(attribute.Int("hexapost.events", len(events)))
 	end(span, err)
 	return events, err

@@ -53,8 +53,10 @@ type Append struct {
 
 // EventLoader reads one post's stream.
 type EventLoader interface {
-	// Load returns every event of the post in version order; an unknown post has none (no error).
-	Load(ctx context.Context, postID string) ([]post.Event, error)
+	// Load returns the events of the post with a version above after, in version order: the
+	// whole stream for after = 0, or what followed a state the caller already has. An unknown
+	// post has none (no error).
+	Load(ctx context.Context, postID string, after int64) ([]post.Event, error)
 }
 
 // EventAppender writes to the store.

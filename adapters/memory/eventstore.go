@@ -79,11 +79,13 @@ func NewEventStore(cfg EventStoreConfig) *EventStore {
 	}
 }
 
-// Load returns copies of the post's events in version order; none for an unknown post.
-func (s *EventStore) Load(_ context.Context, postID string) ([]post.Event, error) {
+// Load returns copies of the post's events above version after, in version order; none for an
+// unknown post.
+func (s *EventStore) Load(_ context.Context, postID string, after int64) ([]post.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stream := s.streams[postID]
+	stream = stream[min(max(after, 0), int64(len(stream))):] // versions are 1, 2, 3, …
 	out := make([]post.Event, len(stream))
 	for i, e := range stream {
 		out[i] = copyEvent(e)

@@ -134,7 +134,7 @@ func TestAppendRefusesChangesThatDoNotFollowTheExpectedVersion(t *testing.T) {
 			if err == nil || errors.Is(err, ports.ErrConflict) {
 				t.Errorf("error = %v, want a refusal that is not a conflict", err)
 			}
-			if events, _ := s.Load(t.Context(), "p1"); len(events) != 0 {
+			if events, _ := s.Load(t.Context(), "p1", 0); len(events) != 0 {
 				t.Errorf("stored %d events", len(events))
 			}
 		})

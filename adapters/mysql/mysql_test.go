@@ -332,7 +332,7 @@ func TestAppendDeadlockIsAConflict(t *testing.T) {
 	cancel1()
 	wg.Wait()
 	err1 := receive(t, done1, "append 1 to end")
-	stored, err := s.Load(t.Context(), id)
+	stored, err := s.Load(t.Context(), id, 0)
 	if err != nil || len(stored) != 1 {
 		t.Fatalf("Load = %d events, %v; want exactly 1", len(stored), err)
 	}
@@ -511,7 +511,7 @@ func TestALostServerIsUnavailableAndTheStoreRecovers(t *testing.T) {
 		call func(context.Context) error
 	}{
 		{"Ping", s.Ping},
-		{"Load", func(ctx context.Context) error { _, err := s.Load(ctx, id); return err }},
+		{"Load", func(ctx context.Context) error { _, err := s.Load(ctx, id, 0); return err }},
 		{"ReadAll", func(ctx context.Context) error { _, err := s.ReadAll(ctx, 0, 10); return err }},
 		{"Lookup", func(ctx context.Context) error { _, err := s.Lookup(ctx, "k"); return err }},
 		{"Append", func(ctx context.Context) error {
@@ -535,7 +535,7 @@ func TestALostServerIsUnavailableAndTheStoreRecovers(t *testing.T) {
 
 	p.start()
 	eventually(t, func() bool { return s.Ping(t.Context()) == nil }, "Ping to succeed once the server is back")
-	if got, err := s.Load(t.Context(), id); err != nil || len(got) != 1 {
+	if got, err := s.Load(t.Context(), id, 0); err != nil || len(got) != 1 {
 		t.Errorf("Load after the server came back = %d events, %v; want 1", len(got), err)
 	}
 	if got := relayOnce(t, s, 10); len(got) != 1 {

@@ -114,12 +114,14 @@ func (s *EventStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Load returns the post's events in version order; none for an unknown post.
-func (s *EventStore) Load(ctx context.Context, postID string) ([]post.Event, error) {
+// Load returns the post's events above version after, in version order; none for an unknown
+// post. The (stream_id, version) key serves it as one range read.
+func (s *EventStore) Load(ctx context.Context, postID string, after int64) ([]post.Event, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var rows []eventRow
-	if err := s.db.NewSelect().Model(&rows).Where("stream_id = ?", postID).Order("version").Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&rows).Where("stream_id = ? AND version > ?", postID, after).
+		Order("version").Scan(ctx); err != nil {
 		return nil, wrap("load "+postID, err)
 	}
 	events := make([]post.Event, len(rows))

@@ -45,10 +45,11 @@ func newStore() *store {
 	}
 }
 
-func (s *store) Load(_ context.Context, postID string) ([]post.Event, error) {
+func (s *store) Load(_ context.Context, postID string, after int64) ([]post.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]post.Event(nil), s.streams[postID]...), nil
+	stream := s.streams[postID]
+	return append([]post.Event(nil), stream[min(after, int64(len(stream))):]...), nil
 }
 
 func (s *store) Append(_ context.Context, a ports.Append) error {
@@ -153,7 +154,7 @@ type otherProcess struct {
 
 func (o *otherProcess) Append(ctx context.Context, a ports.Append) error {
 	if n := o.appends.Add(1); n <= o.races {
-		events, err := o.Load(ctx, a.PostID)
+		events, err := o.Load(ctx, a.PostID, 0)
 		if err != nil {
 			return err
 		}

@@ -136,7 +136,7 @@ func storeTimePrecision(t *testing.T, s Store) {
 }
 
 func storeUnknownStream(t *testing.T, s Store) {
-	got, err := s.Load(t.Context(), newID())
+	got, err := s.Load(t.Context(), newID(), 0)
 	if err != nil || len(got) != 0 {
 		t.Errorf("Load(unknown) = %d events, %v; want none and no error", len(got), err)
 	}
@@ -662,7 +662,7 @@ func appendOK(t *testing.T, s Store, a ports.Append) {
 
 func load(t *testing.T, s Store, id string) []post.Event {
 	t.Helper()
-	events, err := s.Load(t.Context(), id)
+	events, err := s.Load(t.Context(), id, 0)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", id, err)
 	}
