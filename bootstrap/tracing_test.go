@@ -116,13 +116,10 @@ func TestTracingFollowsOneChange(t *testing.T) {
 				byName[s.Name] = s
 			}
 		}
-		if len(byName) >= len(wantChain)+1 || time.Now().After(deadline) {
+		if len(byName) >= len(wantChain) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond) // polling the exporter, bounded by the deadline
-	}
-	if _, ok := byName["load"]; !ok {
-		t.Errorf("no load span in trace %s; spans %v", traceID, names(byName))
 	}
 	for i, name := range wantChain {
 		s, ok := byName[name]

@@ -68,10 +68,50 @@ type Service struct {
 	now   func() time.Time
 	log   *slog.Logger
 	max   int
-	// locks serialise commands on one post within this process, so they queue instead of
-	// colliding; the expected-version check still guards against other processes.
-	locks [256]sync.Mutex
+	// stripes serialise commands on one post within this process, so they queue instead of
+	// colliding, and keep the state each post had after its last command here; the
+	// expected-version check still guards against other processes.
+	stripes [256]stripe
 }
+
+// stripe is the lock of the posts whose id hashes to it and the last state this process saw of
+// each, so that a command on a long stream loads only what other processes appended since —
+// usually nothing — instead of the whole stream. A state that another process has overtaken
+// costs an append conflict, or a short load when the decision needs the current state.
+type stripe struct {
+	mu     sync.Mutex
+	states map[string]post.State // guarded by mu
+}
+
+// statesPerStripe bounds the cache: 256 stripes hold at most 65 536 posts' states.
+const statesPerStripe = 256
+
+// get returns the cached state of the post as a Post, or nil. The caller holds st.mu.
+func (st *stripe) get(id string) *post.Post {
+	if s, ok := st.states[id]; ok {
+		return post.FromState(s)
+	}
+	return nil
+}
+
+// put remembers s, evicting some other post when the stripe is full. The caller holds st.mu.
+func (st *stripe) put(s post.State) {
+	if st.states == nil {
+		st.states = make(map[string]post.State, statesPerStripe)
+	}
+	if _, ok := st.states[s.ID]; !ok && len(st.states) >= statesPerStripe {
+		for id := range st.states {
+			delete(st.states, id)
+			break
+		}
+	}
+	st.states[s.ID] = s
+}
+
+// errStale reports a decision that was made on a cached state and did not end in an append
+// (an error, a conflict, or nothing to change): it must be made again on the current state
+// before it is answered.
+var errStale = errors.New("decided on a cached state")
 
 // NewService returns a Service. newID must return a fresh unique id (UUIDv7) on every call and
 // now the current time.
@@ -86,7 +126,7 @@ func NewService(store ports.EventStore, keys ports.IdempotencyStore, newID func(
 // Create creates a post with a new id.
 func (s *Service) Create(ctx context.Context, c post.Create, o Options) (Result, error) {
 	fp := fingerprint("create", "", &c.Title, &c.Content, &c.AuthorName)
-	return s.run(ctx, "create", s.newID(), fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
+	return s.run(ctx, opCreate, s.newID(), fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 		e, err := p.Create(c, st)
 		if err != nil {
 			return nil, err
@@ -99,7 +139,7 @@ func (s *Service) Create(ctx context.Context, c post.Create, o Options) (Result,
 // state; with it, any other current version is a ConflictError.
 func (s *Service) Update(ctx context.Context, id string, c post.Update, o Options) (Result, error) {
 	fp := fingerprint("update", id, c.Title, c.Content, c.AuthorName)
-	return s.run(ctx, "update", id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
+	return s.run(ctx, opUpdate, id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 		return p.Update(c, st)
 	})
 }
@@ -107,7 +147,7 @@ func (s *Service) Update(ctx context.Context, id string, c post.Update, o Option
 // Delete deletes a post.
 func (s *Service) Delete(ctx context.Context, id string, o Options) (Result, error) {
 	fp := fingerprint("delete", id)
-	return s.run(ctx, "delete", id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
+	return s.run(ctx, opDelete, id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 		e, err := p.Delete(post.Delete{}, st)
 		if err != nil {
 			return nil, err
@@ -117,6 +157,12 @@ func (s *Service) Delete(ctx context.Context, id string, o Options) (Result, err
 }
 
 type decision func(*post.Post, post.Stamp) ([]post.Event, error)
+
+const (
+	opCreate = "create"
+	opUpdate = "update"
+	opDelete = "delete"
+)
 
 func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide decision) (Result, error) {
 	log := s.log.With("op", op, "post_id", id)
@@ -131,13 +177,38 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 	}
 	log.Info("command accepted")
 
-	mu := &s.locks[lockIndex(id)]
-	mu.Lock()
-	defer mu.Unlock()
+	st := &s.stripes[stripeIndex(id)]
+	st.mu.Lock()
+	defer st.mu.Unlock()
 
-	for attempt := 1; ; attempt++ {
-		r, err := s.attempt(ctx, id, fp, o, decide, log)
+	// p is the state to decide on; current tells whether it is known to be the stored one. A
+	// new id has no stream to load; a post not in the cache is loaded whole.
+	p, current := st.get(id), false
+	if p == nil {
+		p, _ = post.FromHistory(id, nil)
+		current = op == opCreate
+	}
+	mustLoad := p.Version() == 0 && !current
+	for attempt := 1; ; {
+		if mustLoad {
+			events, err := s.store.Load(ctx, id, p.Version())
+			if err != nil {
+				return Result{}, fmt.Errorf("load %s: %w", id, err)
+			}
+			if err := p.Apply(events...); err != nil {
+				delete(st.states, id)
+				return Result{}, err
+			}
+			current = true
+		}
+		r, err := s.attempt(ctx, id, fp, o, decide, log, p, current)
 		switch {
+		case err == nil:
+			st.put(r.State)
+			return r, nil
+		case errors.Is(err, errStale):
+			mustLoad = true
+			continue
 		case errors.Is(err, ports.ErrDuplicate) && o.IdempotencyKey != "":
 			// A concurrent request with the same key won; answer as it did.
 			return s.replay(ctx, o.IdempotencyKey, fp)
@@ -146,40 +217,49 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 			if err := sleep(ctx, backoff(attempt)); err != nil {
 				return Result{}, err
 			}
+			attempt++
+			current, mustLoad = false, true
 			continue
 		}
+		// The append's outcome may be unknown (a timeout after the commit): forget the state.
+		delete(st.states, id)
 		return r, err
 	}
 }
 
+// attempt decides on p and appends the outcome. When p is not known to be current, any answer
+// other than a successful append is errStale, for the caller to decide again on the current
+// state. p is not changed.
 func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide decision,
-	log *slog.Logger) (Result, error) {
-	events, err := s.store.Load(ctx, id)
-	if err != nil {
-		return Result{}, fmt.Errorf("load %s: %w", id, err)
-	}
-	p, err := post.FromHistory(id, events)
-	if err != nil {
+	log *slog.Logger, p *post.Post, current bool) (Result, error) {
+	final := func(err error) (Result, error) {
+		if !current {
+			return Result{}, errStale
+		}
 		return Result{}, err
 	}
 	// The existence rules come before the version check: a deleted post is 410 whatever
 	// version the client had in mind.
 	if o.IfMatch != nil && p.Exists() && !p.State().Deleted && *o.IfMatch != p.Version() {
-		return Result{}, &ConflictError{Expected: *o.IfMatch, Current: p.Version()}
+		return final(&ConflictError{Expected: *o.IfMatch, Current: p.Version()})
 	}
 	expected := p.Version()
 	newEvents, err := decide(p, post.Stamp{EventID: s.newID(), At: s.now().UTC().Truncate(time.Microsecond)})
 	if err != nil {
-		return Result{}, err
+		return final(err)
 	}
+	if len(newEvents) == 0 && !current {
+		return final(nil)
+	}
+	next := post.FromState(p.State())
 	changes := make([]ports.Change, 0, len(newEvents))
 	for _, e := range newEvents {
-		if err := p.Apply(e); err != nil {
+		if err := next.Apply(e); err != nil {
 			return Result{}, err
 		}
-		changes = append(changes, ports.Change{Event: e, State: p.State()})
+		changes = append(changes, ports.Change{Event: e, State: next.State()})
 	}
-	res := Result{State: p.State(), Created: expected == 0}
+	res := Result{State: next.State(), Created: expected == 0}
 	a := ports.Append{PostID: id, ExpectedVersion: expected, Changes: changes}
 	if o.IdempotencyKey != "" {
 		a.Idempotency = &ports.IdempotencyRecord{
@@ -192,7 +272,10 @@ func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide 
 		return res, nil
 	}
 	if err := s.store.Append(ctx, a); err != nil {
-		if errors.Is(err, ports.ErrConflict) && o.IfMatch != nil {
+		switch {
+		case errors.Is(err, ports.ErrConflict) && !current:
+			return Result{}, errStale // the cached state was overtaken: no race to back off from
+		case errors.Is(err, ports.ErrConflict) && o.IfMatch != nil:
 			return Result{}, &ConflictError{Expected: *o.IfMatch, Current: -1}
 		}
 		return Result{}, fmt.Errorf("append %s: %w", id, err)
@@ -232,7 +315,7 @@ func fingerprint(op, id string, fields ...*string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func lockIndex(id string) uint32 {
+func stripeIndex(id string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return h.Sum32() % 256
