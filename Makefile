@@ -7,7 +7,7 @@ GOVULNCHECK_VERSION := v1.9.0
 GOLANGCI := $(BIN)/golangci-lint-$(GOLANGCI_VERSION)
 GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)
 
-.PHONY: check fmt-check vet lint test vuln test-all build backends-down openapi
+.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi
 
 check: fmt-check vet lint test vuln
 
@@ -51,6 +51,14 @@ test-all:
 	@exports=$$(bash test/backends/up.sh) || { echo "test/backends/up.sh failed" >&2; exit 1; }; \
 	eval "$$exports"; \
 	$(GO) test -race -count=1 ./...
+
+# The fault suite in its full form (about 2 000 commands per scenario): processes and backends
+# killed under load, poison messages, competing servers, floods of bad requests; it prints one
+# table. Its CI form runs within test-all.
+fault:
+	@exports=$$(bash test/backends/up.sh) || { echo "test/backends/up.sh failed" >&2; exit 1; }; \
+	eval "$$exports"; \
+	HEXAPOST_FAULT_SCALE=full $(GO) test -race -count=1 -v -timeout 30m ./test/fault
 
 backends-down:
 	bash test/backends/down.sh
