@@ -42,6 +42,8 @@ type BenchConfig struct {
 	Posts int
 	// Sample is the share of acknowledged commands whose visibility is measured (0–1).
 	Sample float64
+	// Rate, when positive, paces the clients together to this many commands a second.
+	Rate float64
 	// Progress receives a line a second; nil for none.
 	Progress io.Writer
 }
@@ -103,6 +105,7 @@ func latencyOf(ds []time.Duration) Latency {
 type BenchResult struct {
 	Concurrency int     `json:"concurrency"`
 	Mix         string  `json:"mix"`
+	Rate        float64 `json:"rate,omitempty"`
 	Seconds     float64 `json:"seconds"`
 	Commands    int     `json:"commands"`
 	PerSecond   float64 `json:"commands_per_second"`
@@ -138,6 +141,8 @@ type benchRun struct {
 
 	sent atomic.Int64
 	done atomic.Int64
+	// begin is when the measured run started, for pacing.
+	begin time.Time
 }
 
 // RunBench runs one load: creates cfg.Posts posts, then sends the mix until the duration, the
@@ -165,6 +170,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	defer cancel()
 	stopProgress := r.progress(runCtx)
 	begin := time.Now()
+	r.begin = begin
 	var clients sync.WaitGroup
 	for c := range cfg.Concurrency {
 		clients.Go(func() { r.client1(runCtx, uint64(c), samples) })
@@ -176,7 +182,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	readers.Wait()
 
 	res := BenchResult{
-		Concurrency: cfg.Concurrency, Mix: cfg.Mix.String(), Seconds: elapsed.Seconds(),
+		Concurrency: cfg.Concurrency, Mix: cfg.Mix.String(), Rate: cfg.Rate, Seconds: elapsed.Seconds(),
 		Commands: int(r.done.Load()), ByKind: r.byKind, ByStatus: r.byStatus,
 		Command: latencyOf(r.latencies), Visibility: latencyOf(r.visible), VisibilityFailed: r.visibleFail,
 	}
@@ -237,7 +243,11 @@ func (r *benchRun) client1(ctx context.Context, seed uint64, samples chan<- acke
 			r.byStatus[k] += n
 		}
 	}()
-	for ctx.Err() == nil && r.sent.Add(1) <= int64(r.cfg.Requests) {
+	for ctx.Err() == nil {
+		slot := r.sent.Add(1)
+		if slot > int64(r.cfg.Requests) || !r.pace(ctx, slot) {
+			return
+		}
 		n := rng.IntN(total)
 		kind, method, path, body := "create", http.MethodPost, "/posts", createBody(int(r.sent.Load()))
 		switch {
@@ -276,6 +286,26 @@ func (r *benchRun) client1(ctx context.Context, seed uint64, samples chan<- acke
 			default: // the readers are behind: skip this sample rather than slow the clients
 			}
 		}
+	}
+}
+
+// pace waits until the slot'th command is due at the configured rate; false if ctx ended first.
+func (r *benchRun) pace(ctx context.Context, slot int64) bool {
+	if r.cfg.Rate <= 0 {
+		return true
+	}
+	due := r.begin.Add(time.Duration(float64(slot-1) / r.cfg.Rate * float64(time.Second)))
+	wait := time.Until(due)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -403,6 +433,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	mix := fs.String("mix", "create=1,update=8,delete=1", "weights of the command kinds")
 	fs.IntVar(&cfg.Posts, "posts", 100, "posts created first, for the updates to spread over")
 	fs.Float64Var(&cfg.Sample, "sample", 0.1, "share of acknowledged commands whose visibility is measured (0–1)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "commands a second for all clients together; 0 for as fast as they go")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	ceiling := fs.Bool("ceiling", false, "measure a bare net/http server decoding the same JSON instead (creates only)")
 	quiet := fs.Bool("quiet", false, "no progress lines")
@@ -423,6 +454,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	case cfg.Duration <= 0 || cfg.Requests <= 0 || cfg.Concurrency <= 0 || cfg.Posts <= 0:
 		fmt.Fprintln(stderr, "hexapost bench: -duration, -requests, -concurrency and -posts must be positive")
+		return 2
+	case cfg.Rate < 0:
+		fmt.Fprintln(stderr, "hexapost bench: -rate must not be negative")
 		return 2
 	case cfg.Sample < 0 || cfg.Sample > 1:
 		fmt.Fprintln(stderr, "hexapost bench: -sample must be between 0 and 1")
@@ -462,6 +496,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 func printBench(w io.Writer, r BenchResult) {
 	fmt.Fprintf(w, "commands      %d in %.1fs at %d clients (%s): %.0f/s\n",
 		r.Commands, r.Seconds, r.Concurrency, r.Mix, r.PerSecond)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "paced at      %.0f/s\n", r.Rate)
+	}
 	fmt.Fprintf(w, "latency       p50 %.2f ms   p99 %.2f ms   p99.9 %.2f ms   max %.2f ms\n",
 		r.Command.P50, r.Command.P99, r.Command.P999, r.Command.Max)
 	if r.Visibility.Count > 0 || r.VisibilityFailed > 0 {
