@@ -16,7 +16,7 @@ type privateNATS struct {
 	exited chan struct{}
 }
 
-func startPrivateNATS(t *testing.T) *privateNATS {
+func startPrivateNATS(t testing.TB) *privateNATS {
 	t.Helper()
 	backend(t, "POSTS_NATS_URL") // the real-backend switch: nats-server is installed with it
 	n := &privateNATS{dir: t.TempDir(), port: freePort(t)}
@@ -28,7 +28,7 @@ func startPrivateNATS(t *testing.T) *privateNATS {
 // URL is the nats:// URL of the server.
 func (n *privateNATS) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
 
-func (n *privateNATS) start(t *testing.T) {
+func (n *privateNATS) start(t testing.TB) {
 	t.Helper()
 	n.cmd = exec.Command("nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
 	if err := n.cmd.Start(); err != nil {

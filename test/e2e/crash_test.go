@@ -19,7 +19,7 @@ type privateRedis struct {
 	exited chan struct{}
 }
 
-func startPrivateRedis(t *testing.T) *privateRedis {
+func startPrivateRedis(t testing.TB) *privateRedis {
 	t.Helper()
 	backend(t, "POSTS_REDIS_URL") // the real-backend switch: redis-server is installed with it
 	r := &privateRedis{dir: t.TempDir(), port: freePort(t)}
@@ -31,7 +31,7 @@ func startPrivateRedis(t *testing.T) *privateRedis {
 // URL is the redis:// URL of the server.
 func (r *privateRedis) URL() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
-func (r *privateRedis) start(t *testing.T) {
+func (r *privateRedis) start(t testing.TB) {
 	t.Helper()
 	// The append-only file brings the stream and the consumer group back after a restart.
 	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),

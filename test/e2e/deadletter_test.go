@@ -149,7 +149,7 @@ func contains(v any, sub string) bool {
 func newUUID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -14,7 +14,7 @@ import (
 type broker interface {
 	URL() string
 	kill()
-	start(t *testing.T)
+	start(t testing.TB)
 }
 
 // TestBrokerRestartLosesNothing sends 1 000 commands from 16 clients while the broker is killed

@@ -10,7 +10,7 @@ import (
 
 // mongoDatabase returns a URI for a throwaway database on the server of POSTS_MONGO_URI; the
 // database is dropped when the test ends.
-func mongoDatabase(t *testing.T) string {
+func mongoDatabase(t testing.TB) string {
 	t.Helper()
 	u, err := url.Parse(backend(t, "POSTS_MONGO_URI"))
 	if err != nil {

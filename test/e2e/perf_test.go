@@ -1,0 +1,372 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gomongo "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"hexapost/adapters/mongo"
+	"hexapost/bootstrap"
+	"hexapost/core/post"
+	"hexapost/core/projection"
+	"hexapost/ports"
+)
+
+// perfWindow is how long each measured load runs (HEXAPOST_PERF_SECONDS overrides it).
+func perfWindow() time.Duration {
+	if s, err := strconv.Atoi(os.Getenv("HEXAPOST_PERF_SECONDS")); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 10 * time.Second
+}
+
+// perfRow is one line of the performance table: a figure, its ceiling and the target ratio.
+type perfRow struct {
+	What, Figure, Ceiling string
+	Ratio, Target         float64
+	// Higher tells whether the ratio must be at least Target (else at most).
+	Higher bool
+	How    string
+}
+
+func (r perfRow) verdict() string {
+	switch {
+	case math.IsNaN(r.Ratio):
+		return "—"
+	case r.Higher && r.Ratio >= r.Target, !r.Higher && r.Ratio <= r.Target:
+		return "met"
+	}
+	return "missed"
+}
+
+// BenchmarkPerformance measures hexapost against ceilings measured on the same machine in the
+// same run and writes the table the README shows (to HEXAPOST_BENCH_OUT, default bench.md):
+//
+//	make bench
+//
+// It runs once whatever -benchtime says; each load runs perfWindow.
+func BenchmarkPerformance(b *testing.B) {
+	bin := benchBinary(b)
+	window := perfWindow()
+	var rows []perfRow
+	add := func(r perfRow) {
+		rows = append(rows, r)
+		b.Logf("%s: %s (ceiling %s) ratio %.2f, target %s%.2f: %s", r.What, r.Figure, r.Ceiling, r.Ratio,
+			map[bool]string{true: "≥ ", false: "≤ "}[r.Higher], r.Target, r.verdict())
+	}
+
+	// 1. Memory mode, creates at 16 clients, against bare net/http decoding the same JSON.
+	ceiling := runBench(b, bin, "-ceiling", "-concurrency", "16", "-duration", window.String())
+	mem := startBinary(b, bin, nil)
+	creates := runBench(b, bin, "-command", mem.CommandURL, "-query", "", "-mix", "create=1",
+		"-concurrency", "16", "-duration", window.String(), "-sample", "0")
+	add(perfRow{
+		What: "memory mode, creates, 16 clients", Figure: perSecond(creates.PerSecond),
+		Ceiling: perSecond(ceiling.PerSecond) + " bare net/http JSON", Ratio: creates.PerSecond / ceiling.PerSecond,
+		Target: 0.5, Higher: true, How: "hexapost bench -ceiling; hexapost bench -mix create=1",
+	})
+
+	// 2. MySQL, update-heavy mix at 16 clients with the relay publishing, against the raw
+	// read-append transaction.
+	raw := rawReadAppend(b, 16, window)
+	env := map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(b)}
+	my := startBinary(b, bin, env)
+	mix := runBench(b, bin, "-command", my.CommandURL, "-query", "", "-mix", "create=1,update=8,delete=1",
+		"-concurrency", "16", "-duration", window.String(), "-sample", "0")
+	add(perfRow{
+		What: "MySQL store, create=1,update=8,delete=1, 16 clients", Figure: perSecond(mix.PerSecond),
+		Ceiling: perSecond(raw) + " raw SELECT 5 + INSERT + COMMIT", Ratio: mix.PerSecond / raw,
+		Target: 0.7, Higher: true, How: "hexapost bench -mix create=1,update=8,delete=1",
+	})
+
+	// 3. Visibility at half of the maximum throughput, per bus and read model, with the command
+	// and query servers in separate processes.
+	for _, c := range []struct {
+		name   string
+		env    func() map[string]string
+		target float64
+	}{
+		{"Redis bus, memory read model", func() map[string]string {
+			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(b).URL()}
+		}, 50},
+		{"NATS bus, memory read model", func() map[string]string {
+			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(b).URL()}
+		}, 50},
+		{"Redis bus, Mongo read model", func() map[string]string {
+			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(b).URL(),
+				"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(b)}
+		}, 250},
+	} {
+		env := c.env()
+		query := startBinary(b, bin, env, "serve", "query")
+		env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
+		command := startBinary(b, bin, env, "serve", "command")
+		full := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
+			"-concurrency", "16", "-duration", window.String(), "-sample", "0.05")
+		half := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
+			"-concurrency", "16", "-duration", window.String(), "-sample", "0.25",
+			"-rate", strconv.Itoa(int(full.PerSecond/2)))
+		add(perfRow{
+			What: "visibility p99, " + c.name + ", at half of max",
+			Figure: fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", half.Visibility.P99, half.Visibility.P50,
+				perSecond(half.PerSecond)),
+			Ceiling: "max " + perSecond(full.PerSecond), Ratio: half.Visibility.P99, Target: c.target,
+			How: "hexapost bench, then again with -rate at half",
+		})
+	}
+
+	// 4. The projector on the MongoDB-wire server against that server's raw upsert.
+	rawUpsert, applied := mongoRates(b, 16, window/2)
+	add(perfRow{
+		What: "projector on the Mongo-wire server, 16 connections", Figure: perSecond(applied) + " changes",
+		Ceiling: perSecond(rawUpsert) + " raw version-guarded upserts", Ratio: applied / rawUpsert,
+		Target: 1.0, Higher: true, How: "projection.Projector over mongo.Views vs bare UpdateOne",
+	})
+
+	// 5. An update of a post with 10 000 events against one with 10.
+	short, long := longStream(b, bin)
+	add(perfRow{
+		What: "update p50, post with 10 000 events vs 10", Figure: fmt.Sprintf("%.2f ms", long),
+		Ceiling: fmt.Sprintf("%.2f ms", short), Ratio: long / short, Target: 1.5,
+		How: "sequential PATCHes on the MySQL store",
+	})
+
+	out := os.Getenv("HEXAPOST_BENCH_OUT")
+	if out == "" {
+		out = "bench.md"
+	}
+	table := perfTable(rows)
+	if err := os.WriteFile(out, []byte(table), 0o644); err != nil { //nolint:gosec // a report for people
+		b.Fatal(err)
+	}
+	fmt.Print(table)
+}
+
+func perSecond(v float64) string { return fmt.Sprintf("%.0f/s", v) }
+
+// runBench runs `hexapost bench` with args and returns its result.
+func runBench(b *testing.B, bin string, args ...string) bootstrap.BenchResult {
+	b.Helper()
+	cmd := exec.Command(bin, append([]string{"bench", "-json", "-quiet"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("hexapost bench %v: %v\n%s", args, err, stderr.String())
+	}
+	var r bootstrap.BenchResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		b.Fatalf("hexapost bench printed %q: %v", out, err)
+	}
+	if r.Errors > 0 || r.VisibilityFailed > 0 {
+		b.Fatalf("hexapost bench %v: errors by status %v, %d reads not returned", args, r.ByStatus, r.VisibilityFailed)
+	}
+	return r
+}
+
+// rawReadAppend is the MySQL ceiling: clients each running "SELECT a stream's last 5 events,
+// INSERT the next, COMMIT" as fast as they can, on streams of their own.
+func rawReadAppend(b *testing.B, clients int, window time.Duration) float64 {
+	b.Helper()
+	db, err := sql.Open("mysql", mysqlDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	db.SetMaxOpenConns(clients)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE raw_events (stream_id CHAR(36) NOT NULL,
+		version BIGINT NOT NULL, data JSON NOT NULL, PRIMARY KEY (stream_id, version)) ENGINE=InnoDB`); err != nil {
+		b.Fatal(err)
+	}
+	var done atomic.Int64
+	deadline := time.Now().Add(window)
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for n := 0; time.Now().Before(deadline); n++ {
+				stream := fmt.Sprintf("stream-%02d-%03d", c, n%100)
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				rows, err := tx.QueryContext(ctx, "SELECT version, data FROM raw_events WHERE stream_id = ? ORDER BY version DESC LIMIT 5", stream)
+				if err != nil {
+					b.Error(err)
+					_ = tx.Rollback()
+					return
+				}
+				last := int64(0)
+				for rows.Next() {
+					var v int64
+					var d []byte
+					if err := rows.Scan(&v, &d); err != nil {
+						b.Error(err)
+					}
+					last = max(last, v)
+				}
+				_ = rows.Close()
+				if _, err := tx.ExecContext(ctx, "INSERT INTO raw_events (stream_id, version, data) VALUES (?, ?, ?)",
+					stream, last+1, `{"content":"`+strings.Repeat("x", 200)+`"}`); err != nil {
+					b.Error(err)
+					_ = tx.Rollback()
+					return
+				}
+				if err := tx.Commit(); err != nil {
+					b.Error(err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(begin).Seconds()
+}
+
+// mongoRates measures the MongoDB-wire server's raw version-guarded upsert rate and the real
+// projector's rate of applied changes, each from the given number of goroutines.
+func mongoRates(b *testing.B, workers int, window time.Duration) (rawUpsert, applied float64) {
+	b.Helper()
+	ctx := context.Background()
+	client, err := gomongo.Connect(options.Client().ApplyURI(backend(b, "POSTS_MONGO_URI")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(ctx) }()
+	db := client.Database("hexapost_raw_" + randomHex(6))
+	defer func() { _ = db.Drop(ctx) }()
+	col := db.Collection("posts")
+	rate := func(op func(worker, n int) error) float64 {
+		var done atomic.Int64
+		deadline := time.Now().Add(window)
+		begin := time.Now()
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for n := 0; time.Now().Before(deadline); n++ {
+					if err := op(w, n); err != nil {
+						b.Error(err)
+						return
+					}
+					done.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		return float64(done.Load()) / time.Since(begin).Seconds()
+	}
+	rawUpsert = rate(func(w, n int) error {
+		id := fmt.Sprintf("w%02d-%06d", w, n)
+		_, err := col.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: bson.D{{Key: "$lt", Value: 1}}}},
+			bson.D{{Key: "_id", Value: id}, {Key: "version", Value: 1}, {Key: "title", Value: "t"}, {Key: "content", Value: "c"}},
+			options.Replace().SetUpsert(true))
+		return err
+	})
+
+	v, err := mongo.Open(ctx, mongo.Config{URI: mongoDatabase(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = v.Close() }()
+	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.DiscardHandler))
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	applied = rate(func(w, n int) error {
+		id := fmt.Sprintf("post-%02d-%06d", w, n)
+		s := post.State{ID: id, Version: 1, Title: "t", Content: "c", AuthorName: "bench", CreatedAt: at, UpdatedAt: at}
+		return p.Apply(ctx, ports.Change{Event: post.Event{ID: id + "-1", PostID: id, Version: 1, Type: post.EventCreated,
+			OccurredAt: at}, State: s})
+	})
+	return rawUpsert, applied
+}
+
+// longStream returns the median latency in milliseconds of updating a post with 10 events
+// and one with 10 000, on the MySQL store.
+func longStream(b *testing.B, bin string) (short, long float64) {
+	b.Helper()
+	p := startBinary(b, bin, map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(b)})
+	grow := func(n int) string {
+		id := mustCreate(b, p.CommandURL)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for i := next.Add(1); i < int64(n); i = next.Add(1) {
+					if status, err := patchJSON(p.CommandURL+"/posts/"+id, fmt.Sprintf(`{"content":"grow %d"}`, i)); err != nil || status != http.StatusOK {
+						b.Errorf("grow %s: status %d, %v", id, status, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return id
+	}
+	median := func(id string) float64 {
+		ds := make([]time.Duration, 300)
+		for i := range ds {
+			begin := time.Now()
+			if status, err := patchJSON(p.CommandURL+"/posts/"+id, fmt.Sprintf(`{"content":"measure %d"}`, i)); err != nil || status != http.StatusOK {
+				b.Fatalf("update %s: status %d, %v", id, status, err)
+			}
+			ds[i] = time.Since(begin)
+		}
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	shortID, longID := grow(10), grow(10_000)
+	return median(shortID), median(longID)
+}
+
+// perfTable renders the rows as the Markdown table of the README, with the machine.
+func perfTable(rows []perfRow) string {
+	var sb strings.Builder
+	cpu := "unknown CPU"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(info)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	fmt.Fprintf(&sb, "Measured %s on %d cores (%s), %s; client, servers and backends on one machine.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpu, runtime.Version())
+	sb.WriteString("| measure | figure | ceiling (same run) | ratio | target | |\n|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		op := "≤"
+		if r.Higher {
+			op = "≥"
+		}
+		ratio := fmt.Sprintf("%.2f", r.Ratio)
+		if !r.Higher && r.Target > 10 { // a latency bound, in ms
+			ratio, op = fmt.Sprintf("%.1f ms", r.Ratio), "≤ "+fmt.Sprintf("%.0f ms", r.Target)
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", r.What, r.Figure, r.Ceiling, ratio, op, r.verdict())
+			continue
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s %.2f | %s |\n", r.What, r.Figure, r.Ceiling, ratio, op, r.Target, r.verdict())
+	}
+	return sb.String()
+}
