@@ -7,7 +7,7 @@ GOVULNCHECK_VERSION := v1.9.0
 GOLANGCI := $(BIN)/golangci-lint-$(GOLANGCI_VERSION)
 GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)
 
-.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi
+.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi bench
 
 check: fmt-check vet lint test vuln
 
@@ -68,3 +68,12 @@ build:
 
 openapi:
 	$(GO) test ./api -run OpenAPI -update
+
+# Measures hexapost against ceilings measured on the same machine in the same run (bare
+# net/http, a raw MySQL read-append transaction, the MongoDB-wire server's raw upsert) and
+# writes the README's performance table to bench.md. About five minutes;
+# HEXAPOST_PERF_SECONDS sets each load's length (default 10).
+bench:
+	@exports=$$(bash test/backends/up.sh) || { echo "test/backends/up.sh failed" >&2; exit 1; }; \
+	eval "$$exports"; \
+	HEXAPOST_BENCH_OUT=$(CURDIR)/bench.md $(GO) test ./test/e2e -run '^$$' -bench Performance -benchtime 1x -timeout 30m
