@@ -308,3 +308,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func benchmarkChange() ports.Change {
+	at := time.Date(2025, 3, 1, 10, 0, 0, 123456000, time.UTC)
+	title, content := "A title of ordinary length", string(bytes.Repeat([]byte("lorem ipsum "), 20))
+	return ports.Change{
+		Event: post.Event{ID: "0190b6a0-0000-7000-8000-0000000000e1", PostID: "0190b6a0-0000-7000-8000-000000000001",
+			Version: 2, Type: post.EventUpdated, OccurredAt: at, Title: &title, Content: &content},
+		State: post.State{ID: "0190b6a0-0000-7000-8000-000000000001", Version: 2, Title: title, Content: content,
+			AuthorName: "ann", CreatedAt: at, UpdatedAt: at},
+	}
+}
+
+// BenchmarkEncode measures encoding a change of about 300 bytes of text for the bus.
+func BenchmarkEncode(b *testing.B) {
+	c := benchmarkChange()
+	for b.Loop() {
+		if _, err := wire.Encode(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecode measures decoding it on the query side.
+func BenchmarkDecode(b *testing.B) {
+	msg, err := wire.Encode(benchmarkChange())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := wire.Decode(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -32,3 +32,13 @@ func TestMemoryViews(t *testing.T) {
 	t.Parallel()
 	contract.Views(t, func(*testing.T) contract.ViewsStore { return memory.NewViews() })
 }
+
+func BenchmarkMemoryAppend(b *testing.B) {
+	contract.BenchmarkAppend(b, func(*testing.B) ports.EventStore {
+		return memory.NewEventStore(memory.EventStoreConfig{})
+	})
+}
+
+func BenchmarkMemoryApply(b *testing.B) {
+	contract.BenchmarkApply(b, func(*testing.B) contract.ViewsStore { return memory.NewViews() })
+}

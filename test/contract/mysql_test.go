@@ -5,6 +5,7 @@ import (
 
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/mysql/mysqltest"
+	"hexapost/ports"
 	"hexapost/test/contract"
 )
 
@@ -23,6 +24,18 @@ func TestMySQLEventStore(t *testing.T) {
 				t.Error(err)
 			}
 		})
+		return s
+	})
+}
+
+// BenchmarkMySQLAppend: go test ./test/contract -run '^$' -bench Append
+func BenchmarkMySQLAppend(b *testing.B) {
+	contract.BenchmarkAppend(b, func(b *testing.B) ports.EventStore {
+		s, err := mysql.Open(b.Context(), mysql.Config{DSN: mysqltest.NewDatabase(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
 		return s
 	})
 }
