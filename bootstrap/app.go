@@ -324,18 +324,23 @@ func (p serverParams) operations() api.Operations {
 func runCommandServer(p serverParams, h *apicommand.Handler) error {
 	mux := http.NewServeMux()
 	servers.Command(mux, h, p.operations())
-	return listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
+	listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
+	return nil
 }
 
-func runQueryServer(p serverParams, h *apiquery.Handler) error {
+func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Reader) error {
 	mux := http.NewServeMux()
 	servers.Query(mux, h, p.operations())
-	return listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
+	srv := listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
+	// A read waiting for min_version would hold the shutdown up for up to POSTS_READ_WAIT, which
+	// may be longer than POSTS_SHUTDOWN_TIMEOUT: it answers at once instead (503, Retry-After).
+	srv.RegisterOnShutdown(reader.Drain)
+	return nil
 }
 
 // listen binds addr when the app starts, so a taken port fails the start, and shuts the server
 // down gracefully when it stops: no new connections, in-flight requests finished.
-func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) error {
+func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *http.Server {
 	srv := &http.Server{
 		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -364,7 +369,7 @@ func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) err
 			return srv.Shutdown(ctx)
 		},
 	})
-	return nil
+	return srv
 }
 
 // fxLogger sends fx's own events to the debug level: start and stop failures are reported once,
