@@ -49,6 +49,17 @@ func awaitInFlight(t *testing.T, baseURL, server string, n int) {
 	})
 }
 
+// wait waits for the process to exit, after a signal sent without stop, and returns its code.
+func (p *process) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		t.Fatalf("hexapost did not exit within %s", within)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
 // awaitRefused waits until a new connection to baseURL is refused: the server stopped accepting.
 func awaitRefused(t *testing.T, baseURL string) {
 	t.Helper()
@@ -94,4 +105,41 @@ func TestShutdownAnswersAReadWaitingForAVersion(t *testing.T) {
 	case <-time.After(timeout):
 		t.Fatal("the waiting read had no answer")
 	}
+}
+
+// TestShutdownFinishesACommandInFlight: a command whose body is still arriving when SIGTERM
+// comes is finished and answered while new connections are refused, and what it acknowledged
+// is there after a restart.
+func TestShutdownFinishesACommandInFlight(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(t)}
+	p := start(t, env)
+
+	body, rest := io.Pipe()
+	answered := make(chan outcome, 1)
+	go func() { answered <- try("POST", p.CommandURL+"/posts", body) }()
+	if _, err := io.WriteString(rest, `{"title": "in flight", "content": `); err != nil {
+		t.Fatal(err)
+	}
+	awaitInFlight(t, p.CommandURL, "command", 1)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	awaitRefused(t, p.CommandURL)
+	awaitRefused(t, p.QueryURL)
+	if _, err := io.WriteString(rest, `"c", "author_name": "a"}`); err != nil {
+		t.Fatal(err)
+	}
+	_ = rest.Close()
+	r := <-answered
+	code := p.wait(t, 10*time.Second)
+
+	if r.err != nil || r.Status != http.StatusCreated {
+		t.Fatalf("command in flight answered %d, error %v, want 201; body %s", r.Status, r.err, r.Raw)
+	}
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0; logs %v", code, p.Logs())
+	}
+	again := start(t, env)
+	do(t, "GET", again.QueryURL+"/posts/"+r.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
 }
