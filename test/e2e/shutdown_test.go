@@ -8,7 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,7 +22,8 @@ import (
 // outcome is an HTTP answer, or the error that came instead.
 type outcome struct {
 	response
-	err error
+	err    error
+	reused bool // sent on a kept-alive connection that was idle
 }
 
 // try sends a request like do, from any goroutine: an error is returned, not fatal.
@@ -142,4 +148,293 @@ func TestShutdownFinishesACommandInFlight(t *testing.T) {
 	}
 	again := start(t, env)
 	do(t, "GET", again.QueryURL+"/posts/"+r.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
+}
+
+// loadClient has keep-alive connections for every client of the load, as a load balancer would.
+var loadClient = &http.Client{
+	Timeout:   30 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 32},
+}
+
+// tally counts the outcomes of the load by kind.
+type tally struct {
+	mu      sync.Mutex
+	ok      int // 2xx
+	refused int // the connection was refused: the server had stopped accepting
+	// idleReset counts requests sent on a kept-alive connection just as the stopping server
+	// closed it as idle, before reading them: the keep-alive race of HTTP/1.1 (RFC 9112 §9.3.1),
+	// which a client meets at any server that closes idle connections. The server never read
+	// them, so they are not in flight; such a client retries with its Idempotency-Key.
+	idleReset int
+	other     map[string]int // anything else, by status or error; must stay empty
+	acked     map[string]int64
+}
+
+func (c *tally) record(id string, r outcome) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case r.err == nil && r.Status/100 == 2:
+		c.ok++
+		v := r.num("version")
+		if id == "" {
+			id = r.str("id")
+		}
+		if v > c.acked[id] {
+			c.acked[id] = v
+		}
+		return true
+	case errors.Is(r.err, syscall.ECONNREFUSED):
+		c.refused++
+	case r.idleReset():
+		c.idleReset++
+	case r.err != nil:
+		c.other[r.err.Error()]++
+	default:
+		c.other[fmt.Sprintf("status %d: %s", r.Status, r.Raw)]++
+	}
+	return false
+}
+
+func (c *tally) acknowledged() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ok
+}
+
+// idleReset tells whether the request failed on a reused idle connection that was reset or
+// closed before any byte of an answer.
+func (r outcome) idleReset() bool {
+	return r.err != nil && r.reused && r.Status == 0 &&
+		(errors.Is(r.err, syscall.ECONNRESET) || errors.Is(r.err, io.EOF))
+}
+
+// tryLoad sends a request of the load.
+func tryLoad(method, url, body string) outcome {
+	var reused bool
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused && info.WasIdle },
+	})
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return outcome{err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := loadClient.Do(req)
+	if err != nil {
+		return outcome{err: err, reused: reused}
+	}
+	defer func() { _ = res.Body.Close() }()
+	raw, err := io.ReadAll(res.Body)
+	r := outcome{response: response{Status: res.StatusCode, Raw: raw}, err: err}
+	_ = json.Unmarshal(raw, &r.Body)
+	return r
+}
+
+// commandLoad runs clients that each create a post and update it, until a command is refused
+// (the server stopped), or the load has sent max commands, or d has passed.
+func commandLoad(commandURL string, clients, max int, d time.Duration) (*tally, func() *tally) {
+	c := &tally{other: map[string]int{}, acked: map[string]int64{}}
+	var (
+		wg   sync.WaitGroup
+		sent atomic.Int64
+	)
+	deadline := time.Now().Add(d)
+	more := func() bool { return sent.Add(1) <= int64(max) && time.Now().Before(deadline) }
+	for i := range clients {
+		wg.Go(func() {
+			for more() {
+				r := tryLoad("POST", commandURL+"/posts",
+					fmt.Sprintf(`{"title": "load %d", "content": "v1", "author_name": "shutdown"}`, i))
+				if !c.record("", r) {
+					if errors.Is(r.err, syscall.ECONNREFUSED) {
+						return
+					}
+					continue
+				}
+				id := r.str("id")
+				for v := 2; v <= 5 && more(); v++ {
+					r := tryLoad("PATCH", commandURL+"/posts/"+id, fmt.Sprintf(`{"content": "v%d"}`, v))
+					if !c.record(id, r) && errors.Is(r.err, syscall.ECONNREFUSED) {
+						return
+					}
+				}
+			}
+		})
+	}
+	return c, func() *tally { wg.Wait(); return c }
+}
+
+// readLoad runs clients that read the posts acknowledged so far, waiting for their version,
+// until stop is closed, a read is refused or d has passed; it returns the outcomes by kind.
+func readLoad(queryURL string, acked *tally, clients int, d time.Duration, stop <-chan struct{}) func() map[string]int {
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	kinds := map[string]int{}
+	deadline := time.Now().Add(d)
+	for range clients {
+		wg.Go(func() {
+			for n := 0; n < 1000 && time.Now().Before(deadline); n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var id string
+				var v int64
+				acked.mu.Lock()
+				for id, v = range acked.acked {
+					break
+				}
+				acked.mu.Unlock()
+				if id == "" {
+					continue
+				}
+				r := tryLoad("GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, id, v), "")
+				var kind string
+				switch {
+				case r.err == nil:
+					kind = strconv.Itoa(r.Status)
+				case errors.Is(r.err, syscall.ECONNREFUSED):
+					kind = "refused"
+				case r.idleReset():
+					kind = "idle reset"
+				default:
+					kind = r.err.Error()
+				}
+				mu.Lock()
+				kinds[kind]++
+				mu.Unlock()
+				if kind == "refused" {
+					return
+				}
+			}
+		})
+	}
+	return func() map[string]int { wg.Wait(); return kinds }
+}
+
+// checkAcknowledged asserts that every acknowledged (id, version) reached the read model and
+// that each post's history holds every version exactly once.
+func checkAcknowledged(t *testing.T, queryURL string, acked map[string]int64) {
+	t.Helper()
+	for id, v := range acked {
+		got := do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, id, v), nil).must(t, http.StatusOK)
+		if got.num("version") < v {
+			t.Fatalf("post %s at version %d, acknowledged %d", id, got.num("version"), v)
+		}
+		history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+		for i, h := range history {
+			if n, _ := h["version"].(float64); int64(n) != int64(i+1) {
+				t.Fatalf("post %s history entry %d has version %v, want %d (gap or duplicate): %v", id, i, h["version"], i+1, history)
+			}
+		}
+		if int64(len(history)) < got.num("version") {
+			t.Fatalf("post %s at version %d has %d history entries", id, got.num("version"), len(history))
+		}
+	}
+}
+
+// TestShutdownUnderLoad sends SIGTERM to the command process, then to the query process, while
+// clients send commands and reads: each exits 0 within the shutdown timeout, every request is
+// answered or refused, and after a restart every acknowledged command is in the read model,
+// each version once.
+func TestShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
+	const (
+		timeout = 10 * time.Second
+		clients = 16
+	)
+	redis := startPrivateRedis(t)
+	commandEnv := map[string]string{
+		"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(t),
+		"POSTS_BUS": "redis", "POSTS_REDIS_URL": redis.URL(), "POSTS_SHUTDOWN_TIMEOUT": timeout.String(),
+	}
+	queryEnv := map[string]string{
+		"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(t),
+		"POSTS_BUS": "redis", "POSTS_REDIS_URL": redis.URL(), "POSTS_SHUTDOWN_TIMEOUT": timeout.String(),
+		"POSTS_READ_WAIT": "5s",
+	}
+	query := start(t, queryEnv, "serve", "query")
+	command := start(t, commandEnv, "serve", "command")
+
+	commands, waitCommands := commandLoad(command.CommandURL, clients, 600, 20*time.Second)
+	eventually(t, 20*time.Second, "100 commands acknowledged", func() bool { return commands.acknowledged() >= 100 })
+	stopReads := make(chan struct{})
+	waitReads := readLoad(query.QueryURL, commands, 4, 40*time.Second, stopReads)
+	eventually(t, 20*time.Second, "200 commands acknowledged", func() bool { return commands.acknowledged() >= 200 })
+	code, commandTook := command.stop(t, syscall.SIGTERM, 2*timeout)
+	if code != 0 || commandTook >= timeout {
+		t.Fatalf("command process: exit code %d after %v, want 0 within %v; logs %v", code, commandTook, timeout, command.Logs())
+	}
+	waitCommands()
+	code, queryTook := query.stop(t, syscall.SIGTERM, 2*timeout)
+	if code != 0 || queryTook >= timeout {
+		t.Fatalf("query process: exit code %d after %v, want 0 within %v; logs %v", code, queryTook, timeout, query.Logs())
+	}
+	close(stopReads)
+	reads := waitReads()
+	t.Logf("commands: %d acknowledged (%d posts), %d refused after the stop, %d reset on an idle connection, other %v",
+		commands.ok, len(commands.acked), commands.refused, commands.idleReset, commands.other)
+	t.Logf("reads by outcome: %v", reads)
+	t.Logf("exit 0 in %v (command process) and %v (query process)", commandTook, queryTook)
+	if len(commands.other) > 0 || commands.idleReset > clients {
+		t.Errorf("commands neither answered 2xx nor refused: %v; %d idle resets, want at most one per client",
+			commands.other, commands.idleReset)
+	}
+	for kind, n := range reads {
+		if kind != "200" && kind != "refused" && kind != "503" && kind != "idle reset" {
+			t.Errorf("%d reads ended with %s", n, kind)
+		}
+	}
+
+	query = start(t, queryEnv, "serve", "query")
+	start(t, commandEnv, "serve", "command")
+	checkAcknowledged(t, query.QueryURL, commands.acked)
+}
+
+// TestShutdownUnderLoadOneProcess is TestShutdownUnderLoad for `serve`, both servers in one
+// process over MySQL, Redis and MongoDB.
+func TestShutdownUnderLoadOneProcess(t *testing.T) {
+	t.Parallel()
+	const (
+		timeout = 10 * time.Second
+		clients = 16
+	)
+	env := map[string]string{
+		"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(t),
+		"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(t).URL(),
+		"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(t),
+		"POSTS_SHUTDOWN_TIMEOUT": timeout.String(), "POSTS_READ_WAIT": "5s",
+	}
+	p := start(t, env)
+
+	commands, waitCommands := commandLoad(p.CommandURL, clients, 600, 20*time.Second)
+	eventually(t, 20*time.Second, "100 commands acknowledged", func() bool { return commands.acknowledged() >= 100 })
+	stopReads := make(chan struct{})
+	waitReads := readLoad(p.QueryURL, commands, 4, 40*time.Second, stopReads)
+	eventually(t, 20*time.Second, "200 commands acknowledged", func() bool { return commands.acknowledged() >= 200 })
+	code, took := p.stop(t, syscall.SIGTERM, 2*timeout)
+	if code != 0 || took >= timeout {
+		t.Fatalf("exit code %d after %v, want 0 within %v; logs %v", code, took, timeout, p.Logs())
+	}
+	waitCommands()
+	close(stopReads)
+	reads := waitReads()
+	t.Logf("commands: %d acknowledged (%d posts), %d refused after the stop, %d reset on an idle connection, other %v",
+		commands.ok, len(commands.acked), commands.refused, commands.idleReset, commands.other)
+	t.Logf("reads by outcome: %v; exit 0 in %v", reads, took)
+	if len(commands.other) > 0 || commands.idleReset > clients {
+		t.Errorf("commands neither answered 2xx nor refused: %v; %d idle resets, want at most one per client",
+			commands.other, commands.idleReset)
+	}
+	for kind, n := range reads {
+		if kind != "200" && kind != "refused" && kind != "503" && kind != "idle reset" {
+			t.Errorf("%d reads ended with %s", n, kind)
+		}
+	}
+
+	checkAcknowledged(t, start(t, env).QueryURL, commands.acked)
 }
