@@ -23,7 +23,7 @@ import (
 type outcome struct {
 	response
 	err    error
-	reused bool // sent on a kept-alive connection that was idle
+	reused bool // sent on a kept-alive connection, after an earlier request
 }
 
 // try sends a request like do, from any goroutine: an error is returned, not fatal.
@@ -204,16 +204,20 @@ func (c *tally) acknowledged() int {
 
 // idleReset tells whether the request failed on a reused idle connection that was reset or
 // closed before any byte of an answer.
+// The transport reports it as a reset, an EOF, or its own "server closed idle connection".
 func (r outcome) idleReset() bool {
 	return r.err != nil && r.reused && r.Status == 0 &&
-		(errors.Is(r.err, syscall.ECONNRESET) || errors.Is(r.err, io.EOF))
+		(errors.Is(r.err, syscall.ECONNRESET) || errors.Is(r.err, io.EOF) ||
+			strings.Contains(r.err.Error(), "server closed idle connection"))
 }
 
 // tryLoad sends a request of the load.
 func tryLoad(method, url, body string) outcome {
 	var reused bool
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused && info.WasIdle },
+		// Reused, from the idle pool or handed on by the request before: the server had
+		// finished with it and was waiting for the next request.
+		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
 	})
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
