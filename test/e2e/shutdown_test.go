@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,8 +21,7 @@ import (
 // outcome is an HTTP answer, or the error that came instead.
 type outcome struct {
 	response
-	err    error
-	reused bool // sent on a kept-alive connection, after an earlier request
+	err error
 }
 
 // try sends a request like do, from any goroutine: an error is returned, not fatal.
@@ -161,13 +159,14 @@ type tally struct {
 	mu      sync.Mutex
 	ok      int // 2xx
 	refused int // the connection was refused: the server had stopped accepting
-	// idleReset counts requests sent on a kept-alive connection just as the stopping server
-	// closed it as idle, before reading them: the keep-alive race of HTTP/1.1 (RFC 9112 §9.3.1),
-	// which a client meets at any server that closes idle connections. The server never read
-	// them, so they are not in flight; such a client retries with its Idempotency-Key.
-	idleReset int
-	other     map[string]int // anything else, by status or error; must stay empty
-	acked     map[string]int64
+	// unread counts requests the stopping server closed without reading them: sent on a
+	// kept-alive connection just as the server closed it as idle (the keep-alive race of
+	// HTTP/1.1, RFC 9112 §9.3.1), or on a connection still in the kernel's accept queue when
+	// the listener closed. Any server that stops accepting does this; a client retries them
+	// with their Idempotency-Key. checkProcessed holds the claim that they were never read.
+	unread int
+	other  map[string]int // anything else, by status or error; must stay empty
+	acked  map[string]int64
 }
 
 func (c *tally) record(id string, r outcome) bool {
@@ -186,8 +185,8 @@ func (c *tally) record(id string, r outcome) bool {
 		return true
 	case errors.Is(r.err, syscall.ECONNREFUSED):
 		c.refused++
-	case r.idleReset():
-		c.idleReset++
+	case r.unread():
+		c.unread++
 	case r.err != nil:
 		c.other[r.err.Error()]++
 	default:
@@ -202,31 +201,24 @@ func (c *tally) acknowledged() int {
 	return c.ok
 }
 
-// idleReset tells whether the request failed on a reused idle connection that was reset or
-// closed before any byte of an answer.
-// The transport reports it as a reset, an EOF, or its own "server closed idle connection".
-func (r outcome) idleReset() bool {
-	return r.err != nil && r.reused && r.Status == 0 &&
+// unread tells whether the connection was reset or closed before any byte of an answer. The
+// transport reports it as a reset, an EOF, or its own "server closed idle connection".
+func (r outcome) unread() bool {
+	return r.err != nil && r.Status == 0 &&
 		(errors.Is(r.err, syscall.ECONNRESET) || errors.Is(r.err, io.EOF) ||
 			strings.Contains(r.err.Error(), "server closed idle connection"))
 }
 
 // tryLoad sends a request of the load.
 func tryLoad(method, url, body string) outcome {
-	var reused bool
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-		// Reused, from the idle pool or handed on by the request before: the server had
-		// finished with it and was waiting for the next request.
-		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
-	})
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
 	if err != nil {
 		return outcome{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	res, err := loadClient.Do(req)
 	if err != nil {
-		return outcome{err: err, reused: reused}
+		return outcome{err: err}
 	}
 	defer func() { _ = res.Body.Close() }()
 	raw, err := io.ReadAll(res.Body)
@@ -303,8 +295,8 @@ func readLoad(queryURL string, acked *tally, clients int, d time.Duration, stop 
 					kind = strconv.Itoa(r.Status)
 				case errors.Is(r.err, syscall.ECONNREFUSED):
 					kind = "refused"
-				case r.idleReset():
-					kind = "idle reset"
+				case r.unread():
+					kind = "unread"
 				default:
 					kind = r.err.Error()
 				}
@@ -318,6 +310,36 @@ func readLoad(queryURL string, acked *tally, clients int, d time.Duration, stop 
 		})
 	}
 	return func() map[string]int { wg.Wait(); return kinds }
+}
+
+// lastLogs returns the last n log lines of p.
+func lastLogs(p *process, n int) []map[string]any {
+	logs := p.Logs()
+	return logs[max(len(logs)-n, 0):]
+}
+
+// checkProcessed asserts that the process appended exactly the acknowledged commands, as its
+// "event appended" log lines tell: no command was processed and then left unanswered, so the
+// requests that failed at the stop were never read.
+func checkProcessed(t *testing.T, p *process, acked map[string]int64) {
+	t.Helper()
+	appended := map[string]int64{}
+	for _, l := range p.Logs() {
+		if l["msg"] != "event appended" {
+			continue
+		}
+		id, _ := l["post_id"].(string)
+		v, _ := l["version"].(float64)
+		appended[id] = max(appended[id], int64(v))
+	}
+	for id, v := range appended {
+		if acked[id] != v {
+			t.Errorf("post %s: version %d appended, %d acknowledged", id, v, acked[id])
+		}
+	}
+	if len(appended) != len(acked) {
+		t.Errorf("%d posts appended, %d acknowledged", len(appended), len(acked))
+	}
 }
 
 // checkAcknowledged asserts that every acknowledged (id, version) reached the read model and
@@ -371,29 +393,30 @@ func TestShutdownUnderLoad(t *testing.T) {
 	eventually(t, 20*time.Second, "200 commands acknowledged", func() bool { return commands.acknowledged() >= 200 })
 	code, commandTook := command.stop(t, syscall.SIGTERM, 2*timeout)
 	if code != 0 || commandTook >= timeout {
-		t.Fatalf("command process: exit code %d after %v, want 0 within %v; logs %v", code, commandTook, timeout, command.Logs())
+		t.Fatalf("command process: exit code %d (%v) after %v, want 0 within %v; last logs %v", code, command.cmd.ProcessState, commandTook, timeout, lastLogs(command, 8))
 	}
 	waitCommands()
 	code, queryTook := query.stop(t, syscall.SIGTERM, 2*timeout)
 	if code != 0 || queryTook >= timeout {
-		t.Fatalf("query process: exit code %d after %v, want 0 within %v; logs %v", code, queryTook, timeout, query.Logs())
+		t.Fatalf("query process: exit code %d (%v) after %v, want 0 within %v; last logs %v", code, query.cmd.ProcessState, queryTook, timeout, lastLogs(query, 8))
 	}
 	close(stopReads)
 	reads := waitReads()
-	t.Logf("commands: %d acknowledged (%d posts), %d refused after the stop, %d reset on an idle connection, other %v",
-		commands.ok, len(commands.acked), commands.refused, commands.idleReset, commands.other)
+	t.Logf("commands: %d acknowledged (%d posts), %d refused after the stop, %d closed unread, other %v",
+		commands.ok, len(commands.acked), commands.refused, commands.unread, commands.other)
 	t.Logf("reads by outcome: %v", reads)
 	t.Logf("exit 0 in %v (command process) and %v (query process)", commandTook, queryTook)
-	if len(commands.other) > 0 || commands.idleReset > clients {
-		t.Errorf("commands neither answered 2xx nor refused: %v; %d idle resets, want at most one per client",
-			commands.other, commands.idleReset)
+	if len(commands.other) > 0 || commands.unread > clients {
+		t.Errorf("commands neither answered 2xx nor refused: %v; %d closed unread, want at most one per client",
+			commands.other, commands.unread)
 	}
 	for kind, n := range reads {
-		if kind != "200" && kind != "refused" && kind != "503" && kind != "idle reset" {
+		if kind != "200" && kind != "refused" && kind != "503" && kind != "unread" {
 			t.Errorf("%d reads ended with %s", n, kind)
 		}
 	}
 
+	checkProcessed(t, command, commands.acked)
 	query = start(t, queryEnv, "serve", "query")
 	start(t, commandEnv, "serve", "command")
 	checkAcknowledged(t, query.QueryURL, commands.acked)
@@ -422,23 +445,24 @@ func TestShutdownUnderLoadOneProcess(t *testing.T) {
 	eventually(t, 20*time.Second, "200 commands acknowledged", func() bool { return commands.acknowledged() >= 200 })
 	code, took := p.stop(t, syscall.SIGTERM, 2*timeout)
 	if code != 0 || took >= timeout {
-		t.Fatalf("exit code %d after %v, want 0 within %v; logs %v", code, took, timeout, p.Logs())
+		t.Fatalf("exit code %d (%v) after %v, want 0 within %v; last logs %v", code, p.cmd.ProcessState, took, timeout, lastLogs(p, 8))
 	}
 	waitCommands()
 	close(stopReads)
 	reads := waitReads()
-	t.Logf("commands: %d acknowledged (%d posts), %d refused after the stop, %d reset on an idle connection, other %v",
-		commands.ok, len(commands.acked), commands.refused, commands.idleReset, commands.other)
+	t.Logf("commands: %d acknowledged (%d posts), %d refused after the stop, %d closed unread, other %v",
+		commands.ok, len(commands.acked), commands.refused, commands.unread, commands.other)
 	t.Logf("reads by outcome: %v; exit 0 in %v", reads, took)
-	if len(commands.other) > 0 || commands.idleReset > clients {
-		t.Errorf("commands neither answered 2xx nor refused: %v; %d idle resets, want at most one per client",
-			commands.other, commands.idleReset)
+	if len(commands.other) > 0 || commands.unread > clients {
+		t.Errorf("commands neither answered 2xx nor refused: %v; %d closed unread, want at most one per client",
+			commands.other, commands.unread)
 	}
 	for kind, n := range reads {
-		if kind != "200" && kind != "refused" && kind != "503" && kind != "idle reset" {
+		if kind != "200" && kind != "refused" && kind != "503" && kind != "unread" {
 			t.Errorf("%d reads ended with %s", n, kind)
 		}
 	}
 
+	checkProcessed(t, p, commands.acked)
 	checkAcknowledged(t, start(t, env).QueryURL, commands.acked)
 }
