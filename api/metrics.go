@@ -8,10 +8,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// HTTPMetrics counts and times requests by route and status.
+// HTTPMetrics counts and times requests by route and status, and gauges those in flight.
 type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inFlight *prometheus.GaugeVec
 }
 
 // NewHTTPMetrics registers the HTTP metrics on reg.
@@ -26,8 +27,12 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 			Help:    "HTTP request latency by server, method and route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"server", "method", "route"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hexapost_http_requests_in_flight",
+			Help: "HTTP requests being served, by server; a scrape counts itself.",
+		}, []string{"server"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -38,7 +43,10 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 // Wrap instruments a server's handler. Routes are the mux patterns, so the label set stays
 // bounded whatever paths clients send.
 func (m *HTTPMetrics) Wrap(server string, next http.Handler) http.Handler {
+	inFlight := m.inFlight.WithLabelValues(server)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Inc()
+		defer inFlight.Dec()
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)

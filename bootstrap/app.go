@@ -38,8 +38,9 @@ type Roles struct {
 }
 
 // Options returns the whole process as one fx.Option: one option per adapter flag, then the
-// roles' workers and servers. Workers start before servers, so they stop after them: a server
-// stops taking requests first, then the relay and projector finish what they hold.
+// roles' workers and servers. Workers start before servers, so they stop after them: the
+// servers stop taking requests first, together, then the relay and the projector finish what
+// they hold.
 func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 	if !r.Command && !r.Query {
 		return nil, errors.New("no role to run")
@@ -62,13 +63,10 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 		return nil, err
 	}
 	opts = append(opts, bus)
-	if r.Command {
-		store, err := eventStoreOption(cfg)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, store, commandSide)
-	}
+	// The order of the invokes is the order of the start hooks; the stop hooks run in reverse.
+	// So at stop the servers go first, both at once (no new requests, the ones in hand
+	// answered), then the relay, which may still publish what the last commands appended, and
+	// the projector last, which can then still apply it; the adapters close after them.
 	if r.Query {
 		views, err := readModelOption(cfg)
 		if err != nil {
@@ -81,6 +79,20 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 			opts = append(opts, fx.Invoke(replayOnStart))
 		}
 		opts = append(opts, querySide)
+	}
+	if r.Command {
+		store, err := eventStoreOption(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, store, commandSide)
+	}
+	opts = append(opts, fx.Provide(func() *httpServers { return &httpServers{} }))
+	if r.Command {
+		opts = append(opts, fx.Invoke(runCommandServer))
+	}
+	if r.Query {
+		opts = append(opts, fx.Invoke(runQueryServer))
 	}
 	return fx.Options(opts...), nil
 }
@@ -218,7 +230,7 @@ var commandSide = fx.Module("command",
 		newCommandService,
 		newCommandHandler,
 	),
-	fx.Invoke(runRelay, runCommandServer),
+	fx.Invoke(runRelay),
 )
 
 var querySide = fx.Module("query",
@@ -230,7 +242,7 @@ var querySide = fx.Module("query",
 		},
 		apiquery.NewHandler,
 	),
-	fx.Invoke(runProjector, runQueryServer),
+	fx.Invoke(runProjector),
 )
 
 func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
@@ -307,6 +319,7 @@ func replayOnStart(lc fx.Lifecycle, events ports.EventStore, p *projection.Proje
 type serverParams struct {
 	fx.In
 	LC      fx.Lifecycle
+	Servers *httpServers
 	Cfg     Config
 	Log     *slog.Logger
 	Metrics *metrics
@@ -324,18 +337,24 @@ func (p serverParams) operations() api.Operations {
 func runCommandServer(p serverParams, h *apicommand.Handler) error {
 	mux := http.NewServeMux()
 	servers.Command(mux, h, p.operations())
-	return listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
+	listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
+	return nil
 }
 
-func runQueryServer(p serverParams, h *apiquery.Handler) error {
+func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Reader) error {
 	mux := http.NewServeMux()
 	servers.Query(mux, h, p.operations())
-	return listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
+	srv := listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
+	// A read waiting for min_version would hold the shutdown up for up to POSTS_READ_WAIT, which
+	// may be longer than POSTS_SHUTDOWN_TIMEOUT: it answers at once instead (503, Retry-After).
+	srv.RegisterOnShutdown(reader.Drain)
+	return nil
 }
 
 // listen binds addr when the app starts, so a taken port fails the start, and shuts the server
-// down gracefully when it stops: no new connections, in-flight requests finished.
-func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) error {
+// down gracefully when it stops, with the process's other server: no new connections, the
+// requests in hand finished.
+func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *http.Server {
 	srv := &http.Server{
 		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -357,14 +376,62 @@ func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) err
 					p.Log.Error(name+" server failed", "error", err)
 				}
 			}()
+			p.Servers.add(name, srv)
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
-			p.Log.Info(name+" server stopping", "server", name)
-			return srv.Shutdown(ctx)
+			return p.Servers.shutdown(ctx, p.Log)
 		},
 	})
-	return nil
+	return srv
+}
+
+// httpServers shuts the started servers of a process down together: in one process the
+// command server must not keep taking commands while the query server drains, nor the other
+// way round, and both drains share one POSTS_SHUTDOWN_TIMEOUT.
+type httpServers struct {
+	mu      sync.Mutex
+	started map[string]*http.Server
+	done    bool
+}
+
+func (s *httpServers) add(name string, srv *http.Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started == nil {
+		s.started = map[string]*http.Server{}
+	}
+	s.started[name] = srv
+}
+
+// shutdown stops every started server at once and waits for their drains; the stop hook of
+// each server calls it, and the first call does the work.
+func (s *httpServers) shutdown(ctx context.Context, log *slog.Logger) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return nil
+	}
+	s.done = true
+	var (
+		wg   sync.WaitGroup
+		errs = make(chan error, len(s.started))
+	)
+	for name, srv := range s.started {
+		log.Info(name+" server stopping", "server", name)
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				errs <- fmt.Errorf("%s server: %w", name, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 // fxLogger sends fx's own events to the debug level: start and stop failures are reported once,

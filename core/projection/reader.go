@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"hexapost/core/post"
@@ -27,6 +28,10 @@ type Reader struct {
 	views  ports.ViewReader
 	notify *Notifier
 	cfg    ReaderConfig
+
+	// draining is closed by Drain.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // NewReader returns a Reader woken by n.
@@ -37,12 +42,21 @@ func NewReader(views ports.ViewReader, n *Notifier, cfg ReaderConfig) *Reader {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
 	}
-	return &Reader{views: views, notify: n, cfg: cfg}
+	return &Reader{views: views, notify: n, cfg: cfg, draining: make(chan struct{})}
+}
+
+// Drain ends every wait for a version, those under way and those to come: each read looks at
+// the read model once more and answers with what it holds, ErrNotCaughtUp if the version is
+// not there. A server calls it when it stops, so that a read waiting for a version that may
+// never come (its command server is stopping too) does not hold the shutdown up for the whole
+// wait; the client is told to retry. Drain may be called more than once.
+func (r *Reader) Drain() {
+	r.drainOnce.Do(func() { close(r.draining) })
 }
 
 // Get returns the current view of a post once its version is at least minVersion. A deleted
 // post is returned with post.ErrDeleted, an unknown one with ports.ErrNotFound, and a version
-// not reached within the wait with ErrNotCaughtUp.
+// not reached within the wait, or before Drain, with ErrNotCaughtUp.
 func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.State, error) {
 	var deadline <-chan time.Time
 	for {
@@ -58,6 +72,11 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 		case minVersion <= 0:
 			return post.State{}, err
 		}
+		select {
+		case <-r.draining:
+			return post.State{}, ErrNotCaughtUp
+		default:
+		}
 		if deadline == nil {
 			t := time.NewTimer(r.cfg.Wait)
 			defer t.Stop()
@@ -71,6 +90,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 		case <-deadline:
 			poll.Stop()
 			return post.State{}, ErrNotCaughtUp
+		case <-r.draining: // look once more, then answer
 		case <-changed:
 		case <-poll.C:
 		}

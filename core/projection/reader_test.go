@@ -198,3 +198,49 @@ func TestReaderStopsWaitingWhenTheContextEnds(t *testing.T) {
 		t.Errorf("error = %v, want %v", got.err, context.Canceled)
 	}
 }
+
+func TestReaderDrainEndsWaits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		giveApply bool // p1 v2 is projected just before Drain
+		wantState post.State
+		wantErr   error
+	}{
+		{name: "the version is not there", wantErr: projection.ErrNotCaughtUp},
+		{name: "the version arrived", giveApply: true, wantState: change("p1", 2, post.EventUpdated).State},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := newViews()
+			p := newProjector(v, projection.NewNotifier())
+			if err := p.Apply(t.Context(), change("p1", 1, post.EventCreated)); err != nil {
+				t.Fatal(err)
+			}
+			// The reader's notifier is not the projector's and it never polls within the test:
+			// only Drain can end the wait early.
+			r := projection.NewReader(v, projection.NewNotifier(),
+				projection.ReaderConfig{Wait: time.Minute, Poll: time.Minute})
+
+			results := getAsync(t.Context(), r, "p1", 2)
+			eventually(t, "the reader looked", func() bool { return v.reads.Load() > 0 })
+			if tt.giveApply {
+				if err := p.Apply(t.Context(), change("p1", 2, post.EventUpdated)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.Drain()
+			r.Drain() // a second call is harmless
+			got := await(t, 2*time.Second, results)
+
+			if !errors.Is(got.err, tt.wantErr) || got.state != tt.wantState {
+				t.Errorf("Get = %+v, %v; want %+v, %v", got.state, got.err, tt.wantState, tt.wantErr)
+			}
+			later := await(t, 2*time.Second, getAsync(t.Context(), r, "p1", 3))
+			if !errors.Is(later.err, projection.ErrNotCaughtUp) {
+				t.Errorf("Get after Drain: error = %v, want %v at once", later.err, projection.ErrNotCaughtUp)
+			}
+		})
+	}
+}

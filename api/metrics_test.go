@@ -1,0 +1,60 @@
+package api_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hexapost/api"
+)
+
+// TestHTTPMetricsInFlight shows the gauge an operator watches while a server drains at
+// shutdown: it counts a request from its start to its answer.
+func TestHTTPMetricsInFlight(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := api.NewHTTPMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := m.Wrap("command", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}))
+	inFlight := func() float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == "hexapost_http_requests_in_flight" && len(f.GetMetric()) == 1 {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1 // missing, or not one series
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/posts", nil))
+	}()
+	<-entered
+	during := inFlight()
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not finish")
+	}
+	after := inFlight()
+
+	if during != 1 || after != 0 {
+		t.Errorf("in flight = %v during the request and %v after it, want 1 and 0", during, after)
+	}
+}
