@@ -2,63 +2,11 @@ package e2e_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// privateRedis is a redis-server of the test's own, which the test may kill and restart.
-type privateRedis struct {
-	dir    string
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startPrivateRedis(t testing.TB) *privateRedis {
-	t.Helper()
-	backend(t, "POSTS_REDIS_URL") // the real-backend switch: redis-server is installed with it
-	r := &privateRedis{dir: t.TempDir(), port: freePort(t)}
-	r.start(t)
-	t.Cleanup(func() { r.kill() })
-	return r
-}
-
-// URL is the redis:// URL of the server.
-func (r *privateRedis) URL() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
-
-func (r *privateRedis) start(t testing.TB) {
-	t.Helper()
-	// The append-only file brings the stream and the consumer group back after a restart.
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
-		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.exited)
-	eventually(t, 10*time.Second, "redis-server to listen", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(r.port), time.Second)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	})
-}
-
-func (r *privateRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
-}
 
 // TestCommandServerCrashBetweenAppendAndPublish shows the outbox's promise over real processes:
 // changes appended and acknowledged while the bus is unreachable, then lost from the command

@@ -1,33 +1,8 @@
 package e2e_test
 
 import (
-	"context"
-	"net/url"
 	"testing"
-
-	"hexapost/adapters/mongo"
 )
-
-// mongoDatabase returns a URI for a throwaway database on the server of POSTS_MONGO_URI; the
-// database is dropped when the test ends.
-func mongoDatabase(t testing.TB) string {
-	t.Helper()
-	u, err := url.Parse(backend(t, "POSTS_MONGO_URI"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/hexapost_e2e_" + randomHex(6)
-	uri := u.String()
-	t.Cleanup(func() {
-		v, err := mongo.Open(context.Background(), mongo.Config{URI: uri})
-		if err != nil {
-			return
-		}
-		_ = v.Drop(context.Background())
-		_ = v.Close()
-	})
-	return uri
-}
 
 // TestWalkthroughFullStack runs the walkthrough on the whole real stack in separate processes:
 // one command server on MySQL, two query servers sharing the consumer group and the MongoDB

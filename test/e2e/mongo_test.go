@@ -1,73 +1,11 @@
 package e2e_test
 
 import (
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-// privateFerretDB is a MongoDB-wire server of the test's own (the FerretDB that
-// test/backends/up.sh builds, on its PostgreSQL), which the test may kill and restart.
-type privateFerretDB struct {
-	bin    string
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startPrivateFerretDB(t *testing.T) *privateFerretDB {
-	t.Helper()
-	backend(t, "POSTS_MONGO_URI")
-	bin, err := filepath.Abs(filepath.Join("..", "backends", ".state", "ferretdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("FerretDB binary: %v (test/backends/up.sh builds it)", err)
-	}
-	f := &privateFerretDB{bin: bin, port: freePort(t)}
-	f.start(t)
-	t.Cleanup(f.kill)
-	return f
-}
-
-// URI is a mongodb:// URI for a throwaway database on the server.
-func (f *privateFerretDB) URI() string {
-	return "mongodb://127.0.0.1:" + strconv.Itoa(f.port) + "/hexapost_e2e_" + randomHex(6)
-}
-
-func (f *privateFerretDB) start(t *testing.T) {
-	t.Helper()
-	f.cmd = exec.Command(f.bin, "serve", "-listen", "127.0.0.1:"+strconv.Itoa(f.port))
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(f.cmd, f.exited)
-	eventually(t, 15*time.Second, "FerretDB to listen", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(f.port), time.Second)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	})
-}
-
-func (f *privateFerretDB) kill() {
-	if f.cmd == nil {
-		return
-	}
-	_ = f.cmd.Process.Kill()
-	<-f.exited
-	f.cmd = nil
-}
 
 // TestMongoLostAtRuntime kills the read model's server under a running hexapost: reads answer
 // 503 in bounded time, /readyz names the read model, and reads recover by themselves.

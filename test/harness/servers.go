@@ -1,0 +1,157 @@
+package harness
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"hexapost/test/contract"
+)
+
+// Server is a backend server of the test's own (redis-server, nats-server, FerretDB, mariadbd),
+// so that the test may kill it (SIGKILL: a crash, not a polite stop) and start it again on the
+// same port and data without disturbing other tests, which share the servers of test/backends.
+type Server struct {
+	name   string
+	port   int
+	args   []string
+	within time.Duration
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartServer starts the command line args as a server called name, waits up to within for it
+// to listen on the loopback port, and kills it when the test ends.
+func StartServer(t testing.TB, name string, port int, within time.Duration, args ...string) *Server {
+	t.Helper()
+	s := &Server{name: name, port: port, args: args, within: within}
+	s.Start(t)
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Start starts the server (again) and waits until it listens.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.exited)
+	deadline := time.Now().Add(s.within)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("%s exited while starting", s.name)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not listen within %s", s.name, s.within)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// Kill kills the server with SIGKILL and waits for it to exit; it does nothing if the server is
+// not running.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+// StartRedis starts a private redis-server whose append-only file brings the stream and the
+// consumer group back after a restart, and returns it with its redis:// URL. POSTS_REDIS_URL is
+// the real-backend switch: redis-server is installed with it.
+func StartRedis(t testing.TB, within time.Duration) (*Server, string) {
+	t.Helper()
+	contract.Backend(t, "POSTS_REDIS_URL")
+	dir, port := t.TempDir(), FreePort(t)
+	s := StartServer(t, "redis-server", port, within, "redis-server", "--bind", "127.0.0.1",
+		"--port", strconv.Itoa(port), "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	return s, "redis://" + s.Addr() + "/0"
+}
+
+// StartNATS starts a private nats-server with file-backed JetStream and returns it with its
+// nats:// URL. POSTS_NATS_URL is the real-backend switch.
+func StartNATS(t testing.TB, within time.Duration) (*Server, string) {
+	t.Helper()
+	contract.Backend(t, "POSTS_NATS_URL")
+	dir, port := t.TempDir(), FreePort(t)
+	s := StartServer(t, "nats-server", port, within,
+		"nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir)
+	return s, "nats://" + s.Addr()
+}
+
+// StartFerretDB starts a private MongoDB-wire server, the FerretDB that test/backends/up.sh
+// builds, on the PostgreSQL it runs, and returns it with a mongodb:// URI for the database
+// hexapost. POSTS_MONGO_URI is the real-backend switch.
+func StartFerretDB(t testing.TB, within time.Duration) (*Server, string) {
+	t.Helper()
+	contract.Backend(t, "POSTS_MONGO_URI")
+	bin, err := filepath.Abs(filepath.Join("..", "backends", ".state", "ferretdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("FerretDB binary: %v (test/backends/up.sh builds it)", err)
+	}
+	port := FreePort(t)
+	s := StartServer(t, "ferretdb", port, within, bin, "serve", "-listen", "127.0.0.1:"+strconv.Itoa(port))
+	return s, "mongodb://" + s.Addr() + "/hexapost"
+}
+
+// StartMariaDB initialises a data directory and starts a private mariadbd on a free loopback
+// port with a user hexapost/secret and a database hexapost, and returns it with its DSN. It
+// needs the mariadb-server package and root (as in CI); POSTS_MYSQL_DSN is the real-backend
+// switch.
+func StartMariaDB(t testing.TB, within time.Duration) (*Server, string) {
+	t.Helper()
+	contract.Backend(t, "POSTS_MYSQL_DSN")
+	if _, err := exec.LookPath("mariadbd"); err != nil {
+		t.Fatalf("mariadbd not found: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "hexapost-mariadb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if out, err := exec.Command("chown", "-R", "mysql:mysql", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v\n%s", err, out)
+	}
+	install := exec.Command("mariadb-install-db", "--user=mysql", "--datadir="+filepath.Join(dir, "data"),
+		"--auth-root-authentication-method=socket", "--skip-test-db")
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	sock, port := filepath.Join(dir, "mysqld.sock"), FreePort(t)
+	s := StartServer(t, "mariadbd", port, within,
+		"mariadbd", "--no-defaults", "--user=mysql", "--datadir="+filepath.Join(dir, "data"),
+		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+sock,
+		"--pid-file="+filepath.Join(dir, "mysqld.pid"), "--innodb-buffer-pool-size=64M", "--skip-log-bin")
+	cmd := exec.Command("mariadb", "--socket="+sock, "-uroot")
+	cmd.Stdin = strings.NewReader(`CREATE USER 'hexapost'@'127.0.0.1' IDENTIFIED BY 'secret';
+GRANT ALL PRIVILEGES ON *.* TO 'hexapost'@'127.0.0.1';
+CREATE DATABASE hexapost;`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mariadb: %v\n%s", err, out)
+	}
+	return s, "hexapost:secret@tcp(" + s.Addr() + ")/hexapost?parseTime=true&interpolateParams=true"
+}
