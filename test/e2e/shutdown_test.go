@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hexapost/test/harness"
 )
 
 // outcome is an HTTP answer, or the error that came instead.
@@ -33,7 +35,7 @@ func try(method, url string, body io.Reader) outcome {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := client.Do(req)
+	res, err := harness.Client.Do(req)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -57,11 +59,11 @@ func awaitInFlight(t *testing.T, baseURL, server string, n int) {
 func (p *process) wait(t *testing.T, within time.Duration) int {
 	t.Helper()
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-time.After(within):
 		t.Fatalf("hexapost did not exit within %s", within)
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.Cmd().ProcessState.ExitCode()
 }
 
 // awaitRefused waits until a new connection to baseURL is refused: the server stopped accepting.
@@ -126,7 +128,7 @@ func TestShutdownFinishesACommandInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitInFlight(t, p.CommandURL, "command", 1)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd().Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	awaitRefused(t, p.CommandURL)
@@ -393,12 +395,12 @@ func TestShutdownUnderLoad(t *testing.T) {
 	eventually(t, 20*time.Second, "200 commands acknowledged", func() bool { return commands.acknowledged() >= 200 })
 	code, commandTook := command.stop(t, syscall.SIGTERM, 2*timeout)
 	if code != 0 || commandTook >= timeout {
-		t.Fatalf("command process: exit code %d (%v) after %v, want 0 within %v; last logs %v", code, command.cmd.ProcessState, commandTook, timeout, lastLogs(command, 8))
+		t.Fatalf("command process: exit code %d (%v) after %v, want 0 within %v; last logs %v", code, command.Cmd().ProcessState, commandTook, timeout, lastLogs(command, 8))
 	}
 	waitCommands()
 	code, queryTook := query.stop(t, syscall.SIGTERM, 2*timeout)
 	if code != 0 || queryTook >= timeout {
-		t.Fatalf("query process: exit code %d (%v) after %v, want 0 within %v; last logs %v", code, query.cmd.ProcessState, queryTook, timeout, lastLogs(query, 8))
+		t.Fatalf("query process: exit code %d (%v) after %v, want 0 within %v; last logs %v", code, query.Cmd().ProcessState, queryTook, timeout, lastLogs(query, 8))
 	}
 	close(stopReads)
 	reads := waitReads()
@@ -445,7 +447,7 @@ func TestShutdownUnderLoadOneProcess(t *testing.T) {
 	eventually(t, 20*time.Second, "200 commands acknowledged", func() bool { return commands.acknowledged() >= 200 })
 	code, took := p.stop(t, syscall.SIGTERM, 2*timeout)
 	if code != 0 || took >= timeout {
-		t.Fatalf("exit code %d (%v) after %v, want 0 within %v; last logs %v", code, p.cmd.ProcessState, took, timeout, lastLogs(p, 8))
+		t.Fatalf("exit code %d (%v) after %v, want 0 within %v; last logs %v", code, p.Cmd().ProcessState, took, timeout, lastLogs(p, 8))
 	}
 	waitCommands()
 	close(stopReads)

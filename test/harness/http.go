@@ -19,7 +19,8 @@ type Response struct {
 	Raw    []byte
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+// Client is the HTTP client of the helpers here: every request ends within 30 seconds.
+var Client = &http.Client{Timeout: 30 * time.Second}
 
 // Send sends a request with a body (a string or []byte as it is, any other value as JSON; the
 // content type is JSON either way) and headers as name, value pairs. It returns the answer, or
@@ -49,7 +50,7 @@ func Send(method, url string, body any, headers ...string) (Response, error) {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := client.Do(req)
+	res, err := Client.Do(req)
 	if err != nil {
 		return Response{}, err
 	}

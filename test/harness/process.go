@@ -170,6 +170,9 @@ func (p *Process) Kill(t testing.TB) {
 	}
 }
 
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
 // Alive reports whether the process is still running.
 func (p *Process) Alive() bool {
 	select {
