@@ -30,6 +30,7 @@ import (
 	"hexapost/core/post"
 	"hexapost/core/projection"
 	"hexapost/ports"
+	"hexapost/test/harness"
 )
 
 // perfWindow is how long each measured load runs (HEXAPOST_PERF_SECONDS overrides it).
@@ -77,7 +78,7 @@ func BenchmarkPerformance(b *testing.B) {
 
 	// 1. Memory mode, creates at 16 clients, against bare net/http decoding the same JSON.
 	ceiling := runBench(b, bin, "-ceiling", "-concurrency", "16", "-duration", window.String())
-	mem := startBinary(b, bin, nil)
+	mem := startBench(b, bin, nil)
 	creates := runBench(b, bin, "-command", mem.CommandURL, "-query", "", "-mix", "create=1",
 		"-concurrency", "16", "-duration", window.String(), "-sample", "0")
 	add(perfRow{
@@ -90,7 +91,7 @@ func BenchmarkPerformance(b *testing.B) {
 	// read-append transaction.
 	raw := rawReadAppend(b, 16, window)
 	env := map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(b)}
-	my := startBinary(b, bin, env)
+	my := startBench(b, bin, env)
 	mix := runBench(b, bin, "-command", my.CommandURL, "-query", "", "-mix", "create=1,update=8,delete=1",
 		"-concurrency", "16", "-duration", window.String(), "-sample", "0")
 	add(perfRow{
@@ -118,9 +119,9 @@ func BenchmarkPerformance(b *testing.B) {
 		}, 250},
 	} {
 		env := c.env()
-		query := startBinary(b, bin, env, "serve", "query")
+		query := startBench(b, bin, env, "serve", "query")
 		env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
-		command := startBinary(b, bin, env, "serve", "command")
+		command := startBench(b, bin, env, "serve", "command")
 		full := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
 			"-concurrency", "16", "-duration", window.String(), "-sample", "0.05")
 		drain(b, command.CommandURL, query.QueryURL)
@@ -161,6 +162,15 @@ func BenchmarkPerformance(b *testing.B) {
 		b.Fatal(err)
 	}
 	fmt.Print(table)
+}
+
+// startBench starts a build for measuring: it keeps no more than a thousand log lines, so a
+// long load does not grow the test process.
+func startBench(b *testing.B, bin string, env map[string]string, args ...string) *process {
+	b.Helper()
+	return &process{harness.Start(b, harness.Options{
+		Binary: bin, ReadWait: 20 * time.Second, ListenWithin: 10 * time.Second, MaxLogLines: 1000,
+	}, env, args...)}
 }
 
 func perSecond(v float64) string { return fmt.Sprintf("%.0f/s", v) }
@@ -328,7 +338,7 @@ func mongoRates(b *testing.B, workers int, window time.Duration) (rawUpsert, app
 // and one with 10 000, on the MySQL store.
 func longStream(b *testing.B, bin string) (short, long float64) {
 	b.Helper()
-	p := startBinary(b, bin, map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(b)})
+	p := startBench(b, bin, map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": mysqlDatabase(b)})
 	grow := func(n int) string {
 		id := mustCreate(b, p.CommandURL)
 		var next atomic.Int64
