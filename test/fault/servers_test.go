@@ -182,10 +182,12 @@ func startNATS(t testing.TB) (*server, string) {
 }
 
 // startFerretDB starts a private MongoDB-wire server: the FerretDB that test/backends/up.sh
-// builds, on the PostgreSQL it runs.
-func startFerretDB(t testing.TB) (*server, string) {
+// builds, storing in the PostgreSQL database of POSTS_TEST_POSTGRES_URL (the one up.sh runs
+// it on). It returns the server, its URI and that database's URL.
+func startFerretDB(t testing.TB) (*server, string, string) {
 	t.Helper()
 	backend(t, "POSTS_MONGO_URI")
+	pgURL := backend(t, "POSTS_TEST_POSTGRES_URL")
 	bin, err := filepath.Abs(filepath.Join("..", "backends", ".state", "ferretdb"))
 	if err != nil {
 		t.Fatal(err)
@@ -195,9 +197,9 @@ func startFerretDB(t testing.TB) (*server, string) {
 	}
 	port := freePort(t)
 	s := startServer(t, &server{name: "ferretdb", port: port, args: func() []string {
-		return []string{bin, "serve", "-listen", "127.0.0.1:" + strconv.Itoa(port)}
+		return []string{bin, "serve", "-listen", "127.0.0.1:" + strconv.Itoa(port), "-postgresql-url", pgURL}
 	}})
-	return s, "mongodb://127.0.0.1:" + strconv.Itoa(port) + "/hexapost"
+	return s, "mongodb://127.0.0.1:" + strconv.Itoa(port) + "/hexapost", pgURL
 }
 
 // startMariaDB initialises a data directory and starts a private mariadbd on a free loopback
