@@ -107,7 +107,9 @@ pgbin=/usr/lib/postgresql/15/bin
 pg_data="$state/postgres"
 pg_sock=/run/postgresql
 pg_ping() { "$pgbin/pg_isready" -q -h 127.0.0.1 -p 5432; }
-pg_ferretdb() { PGPASSWORD=ferretdb "$pgbin/psql" -XqtA -h 127.0.0.1 -p 5432 -U ferretdb -d ferretdb -c 'SELECT 1'; }
+# FerretDB's database; the fault suite reaches into it with psql to make a projection fail.
+pg_url=postgres://ferretdb:ferretdb@127.0.0.1:5432/ferretdb
+pg_ferretdb() { "$pgbin/psql" -XqtA -d "$pg_url" -c 'SELECT 1'; }
 as_postgres() { (cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
 if ! pg_ferretdb >/dev/null 2>&1; then
 	if ! pg_ping; then
@@ -164,7 +166,7 @@ if ! ferretdb_ping >/dev/null 2>&1; then
 		fi
 		log "starting FerretDB on 127.0.0.1:27017"
 		setsid "$ferretdb_bin" serve -listen 127.0.0.1:27017 \
-			-postgresql-url postgres://ferretdb:ferretdb@127.0.0.1:5432/ferretdb \
+			-postgresql-url "$pg_url" \
 			>"$state/ferretdb.log" 2>&1 &
 		fdb_pid=$!
 		echo "$fdb_pid" >"$state/ferretdb.pid"
@@ -177,3 +179,4 @@ echo "export POSTS_MYSQL_DSN='hexapost:hexapost@tcp(127.0.0.1:3306)/hexapost?par
 echo "export POSTS_REDIS_URL=redis://127.0.0.1:6379/0"
 echo "export POSTS_NATS_URL=nats://127.0.0.1:4222"
 echo "export POSTS_MONGO_URI=$mongo_uri"
+echo "export POSTS_TEST_POSTGRES_URL=$pg_url"

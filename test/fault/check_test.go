@@ -208,8 +208,27 @@ func consistency(t *testing.T, scenario string, sc scale, dsn string, queryURLs 
 		t.Errorf("%d posts in the store, %d created", v.posts, len(l.ids))
 	}
 	begin := time.Now()
-	deadline := begin.Add(sc.converge)
-	var missing, twice int
+	matching, missing, twice := awaitPosts(t, posts, queryURLs, begin.Add(sc.converge))
+	v.matching = matching
+	v.converged = time.Since(begin)
+	v.lost += missing
+	v.duplicated += twice
+	l.mu.Lock()
+	sent, acked := l.sent, len(l.acks)
+	l.mu.Unlock()
+	record(row{Scenario: scenario, Sent: sent, Acked: acked, Stored: v.stored, Matching: v.matching, Posts: v.posts,
+		Lost: v.lost, Duplicated: v.duplicated, Converged: v.converged})
+	if v.lost != 0 || v.duplicated != 0 || v.matching != v.posts {
+		t.Errorf("%s: lost %d, duplicated %d, views matching %d/%d", scenario, v.lost, v.duplicated, v.matching, v.posts)
+	}
+	return v
+}
+
+// awaitPosts polls, until deadline, each post's view and history on every query server until
+// they equal the store's, failing the test for each that does not. It returns how many posts
+// matched everywhere, and how many stored versions the histories lacked or had twice.
+func awaitPosts(t *testing.T, posts map[string]*storedPost, queryURLs []string, deadline time.Time) (matching, missing, twice int) {
+	t.Helper()
 	for id, sp := range posts {
 		ok := true
 		for _, q := range queryURLs {
@@ -227,19 +246,8 @@ func consistency(t *testing.T, scenario string, sc scale, dsn string, queryURLs 
 			}
 		}
 		if ok {
-			v.matching++
+			matching++
 		}
 	}
-	v.converged = time.Since(begin)
-	v.lost += missing
-	v.duplicated += twice
-	l.mu.Lock()
-	sent, acked := l.sent, len(l.acks)
-	l.mu.Unlock()
-	record(row{Scenario: scenario, Sent: sent, Acked: acked, Stored: v.stored, Matching: v.matching, Posts: v.posts,
-		Lost: v.lost, Duplicated: v.duplicated, Converged: v.converged})
-	if v.lost != 0 || v.duplicated != 0 || v.matching != v.posts {
-		t.Errorf("%s: lost %d, duplicated %d, views matching %d/%d", scenario, v.lost, v.duplicated, v.matching, v.posts)
-	}
-	return v
+	return matching, missing, twice
 }

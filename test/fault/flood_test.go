@@ -145,18 +145,24 @@ func floodScenario(t *testing.T, sc scale) {
 }
 
 // deadLetterScenario publishes, in the middle of the load, a message that cannot be decoded and
-// one that decodes but that the projector rejects on every attempt. Both must reach the dead
-// letters — the first at once, the second after POSTS_MAX_ATTEMPTS — while every change behind
-// them is projected. Then the operator's redrive puts the rejected one back through the
-// projector (it fails its attempts again: the fault is in the message), and discarding both
-// empties the dead letters.
+// one that decodes but that the projector rejects on every attempt, and creates a post whose
+// history the read model refuses to store (a PostgreSQL trigger under FerretDB). All three must
+// reach the dead letters — the first at once, the others after POSTS_MAX_ATTEMPTS — while every
+// other post is projected. Once the trigger is dropped, the operator's redrive of the refused
+// change repairs that post's view and history. The redrive of the rejected one puts it back
+// through the projector, where it fails its attempts again (the fault is in the message), and
+// discarding the other two empties the dead letters.
 func deadLetterScenario(t *testing.T, sc scale) {
 	_, redisURL := startRedis(t)
+	_, ferretURI, pgURL := startFerretDB(t)
 	dsn := mysqlDatabase(t)
 	bus := map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": redisURL,
 		"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "50ms"}
-	query := start(t, with(bus, "POSTS_READ_MODEL", "mongo", "POSTS_MONGO_URI", mongoDatabase(t, "")), "serve", "query")
+	mongoURI := mongoDatabase(t, ferretURI)
+	query := start(t, with(bus, "POSTS_READ_MODEL", "mongo", "POSTS_MONGO_URI", mongoURI), "serve", "query")
 	command := start(t, with(bus, "POSTS_EVENT_STORE", "mysql", "POSTS_MYSQL_DSN", dsn), "serve", "command")
+	const refusedTitle = "refused by the read model"
+	heal := refuseHistory(t, pgURL, mongoURI, refusedTitle) // the query server has created the collections
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -177,6 +183,7 @@ func deadLetterScenario(t *testing.T, sc scale) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var refusedID string
 	l := runLoad(t, sc, newTargets(command.CommandURL), loadPlan{marks: thirds(sc)[:1]}, func(reached []chan struct{}) {
 		<-reached[0]
 		for _, payload := range [][]byte{[]byte("{not json"), invalid} {
@@ -184,21 +191,38 @@ func deadLetterScenario(t *testing.T, sc scale) {
 				t.Errorf("publish poison: %v", err)
 			}
 		}
+		r, err := send("POST", command.CommandURL+"/posts", map[string]string{
+			"title": refusedTitle, "content": "its projection fails", "author_name": "fault",
+		})
+		if err != nil || r.Status != http.StatusCreated {
+			t.Errorf("create the refused post: %v %d %s", err, r.Status, r.Raw)
+			return
+		}
+		refusedID = r.str("id")
 	})
-	consistency(t, "6 poison + failing projection", sc, dsn, []string{query.QueryURL}, l)
+	if refusedID == "" {
+		t.FailNow()
+	}
+	l.mu.Lock()
+	l.sent++
+	l.acks = append(l.acks, ack{id: refusedID, version: 1, content: "its projection fails"})
+	l.mu.Unlock()
 
 	var dead []map[string]any
-	eventually(t, 30*time.Second, "both messages in the dead letters", func() bool {
+	eventually(t, 30*time.Second, "three messages in the dead letters", func() bool {
 		dead = do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()
-		return len(dead) == 2
+		return len(dead) == 3
 	})
-	byPayload := map[string]map[string]any{}
+	byPayload, byPost := map[string]map[string]any{}, map[string]map[string]any{}
 	for _, d := range dead {
 		byPayload[d["payload"].(string)] = d
+		if id, ok := d["post_id"].(string); ok {
+			byPost[id] = d
+		}
 	}
-	poison, rejected := byPayload["{not json"], byPayload[string(invalid)]
-	if poison == nil || rejected == nil {
-		t.Fatalf("dead letters %v, want the poison message and the rejected change", dead)
+	poison, rejected, refused := byPayload["{not json"], byPayload[string(invalid)], byPost[refusedID]
+	if poison == nil || rejected == nil || refused == nil {
+		t.Fatalf("dead letters %v, want the poison message, the rejected change and the change of post %s", dead, refusedID)
 	}
 	if rejected["attempts"] != float64(3) || !strings.Contains(rejected["reason"].(string), "invalid change") {
 		t.Errorf("rejected change dead-lettered after %v attempts (%v), want 3", rejected["attempts"], rejected["reason"])
@@ -206,6 +230,32 @@ func deadLetterScenario(t *testing.T, sc scale) {
 	if !strings.Contains(strings.ToLower(poison["reason"].(string)), "undecodable") {
 		t.Errorf("poison message dead-lettered with reason %v, want undecodable", poison["reason"])
 	}
+	if refused["attempts"] != float64(3) || refused["version"] != float64(1) ||
+		!strings.Contains(refused["reason"].(string), "fault suite refuses the history of post "+refusedID) {
+		t.Errorf("refused change (version %v) dead-lettered after %v attempts (%v), want version 1 after 3 with the trigger's exception",
+			refused["version"], refused["attempts"], refused["reason"])
+	}
+
+	// Everything but the refused post is projected while its change waits in the dead letters.
+	posts, _, _ := readStore(t, dsn)
+	if posts[refusedID] == nil {
+		t.Fatalf("post %s is not in the event store", refusedID)
+	}
+	delete(posts, refusedID)
+	if n, _, _ := awaitPosts(t, posts, []string{query.QueryURL}, time.Now().Add(sc.converge)); n != len(posts) {
+		t.Errorf("%d of %d other posts projected beside the dead letters", n, len(posts))
+	}
+	for _, path := range []string{"/posts/" + refusedID, "/posts/" + refusedID + "/history"} {
+		do(t, "GET", query.QueryURL+path, nil).must(t, http.StatusNotFound)
+	}
+
+	// The fault removed, the operator's redrive repairs the view and the history.
+	if err := heal(); err != nil {
+		t.Fatalf("drop the trigger: %v", err)
+	}
+	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+refused["id"].(string)+"/redrive", nil).must(t, http.StatusAccepted)
+	consistency(t, "6 poison + failing projection", sc, dsn, []string{query.QueryURL}, l)
+
 	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+rejected["id"].(string)+"/redrive", nil).must(t, http.StatusAccepted)
 	eventually(t, 30*time.Second, "the redriven change back in the dead letters after its attempts", func() bool {
 		for _, d := range do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items() {
@@ -220,6 +270,6 @@ func deadLetterScenario(t *testing.T, sc scale) {
 		do(t, "DELETE", query.QueryURL+"/admin/dead-letters/"+d["id"].(string), nil).must(t, http.StatusNoContent)
 	}
 	if n := len(do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()); n != 0 {
-		t.Errorf("%d dead letters after discarding both, want 0", n)
+		t.Errorf("%d dead letters after discarding two and repairing one, want 0", n)
 	}
 }

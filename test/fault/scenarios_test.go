@@ -128,7 +128,7 @@ func TestFault(t *testing.T) {
 
 	t.Run("5 MongoDB-wire server SIGKILL and restart", func(t *testing.T) {
 		t.Parallel()
-		f, ferretURI := startFerretDB(t)
+		f, ferretURI, _ := startFerretDB(t)
 		_, redisURL := startRedis(t)
 		dsn := mysqlDatabase(t)
 		bus := map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": redisURL}

@@ -48,10 +48,12 @@ func startNATS(t testing.TB) (*server, string) {
 }
 
 // startFerretDB starts a private MongoDB-wire server: the FerretDB that test/backends/up.sh
-// builds, on the PostgreSQL it runs.
-func startFerretDB(t testing.TB) (*server, string) {
+// builds, storing in the PostgreSQL database of POSTS_TEST_POSTGRES_URL (the one up.sh runs
+// it on). It returns the server, its URI and that database's URL.
+func startFerretDB(t testing.TB) (*server, string, string) {
 	t.Helper()
-	return wrap(harness.StartFerretDB(t, serverWithin))
+	s, uri, pgURL := harness.StartFerretDB(t, serverWithin)
+	return &server{s}, uri, pgURL
 }
 
 // startMariaDB initialises a data directory and starts a private mariadbd on a free loopback

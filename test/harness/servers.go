@@ -101,11 +101,12 @@ func StartNATS(t testing.TB, within time.Duration) (*Server, string) {
 }
 
 // StartFerretDB starts a private MongoDB-wire server, the FerretDB that test/backends/up.sh
-// builds, on the PostgreSQL it runs, and returns it with a mongodb:// URI for the database
-// hexapost. POSTS_MONGO_URI is the real-backend switch.
-func StartFerretDB(t testing.TB, within time.Duration) (*Server, string) {
+// builds, storing in the PostgreSQL database of POSTS_TEST_POSTGRES_URL (the one up.sh runs it
+// on). It returns the server, its URI and that database's URL.
+func StartFerretDB(t testing.TB, within time.Duration) (*Server, string, string) {
 	t.Helper()
 	contract.Backend(t, "POSTS_MONGO_URI")
+	pgURL := contract.Backend(t, "POSTS_TEST_POSTGRES_URL")
 	bin, err := filepath.Abs(filepath.Join("..", "backends", ".state", "ferretdb"))
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +115,9 @@ func StartFerretDB(t testing.TB, within time.Duration) (*Server, string) {
 		t.Fatalf("FerretDB binary: %v (test/backends/up.sh builds it)", err)
 	}
 	port := FreePort(t)
-	s := StartServer(t, "ferretdb", port, within, bin, "serve", "-listen", "127.0.0.1:"+strconv.Itoa(port))
-	return s, "mongodb://" + s.Addr() + "/hexapost"
+	s := StartServer(t, "ferretdb", port, within, bin, "serve", "-listen", "127.0.0.1:"+strconv.Itoa(port),
+		"-postgresql-url", pgURL)
+	return s, "mongodb://" + s.Addr() + "/hexapost", pgURL
 }
 
 // StartMariaDB initialises a data directory and starts a private mariadbd on a free loopback
