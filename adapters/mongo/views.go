@@ -4,7 +4,9 @@
 //
 // The version guard is a conditional upsert: replace the view where the stored version is lower;
 // when no such view matches, the upsert's insert collides with the existing _id, and that
-// duplicate-key answer means "already newer" — counted as applied. Times are stored as integer
+// duplicate-key answer means "already newer" — counted as applied. Where the server does not
+// apply the filter and the write atomically, a writer repairs what a concurrent lower write may
+// have undone (see PutCurrent). Times are stored as integer
 // microseconds since the epoch, because BSON dates keep only milliseconds and the list cursor
 // and the history must round-trip what the write side recorded.
 package mongo
@@ -258,15 +260,43 @@ func fromStateDoc(d stateDoc) post.State {
 	}
 }
 
-// PutCurrent stores s unless a view with an equal or higher version is there.
+// PutCurrent stores s unless a view with an equal or higher version is there, and reports
+// whether it did. It expects the history entry of s (and of every version before it) to be
+// stored first, as the projector does.
 func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
-	doc := toStateDoc(s)
-	posts, _, err := v.cols(ctx)
+	posts, history, err := v.cols(ctx)
 	if err != nil {
 		return false, err
 	}
+	stored, err := v.putIfNewer(ctx, posts, s)
+	for wrote := stored; wrote && err == nil; {
+		// A server that evaluates the filter and the write apart (FerretDB on PostgreSQL reads
+		// the matching document, then replaces it by _id) lets a lower version written late
+		// overwrite a higher one written meanwhile. Every writer therefore looks, after its
+		// write, for the next version in the history — the projector stores the history entry
+		// before the view — and writes that too. The last write to a view is followed by such a
+		// look, which finds the next version if there is one, so the view converges on the
+		// highest version in the history. On MongoDB this costs one read by _id and finds
+		// nothing, as the filter holds there.
+		var next historyDoc
+		err = history.FindOne(ctx, bson.D{{Key: "_id", Value: historyID(s.ID, s.Version+1)}}).Decode(&next)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return stored, nil
+		}
+		if err != nil {
+			return stored, wrap("check the history after "+s.ID, err)
+		}
+		s = fromStateDoc(next.State)
+		wrote, err = v.putIfNewer(ctx, posts, s)
+	}
+	return stored, err
+}
+
+// putIfNewer replaces the view of s.ID with s where its version is lower, or inserts it where
+// there is none, and reports whether it wrote.
+func (v *Views) putIfNewer(ctx context.Context, posts *mongo.Collection, s post.State) (bool, error) {
 	res, err := posts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: s.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: s.Version}}}},
-		doc, options.Replace().SetUpsert(true))
+		toStateDoc(s), options.Replace().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil // a view with this id and an equal or higher version exists
 	}
@@ -276,6 +306,12 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 	return res.MatchedCount > 0 || res.UpsertedCount > 0, nil
 }
 
+// historyID is the _id of a history entry: the post id and the version, zero-padded so that
+// the entries of a post sort in version order.
+func historyID(postID string, version int64) string {
+	return fmt.Sprintf("%s:%019d", postID, version)
+}
+
 // PutHistory stores the entry under (post id, version); a repeat keeps the first.
 func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
 	_, history, err := v.cols(ctx)
@@ -283,7 +319,7 @@ func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
 		return err
 	}
 	_, err = history.InsertOne(ctx, historyDoc{
-		ID: fmt.Sprintf("%s:%019d", h.State.ID, h.State.Version), PostID: h.State.ID, Version: h.State.Version,
+		ID: historyID(h.State.ID, h.State.Version), PostID: h.State.ID, Version: h.State.Version,
 		EventID: h.EventID, Type: string(h.Type), OccurredAt: h.OccurredAt.UnixMicro(), State: toStateDoc(h.State),
 	})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
