@@ -227,8 +227,16 @@ func (b *Bus) publish(ctx context.Context, msg *gonats.Msg, msgID string) error 
 
 // Subscribe pulls from the shared consumer until ctx ends; see the package comment.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
+	idle := true
 	for ctx.Err() == nil {
-		batch, err := b.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		// Idle, wait up to a second for the next message; busy, take at once what is there.
+		var batch jetstream.MessageBatch
+		var err error
+		if idle {
+			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		} else {
+			batch, err = b.cons.FetchNoWait(fetchBatch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -240,9 +248,19 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			}
 			continue
 		}
+		var msgs []delivery
 		for m := range batch.Messages() {
-			b.handle(ctx, h, m)
+			c, err := wire.Decode(m.Data())
+			msgs = append(msgs, delivery{msg: m, change: c, undecodable: err})
 		}
+		idle = len(msgs) == 0
+		wire.InParallel(msgs, func(d delivery) string { return d.change.Event.PostID }, parallel, func(d delivery) {
+			if ctx.Err() != nil {
+				_ = d.msg.Nak() // not begun: another query server may take it now
+				return
+			}
+			b.handle(ctx, h, d)
+		})
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			b.cfg.Log.Warn("nats: fetch failed; retrying", "error", err)
 			select {
@@ -258,14 +276,30 @@ func (b *Bus) backoff(n int) time.Duration {
 	return min(b.cfg.Backoff<<min(max(n-1, 0), 20), b.cfg.MaxBackoff)
 }
 
-func (b *Bus) handle(ctx context.Context, h ports.Handler, m jetstream.Msg) {
+// delivery is a fetched message with the change decoded from it, or why it could not be.
+type delivery struct {
+	msg         jetstream.Msg
+	change      ports.Change
+	undecodable error
+}
+
+const (
+	// fetchBatch is how many messages one pull takes of those waiting; a graceful stop hands
+	// back those not begun at once, a crash leaves them to AckWait.
+	fetchBatch = 32
+	// parallel is how many posts' changes of one batch are applied at once; each post's
+	// changes keep their order.
+	parallel = 16
+)
+
+func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
+	m, c := d.msg, d.change
 	attempt := 1
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
-	c, err := wire.Decode(m.Data())
-	if err != nil {
-		b.deadLetter(ctx, m, attempt, nil, ports.CauseUndecodable, err)
+	if d.undecodable != nil {
+		b.deadLetter(ctx, m, attempt, nil, ports.CauseUndecodable, d.undecodable)
 		return
 	}
 	log := b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,

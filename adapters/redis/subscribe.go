@@ -20,11 +20,18 @@ const (
 	scanCount = 100
 )
 
-// delivery is a change in hand: the stream entry and its attempt number (its delivery count).
+// delivery is a change in hand: the stream entry and its attempt number (its delivery count),
+// with the change decoded from it, or why it could not be.
 type delivery struct {
-	msg     goredis.XMessage
-	attempt int
+	msg         goredis.XMessage
+	attempt     int
+	change      ports.Change
+	undecodable error
 }
+
+// parallel is how many posts' changes of one batch are applied at once; each post's changes
+// keep their order.
+const parallel = 16
 
 // claimable is a pending entry that may be claimed once it has been idle for minIdle.
 type claimable struct {
@@ -64,13 +71,16 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			continue
 		}
 		s.failures = 0
-		for i, d := range batch {
+		for i := range batch {
+			batch[i].change, batch[i].undecodable = wire.Decode(field(batch[i].msg, "payload"))
+		}
+		wire.InParallel(batch, func(d delivery) string { return d.change.Event.PostID }, parallel, func(d delivery) {
 			if ctx.Err() != nil {
-				b.release(ctx, batch[i:])
-				break
+				b.release(ctx, []delivery{d}) // not begun: back to the group at once
+				return
 			}
 			b.handle(ctx, h, d)
-		}
+		})
 	}
 	return nil
 }
@@ -287,10 +297,9 @@ func (b *Bus) backoff(n int) time.Duration {
 // handle decodes the change in hand, calls h and records the outcome in the group. The
 // bookkeeping after h is not cancelled with ctx: the change in hand is finished.
 func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
-	payload := field(d.msg, "payload")
-	c, err := wire.Decode(payload)
-	if err != nil {
-		b.deadLetter(ctx, d, payload, nil, d.attempt, ports.CauseUndecodable, err)
+	payload, c := field(d.msg, "payload"), d.change
+	if d.undecodable != nil {
+		b.deadLetter(ctx, d, payload, nil, d.attempt, ports.CauseUndecodable, d.undecodable)
 		return
 	}
 	if d.attempt > b.cfg.MaxAttempts {
@@ -300,7 +309,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		b.deadLetter(ctx, d, payload, &c, d.attempt-1, ports.CauseAbandoned, err)
 		return
 	}
-	err = h(ctx, c)
+	err := h(ctx, c)
 	switch {
 	case err == nil:
 		b.ack(ctx, d, c)

@@ -1,0 +1,37 @@
+package wire
+
+import "sync"
+
+// InParallel calls handle for every item, at most limit at a time, and returns when all are
+// done. Items with the same key are handled one after the other, in their order; items with
+// different keys may run at the same time. The bus adapters use it to apply a batch of
+// changes to several posts at once while each post's changes keep their order.
+func InParallel[T any](items []T, key func(T) string, limit int, handle func(T)) {
+	if limit <= 1 || len(items) <= 1 {
+		for _, it := range items {
+			handle(it)
+		}
+		return
+	}
+	var order []string
+	groups := map[string][]T{}
+	for _, it := range items {
+		k := key(it)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], it)
+	}
+	slots := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for _, k := range order {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			for _, it := range groups[k] {
+				handle(it)
+			}
+		})
+	}
+	wg.Wait()
+}
