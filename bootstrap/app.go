@@ -73,9 +73,12 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 			return nil, err
 		}
 		opts = append(opts, views)
-		if r.Command && cfg.ReadModel == "memory" {
+		if r.Command && (cfg.ReadModel == "memory" || cfg.Bus == "memory") {
 			// An in-memory read model starts empty: fill it from the event store before the
-			// query server answers, or a restart would hide every post written before it.
+			// query server answers, or a restart would hide every post written before it. With
+			// the in-memory bus, changes the relay handed over but the projector had not applied
+			// are gone with the process: catch a durable read model up the same way (the
+			// projector ignores what it has already).
 			opts = append(opts, fx.Invoke(replayOnStart))
 		}
 		opts = append(opts, querySide)
@@ -309,9 +312,9 @@ func replayOnStart(lc fx.Lifecycle, events ports.EventStore, p *projection.Proje
 		begin := time.Now()
 		n, err := projection.Replay(ctx, events, p.Quiet())
 		if err != nil {
-			return fmt.Errorf("rebuild the in-memory read model: %w", err)
+			return fmt.Errorf("replay the event store into the read model: %w", err)
 		}
-		log.Info("read model rebuilt from the event store", "events", n, "took", time.Since(begin))
+		log.Info("read model caught up with the event store", "events", n, "took", time.Since(begin))
 		return nil
 	}})
 }
