@@ -7,7 +7,7 @@ GOVULNCHECK_VERSION := v1.9.0
 GOLANGCI := $(BIN)/golangci-lint-$(GOLANGCI_VERSION)
 GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)
 
-.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi bench
+.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi bench soak
 
 check: fmt-check vet lint test vuln
 
@@ -77,3 +77,10 @@ bench:
 	@exports=$$(bash test/backends/up.sh) || { echo "test/backends/up.sh failed" >&2; exit 1; }; \
 	eval "$$exports"; \
 	HEXAPOST_BENCH_OUT=$(CURDIR)/bench.md $(GO) test ./test/e2e -run '^$$' -bench Performance -benchtime 1x -timeout 30m
+
+# Runs the command mix for five minutes (HEXAPOST_SOAK_MINUTES) at half of the maximum
+# throughput and prints each process's resident memory after the first minute and at the end.
+soak:
+	@exports=$$(bash test/backends/up.sh) || { echo "test/backends/up.sh failed" >&2; exit 1; }; \
+	eval "$$exports"; \
+	$(GO) test ./test/e2e -run '^$$' -bench Soak -benchtime 1x -timeout 30m

@@ -402,3 +402,74 @@ func perfTable(rows []perfRow) string {
 	}
 	return sb.String()
 }
+
+// BenchmarkSoak runs the command mix for HEXAPOST_SOAK_MINUTES (default 5) at half of the
+// maximum throughput, over a command process (MySQL, Redis) and a query process (Redis,
+// MongoDB read model), and reports each process's resident memory after the first minute and
+// at the end:
+//
+//	make soak
+func BenchmarkSoak(b *testing.B) {
+	bin := benchBinary(b)
+	minutes := 5
+	if m, err := strconv.Atoi(os.Getenv("HEXAPOST_SOAK_MINUTES")); err == nil && m >= 2 {
+		minutes = m
+	}
+	env := map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(b).URL(),
+		"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(b)}
+	query := startBench(b, bin, env, "serve", "query")
+	env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
+	command := startBench(b, bin, env, "serve", "command")
+	full := runBench(b, bin, "-command", command.CommandURL, "-query", "", "-concurrency", "16",
+		"-duration", perfWindow().String(), "-sample", "0")
+
+	run := time.Duration(minutes) * time.Minute
+	load := exec.Command(bin, "bench", "-json", "-quiet", "-command", command.CommandURL, "-query", "",
+		"-concurrency", "16", "-duration", run.String(), "-sample", "0", "-requests", "100000000",
+		"-rate", strconv.Itoa(int(full.PerSecond/2)))
+	var out bytes.Buffer
+	load.Stdout = &out
+	begin := time.Now()
+	if err := load.Start(); err != nil {
+		b.Fatal(err)
+	}
+	sample := func(at time.Duration) (int64, int64) {
+		time.Sleep(time.Until(begin.Add(at))) // a measuring point in time, not a condition
+		return rssKiB(b, command), rssKiB(b, query)
+	}
+	c1, q1 := sample(time.Minute)
+	c2, q2 := sample(run - 5*time.Second)
+	if err := load.Wait(); err != nil {
+		b.Fatalf("hexapost bench: %v", err)
+	}
+	var r bootstrap.BenchResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		b.Fatal(err)
+	}
+	line := fmt.Sprintf("soak: %d min at %s (half of %s), %d commands, errors %d; resident memory after 1 min → at the end: "+
+		"command process %d → %d MiB (%+.0f%%), query process %d → %d MiB (%+.0f%%)\n",
+		minutes, perSecond(r.PerSecond), perSecond(full.PerSecond), r.Commands, r.Errors,
+		c1/1024, c2/1024, 100*float64(c2-c1)/float64(c1), q1/1024, q2/1024, 100*float64(q2-q1)/float64(q1))
+	fmt.Print(line)
+	b.Log(line)
+}
+
+// rssKiB is the resident memory of the process, from /proc.
+func rssKiB(b *testing.B, p *process) int64 {
+	b.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd().Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kib
+		}
+	}
+	b.Fatal("no VmRSS in /proc status")
+	return 0
+}
