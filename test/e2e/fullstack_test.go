@@ -9,18 +9,7 @@ import (
 // read model, over Redis and over NATS. Reads alternate between the two query servers.
 func TestWalkthroughFullStack(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		bus  func(t *testing.T) map[string]string
-	}{
-		{"redis", func(t *testing.T) map[string]string {
-			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(t).URL()}
-		}},
-		{"nats", func(t *testing.T) map[string]string {
-			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(t).URL()}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range realBuses {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			env := tt.bus(t)

@@ -106,18 +106,7 @@ func (r *otlpReceiver) trace(id string) []span {
 // by both processes over OTLP/HTTP, carried between them by the MySQL store and a real bus.
 func TestTracingAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		bus  func(t *testing.T) map[string]string
-	}{
-		{"redis", func(t *testing.T) map[string]string {
-			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(t).URL()}
-		}},
-		{"nats", func(t *testing.T) map[string]string {
-			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(t).URL()}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range realBuses {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			otlp := startOTLPReceiver(t)
