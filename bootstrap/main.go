@@ -82,6 +82,11 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg, stderr)
+	// Signals are caught from here on, not only once Start returns: the servers listen before
+	// it does, and a SIGTERM in between must stop them gracefully too, not kill the process.
+	early := make(chan os.Signal, 1)
+	signal.Notify(early, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(early)
 	app, err := NewApp(cfg, r, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: %v\n", err)
@@ -93,7 +98,12 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hexapost: start: %v\n", err)
 		return 1
 	}
-	sig := <-app.Wait()
+	var sig fx.ShutdownSignal
+	select {
+	case s := <-early:
+		sig = fx.ShutdownSignal{Signal: s}
+	case sig = <-app.Wait():
+	}
 	log.Info("shutting down", "signal", sig.Signal.String(), "timeout", cfg.ShutdownTimeout)
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelStop()
