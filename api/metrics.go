@@ -48,26 +48,35 @@ func (m *HTTPMetrics) Wrap(server string, next http.Handler) http.Handler {
 		inFlight.Inc()
 		defer inFlight.Dec()
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := NewStatusWriter(w)
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
 		if route == "" || route == "/" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(server, r.Method, route, strconv.Itoa(sw.status)).Inc()
+		m.requests.WithLabelValues(server, r.Method, route, strconv.Itoa(sw.Status)).Inc()
 		m.duration.WithLabelValues(server, r.Method, route).Observe(time.Since(start).Seconds())
 	})
 }
 
-type statusWriter struct {
+// StatusWriter remembers the status a handler answered with, for the middleware that wraps it
+// (metrics, tracing).
+type StatusWriter struct {
 	http.ResponseWriter
-	status int
+	// Status is the status written, 200 if the handler wrote none.
+	Status int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+// NewStatusWriter wraps w.
+func NewStatusWriter(w http.ResponseWriter) *StatusWriter {
+	return &StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+}
+
+// WriteHeader records code and writes it.
+func (w *StatusWriter) WriteHeader(code int) {
+	w.Status = code
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

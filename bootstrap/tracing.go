@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
+	"hexapost/api"
 	"hexapost/core/post"
 	"hexapost/ports"
 )
@@ -287,28 +288,15 @@ func (t *tracing) server(name string, next http.Handler) http.Handler {
 			))
 		defer span.End()
 		r = r.WithContext(ctx)
-		sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		sw := api.NewStatusWriter(w)
 		next.ServeHTTP(sw, r)
 		if r.Pattern != "" && r.Pattern != "/" {
 			span.SetName(r.Pattern)
 			span.SetAttributes(semconv.HTTPRoute(strings.TrimPrefix(r.Pattern, r.Method+" ")))
 		}
-		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
-		if sw.status >= http.StatusInternalServerError {
-			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.Status))
+		if sw.Status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(sw.Status))
 		}
 	})
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
