@@ -254,7 +254,7 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			msgs = append(msgs, delivery{msg: m, change: c, undecodable: err})
 		}
 		idle = len(msgs) == 0
-		wire.InParallel(msgs, func(d delivery) string { return d.change.Event.PostID }, parallel, func(d delivery) {
+		wire.InParallel(msgs, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
 			if ctx.Err() != nil {
 				_ = d.msg.Nak() // not begun: another query server may take it now
 				return
@@ -283,14 +283,9 @@ type delivery struct {
 	undecodable error
 }
 
-const (
-	// fetchBatch is how many messages one pull takes of those waiting; a graceful stop hands
-	// back those not begun at once, a crash leaves them to AckWait.
-	fetchBatch = 32
-	// parallel is how many posts' changes of one batch are applied at once; each post's
-	// changes keep their order.
-	parallel = 16
-)
+// fetchBatch is how many messages one pull takes of those waiting; a graceful stop hands back
+// those not begun at once, a crash leaves them to AckWait.
+const fetchBatch = 32
 
 func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 	m, c := d.msg, d.change

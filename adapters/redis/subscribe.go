@@ -29,10 +29,6 @@ type delivery struct {
 	undecodable error
 }
 
-// parallel is how many posts' changes of one batch are applied at once; each post's changes
-// keep their order.
-const parallel = 16
-
 // claimable is a pending entry that may be claimed once it has been idle for minIdle.
 type claimable struct {
 	id      string
@@ -74,7 +70,7 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 		for i := range batch {
 			batch[i].change, batch[i].undecodable = wire.Decode(field(batch[i].msg, "payload"))
 		}
-		wire.InParallel(batch, func(d delivery) string { return d.change.Event.PostID }, parallel, func(d delivery) {
+		wire.InParallel(batch, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
 			if ctx.Err() != nil {
 				b.release(ctx, []delivery{d}) // not begun: back to the group at once
 				return

@@ -2,6 +2,10 @@ package wire
 
 import "sync"
 
+// PostsInParallel is how many posts' changes of one batch the bus adapters apply at once; each
+// post's changes keep their order.
+const PostsInParallel = 16
+
 // InParallel calls handle for every item, at most limit at a time, and returns when all are
 // done. Items with the same key are handled one after the other, in their order; items with
 // different keys may run at the same time. The bus adapters use it to apply a batch of
