@@ -13,7 +13,7 @@ func assertProblemNames(t *testing.T, r response, want string) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
 		t.Errorf("Content-Type %q, want application/problem+json; body %s", ct, r.Raw)
 	}
-	if r.num("status") != int64(r.Status) || r.str("title") == "" {
+	if r.Num("status") != int64(r.Status) || r.Str("title") == "" {
 		t.Errorf("problem lacks status/title: %s", r.Raw)
 	}
 	if !strings.Contains(strings.ToLower(string(r.Raw)), strings.ToLower(want)) {
@@ -26,8 +26,8 @@ func TestBadInput(t *testing.T) {
 	p := start(t, nil)
 	id := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "target", "content": "c", "author_name": "a",
-	}).must(t, http.StatusCreated).str("id")
-	do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
+	}).Must(t, http.StatusCreated).Str("id")
+	do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
 
 	valid := func(field, value string) string {
 		f := map[string]string{"title": `"t"`, "content": `"c"`, "author_name": `"a"`}
@@ -114,8 +114,8 @@ func TestBadInput(t *testing.T) {
 	}
 
 	// Nothing of the above changed the post.
-	after := do(t, "GET", qry+"/posts/"+id, nil).must(t, http.StatusOK)
-	if after.num("version") != 1 || after.str("title") != "target" {
+	after := do(t, "GET", qry+"/posts/"+id, nil).Must(t, http.StatusOK)
+	if after.Num("version") != 1 || after.Str("title") != "target" {
 		t.Fatalf("bad requests changed the post: %s", after.Raw)
 	}
 }

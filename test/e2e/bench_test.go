@@ -131,7 +131,7 @@ func mustCreate(b *testing.B, commandURL string) string {
 	b.Helper()
 	return do(b, "POST", commandURL+"/posts", map[string]string{
 		"title": "bench", "content": "c", "author_name": "bench",
-	}).must(b, http.StatusCreated).str("id")
+	}).Must(b, http.StatusCreated).Str("id")
 }
 
 // BenchmarkVisibility measures, per bus, how long after the command server acknowledged a create

@@ -26,14 +26,14 @@ func TestCommandServerCrashBetweenAppendAndPublish(t *testing.T) {
 	create := func(i int) string {
 		return do(t, "POST", command.CommandURL+"/posts", map[string]string{
 			"title": fmt.Sprintf("post %d", i), "content": "c", "author_name": "crash",
-		}).must(t, http.StatusCreated).str("id")
+		}).Must(t, http.StatusCreated).Str("id")
 	}
 	var ids []string
 	for i := range 10 {
 		ids = append(ids, create(i))
 	}
 	for _, id := range ids {
-		do(t, "GET", query.QueryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
+		do(t, "GET", query.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
 	}
 
 	// The bus goes away: appends still succeed (they are only in MySQL and its outbox), and
@@ -53,8 +53,8 @@ func TestCommandServerCrashBetweenAppendAndPublish(t *testing.T) {
 	redis.start(t)
 	start(t, commandEnv, "serve", "command")
 	for _, id := range append(ids, pending...) {
-		do(t, "GET", query.QueryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
-		history := do(t, "GET", query.QueryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+		do(t, "GET", query.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
+		history := do(t, "GET", query.QueryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
 		if len(history) != 1 {
 			t.Fatalf("post %s has %d history entries, want exactly 1", id, len(history))
 		}

@@ -94,11 +94,11 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 
 	id := do(t, "POST", cmdSrv.URL+"/posts", map[string]string{
 		"title": "doomed", "content": "at first", "author_name": "dlq",
-	}).must(t, http.StatusCreated).str("id")
+	}).Must(t, http.StatusCreated).Str("id")
 
 	var dead []map[string]any
 	eventually(t, 10*time.Second, "the change to be dead-lettered", func() bool {
-		dead = do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()
+		dead = do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()
 		return len(dead) == 1
 	})
 	d := dead[0]
@@ -114,29 +114,29 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 		t.Fatalf("retry delays %s then %s, want growing delays", gap1, gap2)
 	}
 	t.Logf("attempts at +0, +%s, +%s", gap1, gap1+gap2)
-	do(t, "GET", qrySrv.URL+"/posts/"+id, nil).must(t, http.StatusNotFound)
+	do(t, "GET", qrySrv.URL+"/posts/"+id, nil).Must(t, http.StatusNotFound)
 
 	// A message that cannot be decoded is dead-lettered at once, and blocks nothing behind it.
 	if err := bus.PublishRaw(ctx, []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the poison message to be dead-lettered", func() bool {
-		return len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()) == 2
+		return len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()) == 2
 	})
 
 	faulty.setBroken(false)
-	do(t, "POST", qrySrv.URL+"/admin/dead-letters/"+d["id"].(string)+"/redrive", nil).must(t, http.StatusAccepted)
-	got := do(t, "GET", qrySrv.URL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
-	if got.str("title") != "doomed" {
+	do(t, "POST", qrySrv.URL+"/admin/dead-letters/"+d["id"].(string)+"/redrive", nil).Must(t, http.StatusAccepted)
+	got := do(t, "GET", qrySrv.URL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
+	if got.Str("title") != "doomed" {
 		t.Fatalf("after redrive: %s", got.Raw)
 	}
 
-	remaining := do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()
+	remaining := do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()
 	if len(remaining) != 1 || remaining[0]["attempts"] != float64(1) {
 		t.Fatalf("dead letters after redrive: %v, want only the poison message", remaining)
 	}
-	do(t, "DELETE", qrySrv.URL+"/admin/dead-letters/"+remaining[0]["id"].(string), nil).must(t, http.StatusNoContent)
-	if n := len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()); n != 0 {
+	do(t, "DELETE", qrySrv.URL+"/admin/dead-letters/"+remaining[0]["id"].(string), nil).Must(t, http.StatusNoContent)
+	if n := len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()); n != 0 {
 		t.Fatalf("%d dead letters after discard, want 0", n)
 	}
 }

@@ -43,7 +43,7 @@ func TestDocsRenderEveryOperation(t *testing.T) {
 			OperationID string `json:"operationId"`
 		} `json:"paths"`
 	}
-	raw := do(t, "GET", p.CommandURL+"/openapi.json", nil).must(t, http.StatusOK).Raw
+	raw := do(t, "GET", p.CommandURL+"/openapi.json", nil).Must(t, http.StatusOK).Raw
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		t.Fatal(err)
 	}

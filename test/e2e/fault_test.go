@@ -49,7 +49,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 			for i := range ids {
 				ids[i] = do(t, "POST", command.CommandURL+"/posts", map[string]string{
 					"title": fmt.Sprintf("p%d", i), "content": "v1", "author_name": "fault",
-				}).must(t, http.StatusCreated).str("id")
+				}).Must(t, http.StatusCreated).Str("id")
 			}
 			var (
 				next, acked atomic.Int64
@@ -89,7 +89,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 						acked.Add(1)
 						for {
 							v := versions[p].Load()
-							if got := r.num("version"); got <= v || versions[p].CompareAndSwap(v, got) {
+							if got := r.Num("version"); got <= v || versions[p].CompareAndSwap(v, got) {
 								break
 							}
 						}
@@ -118,7 +118,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 				for r.Status == http.StatusServiceUnavailable && time.Since(begin) < 60*time.Second {
 					r = do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", query.QueryURL, id, want), nil)
 				}
-				history := do(t, "GET", query.QueryURL+"/posts/"+id+"/history", nil).items()
+				history := do(t, "GET", query.QueryURL+"/posts/"+id+"/history", nil).Items()
 				seen := map[float64]int{}
 				for _, h := range history {
 					seen[h["version"].(float64)]++
@@ -132,7 +132,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 						duplicated++
 					}
 				}
-				if r.Status == http.StatusOK && r.num("version") == want && len(history) == int(want) {
+				if r.Status == http.StatusOK && r.Num("version") == want && len(history) == int(want) {
 					matching++
 				}
 			}

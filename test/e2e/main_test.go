@@ -59,23 +59,13 @@ func (p *process) stop(t testing.TB, sig syscall.Signal, within time.Duration) (
 }
 
 // response is an HTTP answer with its decoded JSON body.
-type response harness.Response
+type response = harness.Response
 
 // do sends a request with a JSON body (a string, sent as it is, or a value to encode).
 func do(t testing.TB, method, url string, body any, headers ...string) response {
 	t.Helper()
-	return response(harness.Do(t, method, url, body, headers...))
+	return harness.Do(t, method, url, body, headers...)
 }
-
-// must fails the test unless the response has the status.
-func (r response) must(t testing.TB, status int) response {
-	t.Helper()
-	return response(harness.Response(r).Must(t, status))
-}
-
-func (r response) str(key string) string   { return harness.Response(r).Str(key) }
-func (r response) num(key string) int64    { return harness.Response(r).Num(key) }
-func (r response) items() []map[string]any { return harness.Response(r).Items() }
 
 // eventually polls cond until it holds or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -38,12 +38,12 @@ func TestMetrics(t *testing.T) {
 	for i := range ids {
 		ids[i] = do(t, "POST", p.CommandURL+"/posts", map[string]string{
 			"title": fmt.Sprintf("post %d", i), "content": "counted", "author_name": "metrics",
-		}).must(t, http.StatusCreated).str("id")
+		}).Must(t, http.StatusCreated).Str("id")
 	}
 	do(t, "POST", p.CommandURL+"/posts", map[string]string{"title": "   ", "content": "x", "author_name": "y"}).
-		must(t, http.StatusUnprocessableEntity)
+		Must(t, http.StatusUnprocessableEntity)
 	for _, id := range ids {
-		do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
+		do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
 	}
 	// The view is visible a moment before the projector's wrapper observes the lag.
 	var after metricFamilies
@@ -124,7 +124,7 @@ func TestDeadLetterMetrics(t *testing.T) {
 	before := scrape(t, queryURL)
 
 	do(t, "POST", commandURL+"/posts", map[string]string{"title": doomed, "content": "x", "author_name": "y"}).
-		must(t, http.StatusCreated)
+		Must(t, http.StatusCreated)
 	waitDeadLetters(t, queryURL, 1)
 	if err := bus.PublishRaw(t.Context(), []byte("{not json")); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestDeadLetterMetrics(t *testing.T) {
 func waitDeadLetters(t *testing.T, queryURL string, n int) {
 	t.Helper()
 	eventually(t, 10*time.Second, fmt.Sprintf("%d dead letters", n), func() bool {
-		return len(do(t, "GET", queryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()) == n
+		return len(do(t, "GET", queryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()) == n
 	})
 }
 
@@ -215,7 +215,7 @@ type metricFamilies map[string]*dto.MetricFamily
 // scrape reads /metrics and parses the Prometheus text format.
 func scrape(t *testing.T, baseURL string) metricFamilies {
 	t.Helper()
-	res := do(t, "GET", baseURL+"/metrics", nil).must(t, http.StatusOK)
+	res := do(t, "GET", baseURL+"/metrics", nil).Must(t, http.StatusOK)
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(res.Raw)))
 	if err != nil {

@@ -16,8 +16,8 @@ func TestMongoLostAtRuntime(t *testing.T) {
 	p := start(t, map[string]string{"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": f.URI()})
 	id := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "t", "content": "c", "author_name": "outage",
-	}).must(t, http.StatusCreated).str("id")
-	do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
+	}).Must(t, http.StatusCreated).Str("id")
+	do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
 
 	f.kill()
 	begin := time.Now()
@@ -37,7 +37,7 @@ func TestMongoLostAtRuntime(t *testing.T) {
 	eventually(t, 30*time.Second, "reads to recover", func() bool {
 		return do(t, "GET", p.QueryURL+"/posts/"+id, nil).Status == http.StatusOK
 	})
-	do(t, "GET", p.QueryURL+"/readyz", nil).must(t, http.StatusOK)
+	do(t, "GET", p.QueryURL+"/readyz", nil).Must(t, http.StatusOK)
 }
 
 // TestMemoryBusWithADurableReadModelLosesNothingInACrash: with the in-process bus, a change the
@@ -54,15 +54,15 @@ func TestMemoryBusWithADurableReadModelLosesNothingInACrash(t *testing.T) {
 	p := start(t, env)
 	first := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "before", "content": "c", "author_name": "crash",
-	}).must(t, http.StatusCreated).str("id")
-	do(t, "GET", p.QueryURL+"/posts/"+first+"?min_version=1", nil).must(t, http.StatusOK)
+	}).Must(t, http.StatusCreated).Str("id")
+	do(t, "GET", p.QueryURL+"/posts/"+first+"?min_version=1", nil).Must(t, http.StatusOK)
 
 	f.kill()
 	var waiting []string
 	for i := range 3 {
 		waiting = append(waiting, do(t, "POST", p.CommandURL+"/posts", map[string]string{
 			"title": fmt.Sprintf("waiting %d", i), "content": "c", "author_name": "crash",
-		}).must(t, http.StatusCreated).str("id"))
+		}).Must(t, http.StatusCreated).Str("id"))
 	}
 	eventually(t, 15*time.Second, "the relay to hand every change to the bus", func() bool {
 		return scrape(t, p.CommandURL).value("hexapost_outbox_backlog") == 0
@@ -72,6 +72,6 @@ func TestMemoryBusWithADurableReadModelLosesNothingInACrash(t *testing.T) {
 
 	p = start(t, env)
 	for _, id := range append(waiting, first) {
-		do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
+		do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
 	}
 }

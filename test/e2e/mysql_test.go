@@ -17,24 +17,24 @@ func TestWalkthroughMySQLAndRestart(t *testing.T) {
 
 	r := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "durable", "content": "survives a restart", "author_name": "restart",
-	}).must(t, http.StatusCreated)
-	id := r.str("id")
-	do(t, "PATCH", p.CommandURL+"/posts/"+id, map[string]string{"content": "v2"}).must(t, http.StatusOK)
+	}).Must(t, http.StatusCreated)
+	id := r.Str("id")
+	do(t, "PATCH", p.CommandURL+"/posts/"+id, map[string]string{"content": "v2"}).Must(t, http.StatusOK)
 	if code, _ := p.stop(t, syscall.SIGTERM, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 
 	p = start(t, env)
-	got := do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=2", nil).must(t, http.StatusOK)
-	if got.str("content") != "v2" {
+	got := do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=2", nil).Must(t, http.StatusOK)
+	if got.Str("content") != "v2" {
 		t.Fatalf("after restart: %s", got.Raw)
 	}
 	next := do(t, "PATCH", p.CommandURL+"/posts/"+id, map[string]string{"content": "v3"}, "If-Match", `"2"`).
-		must(t, http.StatusOK)
-	if next.num("version") != 3 {
-		t.Fatalf("version after restart %d, want 3 (versions continue)", next.num("version"))
+		Must(t, http.StatusOK)
+	if next.Num("version") != 3 {
+		t.Fatalf("version after restart %d, want 3 (versions continue)", next.Num("version"))
 	}
-	if n := len(do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()); n < 2 {
+	if n := len(do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()); n < 2 {
 		t.Fatalf("history after restart has %d entries", n)
 	}
 }
@@ -85,7 +85,7 @@ func TestMySQLLostAtRuntime(t *testing.T) {
 	db := startPrivateMariaDB(t)
 	p := start(t, map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": db.DSN()})
 	body := map[string]string{"title": "t", "content": "c", "author_name": "outage"}
-	do(t, "POST", p.CommandURL+"/posts", body).must(t, http.StatusCreated)
+	do(t, "POST", p.CommandURL+"/posts", body).Must(t, http.StatusCreated)
 
 	db.stop(t)
 	begin := time.Now()
@@ -108,5 +108,5 @@ func TestMySQLLostAtRuntime(t *testing.T) {
 	eventually(t, 30*time.Second, "commands to succeed again", func() bool {
 		return do(t, "POST", p.CommandURL+"/posts", body).Status == http.StatusCreated
 	})
-	do(t, "GET", p.CommandURL+"/readyz", nil).must(t, http.StatusOK)
+	do(t, "GET", p.CommandURL+"/readyz", nil).Must(t, http.StatusOK)
 }

@@ -65,9 +65,9 @@ func TestCommandObserver(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	const valid = `{"title":"t","content":"c","author_name":"a"}`
-	deleted := do(t, "POST", srv.URL+"/posts", valid).must(t, http.StatusCreated).str("id")
-	do(t, "DELETE", srv.URL+"/posts/"+deleted, nil).must(t, http.StatusOK)
-	live := do(t, "POST", srv.URL+"/posts", valid).must(t, http.StatusCreated).str("id")
+	deleted := do(t, "POST", srv.URL+"/posts", valid).Must(t, http.StatusCreated).Str("id")
+	do(t, "DELETE", srv.URL+"/posts/"+deleted, nil).Must(t, http.StatusOK)
+	live := do(t, "POST", srv.URL+"/posts", valid).Must(t, http.StatusCreated).Str("id")
 	rec.take()
 
 	tests := []struct {

@@ -32,9 +32,9 @@ func TestRebuild(t *testing.T) {
 	record := func(r response) {
 		mu.Lock()
 		defer mu.Unlock()
-		id := r.str("id")
-		if r.num("version") > want[id].version {
-			want[id] = final{version: r.num("version"), content: r.str("content"), deleted: r.Body["deleted"] == true}
+		id := r.Str("id")
+		if r.Num("version") > want[id].version {
+			want[id] = final{version: r.Num("version"), content: r.Str("content"), deleted: r.Body["deleted"] == true}
 		}
 	}
 	const posts = 50
@@ -42,18 +42,18 @@ func TestRebuild(t *testing.T) {
 	for i := range ids {
 		r := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 			"title": fmt.Sprintf("post %d", i), "content": "v1", "author_name": "rebuild",
-		}).must(t, http.StatusCreated)
-		ids[i] = r.str("id")
+		}).Must(t, http.StatusCreated)
+		ids[i] = r.Str("id")
 		record(r)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for n := range 440 {
 		id := ids[rng.IntN(posts)]
 		record(do(t, "PATCH", p.CommandURL+"/posts/"+id, map[string]string{"content": fmt.Sprintf("c%d", n)}).
-			must(t, http.StatusOK))
+			Must(t, http.StatusOK))
 	}
 	for _, id := range ids[:10] { // the last 10 of the 500 commands delete the first 10 posts
-		record(do(t, "DELETE", p.CommandURL+"/posts/"+id, nil).must(t, http.StatusOK))
+		record(do(t, "DELETE", p.CommandURL+"/posts/"+id, nil).Must(t, http.StatusOK))
 	}
 	live := ids[10:]
 
@@ -87,7 +87,7 @@ func TestRebuild(t *testing.T) {
 			default:
 			}
 			record(do(t, "PATCH", p.CommandURL+"/posts/"+live[i%len(live)],
-				map[string]string{"content": fmt.Sprintf("during %d", i)}).must(t, http.StatusOK))
+				map[string]string{"content": fmt.Sprintf("during %d", i)}).Must(t, http.StatusOK))
 			writes.Add(1)
 		}
 	})
@@ -108,11 +108,11 @@ func TestRebuild(t *testing.T) {
 		url := fmt.Sprintf("%s/posts/%s?min_version=%d", p.QueryURL, id, w.version)
 		r := do(t, "GET", url, nil)
 		if w.deleted {
-			r.must(t, http.StatusGone)
-		} else if r.must(t, http.StatusOK); r.num("version") != w.version || r.str("content") != w.content {
-			t.Errorf("%s: view v%d %q, want v%d %q", id, r.num("version"), r.str("content"), w.version, w.content)
+			r.Must(t, http.StatusGone)
+		} else if r.Must(t, http.StatusOK); r.Num("version") != w.version || r.Str("content") != w.content {
+			t.Errorf("%s: view v%d %q, want v%d %q", id, r.Num("version"), r.Str("content"), w.version, w.content)
 		}
-		history := do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+		history := do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
 		if int64(len(history)) != w.version {
 			t.Errorf("%s: %d history entries, want %d", id, len(history), w.version)
 		}

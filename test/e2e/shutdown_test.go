@@ -92,7 +92,7 @@ func TestShutdownAnswersAReadWaitingForAVersion(t *testing.T) {
 	p := start(t, map[string]string{"POSTS_READ_WAIT": "60s", "POSTS_SHUTDOWN_TIMEOUT": timeout.String()})
 	id := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "t", "content": "c", "author_name": "a",
-	}).must(t, http.StatusCreated).str("id")
+	}).Must(t, http.StatusCreated).Str("id")
 
 	answered := make(chan outcome, 1)
 	go func() { answered <- try("GET", p.QueryURL+"/posts/"+id+"?min_version=2", nil) }()
@@ -147,7 +147,7 @@ func TestShutdownFinishesACommandInFlight(t *testing.T) {
 		t.Fatalf("exit code %d, want 0; logs %v", code, p.Logs())
 	}
 	again := start(t, env)
-	do(t, "GET", again.QueryURL+"/posts/"+r.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
+	do(t, "GET", again.QueryURL+"/posts/"+r.Str("id")+"?min_version=1", nil).Must(t, http.StatusOK)
 }
 
 // loadClient has keep-alive connections for every client of the load, as a load balancer would.
@@ -177,9 +177,9 @@ func (c *tally) record(id string, r outcome) bool {
 	switch {
 	case r.err == nil && r.Status/100 == 2:
 		c.ok++
-		v := r.num("version")
+		v := r.Num("version")
 		if id == "" {
-			id = r.str("id")
+			id = r.Str("id")
 		}
 		if v > c.acked[id] {
 			c.acked[id] = v
@@ -250,7 +250,7 @@ func commandLoad(commandURL string, clients, max int, d time.Duration) (*tally, 
 					}
 					continue
 				}
-				id := r.str("id")
+				id := r.Str("id")
 				for v := 2; v <= 5 && more(); v++ {
 					r := tryLoad("PATCH", commandURL+"/posts/"+id, fmt.Sprintf(`{"content": "v%d"}`, v))
 					if !c.record(id, r) && errors.Is(r.err, syscall.ECONNREFUSED) {
@@ -349,18 +349,18 @@ func checkProcessed(t *testing.T, p *process, acked map[string]int64) {
 func checkAcknowledged(t *testing.T, queryURL string, acked map[string]int64) {
 	t.Helper()
 	for id, v := range acked {
-		got := do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, id, v), nil).must(t, http.StatusOK)
-		if got.num("version") < v {
-			t.Fatalf("post %s at version %d, acknowledged %d", id, got.num("version"), v)
+		got := do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, id, v), nil).Must(t, http.StatusOK)
+		if got.Num("version") < v {
+			t.Fatalf("post %s at version %d, acknowledged %d", id, got.Num("version"), v)
 		}
-		history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+		history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
 		for i, h := range history {
 			if n, _ := h["version"].(float64); int64(n) != int64(i+1) {
 				t.Fatalf("post %s history entry %d has version %v, want %d (gap or duplicate): %v", id, i, h["version"], i+1, history)
 			}
 		}
-		if int64(len(history)) < got.num("version") {
-			t.Fatalf("post %s at version %d has %d history entries", id, got.num("version"), len(history))
+		if int64(len(history)) < got.Num("version") {
+			t.Fatalf("post %s at version %d has %d history entries", id, got.Num("version"), len(history))
 		}
 	}
 }

@@ -118,8 +118,8 @@ func TestTracingAcrossProcesses(t *testing.T) {
 			command := start(t, env, "serve", "command")
 
 			created := do(t, "POST", command.CommandURL+"/posts",
-				map[string]string{"title": "traced", "content": "body", "author_name": "ann"}).must(t, 201)
-			do(t, "GET", query.QueryURL+"/posts/"+created.str("id")+"?min_version=1", nil).must(t, 200)
+				map[string]string{"title": "traced", "content": "body", "author_name": "ann"}).Must(t, 201)
+			do(t, "GET", query.QueryURL+"/posts/"+created.Str("id")+"?min_version=1", nil).Must(t, 200)
 
 			var requests []span
 			eventually(t, 10*time.Second, "the command request's span", func() bool {

@@ -17,33 +17,33 @@ func Walkthrough(t *testing.T, commandURL, queryURL string) {
 
 	created := do(t, "POST", commandURL+"/posts", map[string]string{
 		"title": "Hello", "content": "First post", "author_name": author,
-	}).must(t, http.StatusCreated)
-	id := created.str("id")
-	if created.num("version") != 1 || created.Header.Get("Location") != "/posts/"+id ||
+	}).Must(t, http.StatusCreated)
+	id := created.Str("id")
+	if created.Num("version") != 1 || created.Header.Get("Location") != "/posts/"+id ||
 		created.Header.Get("ETag") != `"1"` {
-		t.Fatalf("create: version %d, Location %q, ETag %q", created.num("version"),
+		t.Fatalf("create: version %d, Location %q, ETag %q", created.Num("version"),
 			created.Header.Get("Location"), created.Header.Get("ETag"))
 	}
 
-	got := do(t, "GET", queryURL+"/posts/"+id+"?min_version=1", nil).must(t, http.StatusOK)
-	if got.str("title") != "Hello" || got.str("content") != "First post" || got.str("author_name") != author {
+	got := do(t, "GET", queryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
+	if got.Str("title") != "Hello" || got.Str("content") != "First post" || got.Str("author_name") != author {
 		t.Fatalf("query: %s", got.Raw)
 	}
 
 	patch := map[string]string{"title": "Hello again"}
-	updated := do(t, "PATCH", commandURL+"/posts/"+id, patch, "If-Match", `"1"`).must(t, http.StatusOK)
-	if updated.num("version") != 2 || updated.Header.Get("ETag") != `"2"` {
+	updated := do(t, "PATCH", commandURL+"/posts/"+id, patch, "If-Match", `"1"`).Must(t, http.StatusOK)
+	if updated.Num("version") != 2 || updated.Header.Get("ETag") != `"2"` {
 		t.Fatalf("update: %s", updated.Raw)
 	}
-	do(t, "PATCH", commandURL+"/posts/"+id, patch, "If-Match", `"1"`).must(t, http.StatusConflict)
+	do(t, "PATCH", commandURL+"/posts/"+id, patch, "If-Match", `"1"`).Must(t, http.StatusConflict)
 
-	deleted := do(t, "DELETE", commandURL+"/posts/"+id, nil).must(t, http.StatusOK)
-	if deleted.Body["deleted"] != true || deleted.num("version") != 3 {
+	deleted := do(t, "DELETE", commandURL+"/posts/"+id, nil).Must(t, http.StatusOK)
+	if deleted.Body["deleted"] != true || deleted.Num("version") != 3 {
 		t.Fatalf("delete: %s", deleted.Raw)
 	}
-	do(t, "GET", queryURL+"/posts/"+id+"?min_version=3", nil).must(t, http.StatusGone)
+	do(t, "GET", queryURL+"/posts/"+id+"?min_version=3", nil).Must(t, http.StatusGone)
 
-	history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).must(t, http.StatusOK).items()
+	history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
 	wantTypes := []string{"post.created", "post.updated", "post.deleted"}
 	if len(history) != len(wantTypes) {
 		t.Fatalf("history has %d entries, want 3: %v", len(history), history)
@@ -62,16 +62,16 @@ func Walkthrough(t *testing.T, commandURL, queryURL string) {
 	for i := range n {
 		r := do(t, "POST", commandURL+"/posts", map[string]string{
 			"title": fmt.Sprintf("post %d", i), "content": "x", "author_name": pager,
-		}).must(t, http.StatusCreated)
-		ids[i] = r.str("id")
-		last = r.num("version")
+		}).Must(t, http.StatusCreated)
+		ids[i] = r.Str("id")
+		last = r.Num("version")
 	}
 	// Another author's post must not show up in the filtered list.
 	other := do(t, "POST", commandURL+"/posts", map[string]string{
 		"title": "other", "content": "x", "author_name": author + "-other",
-	}).must(t, http.StatusCreated)
-	do(t, "GET", queryURL+"/posts/"+other.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
-	do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, ids[n-1], last), nil).must(t, http.StatusOK)
+	}).Must(t, http.StatusCreated)
+	do(t, "GET", queryURL+"/posts/"+other.Str("id")+"?min_version=1", nil).Must(t, http.StatusOK)
+	do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", queryURL, ids[n-1], last), nil).Must(t, http.StatusOK)
 	waitListed(t, queryURL, pager, n)
 
 	var seen []string
@@ -82,12 +82,12 @@ func Walkthrough(t *testing.T, commandURL, queryURL string) {
 		if cursor != "" {
 			url += "&cursor=" + cursor
 		}
-		page := do(t, "GET", url, nil).must(t, http.StatusOK)
+		page := do(t, "GET", url, nil).Must(t, http.StatusOK)
 		pages++
-		for _, it := range page.items() {
+		for _, it := range page.Items() {
 			seen = append(seen, it["id"].(string))
 		}
-		cursor = page.str("next_cursor")
+		cursor = page.Str("next_cursor")
 		if cursor == "" {
 			break
 		}
@@ -110,12 +110,12 @@ func waitListed(t *testing.T, queryURL, author string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := do(t, "GET", queryURL+"/posts?limit=100&author_name="+author, nil).must(t, http.StatusOK)
-		if len(r.items()) == n {
+		r := do(t, "GET", queryURL+"/posts?limit=100&author_name="+author, nil).Must(t, http.StatusOK)
+		if len(r.Items()) == n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("list shows %d posts of %s after 10s, want %d", len(r.items()), author, n)
+			t.Fatalf("list shows %d posts of %s after 10s, want %d", len(r.Items()), author, n)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
@@ -134,8 +134,8 @@ func TestStartAndGracefulStop(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("servers listened after %s, want within 5s", took)
 	}
-	do(t, "GET", p.CommandURL+"/healthz", nil).must(t, http.StatusOK)
-	do(t, "GET", p.QueryURL+"/readyz", nil).must(t, http.StatusOK)
+	do(t, "GET", p.CommandURL+"/healthz", nil).Must(t, http.StatusOK)
+	do(t, "GET", p.QueryURL+"/readyz", nil).Must(t, http.StatusOK)
 	code, took := p.stop(t, syscall.SIGINT, 5*time.Second)
 	if code != 0 {
 		t.Fatalf("exit code %d after SIGINT, want 0; logs %v", code, p.Logs())
@@ -147,21 +147,21 @@ func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil)
 	body := map[string]string{"title": "once", "content": "only once", "author_name": "idem"}
-	first := do(t, "POST", p.CommandURL+"/posts", body, "Idempotency-Key", "key-1").must(t, http.StatusCreated)
-	again := do(t, "POST", p.CommandURL+"/posts", body, "Idempotency-Key", "key-1").must(t, http.StatusCreated)
-	if first.str("id") != again.str("id") || again.num("version") != 1 {
-		t.Fatalf("repeat gave %s v%d, want %s v1", again.str("id"), again.num("version"), first.str("id"))
+	first := do(t, "POST", p.CommandURL+"/posts", body, "Idempotency-Key", "key-1").Must(t, http.StatusCreated)
+	again := do(t, "POST", p.CommandURL+"/posts", body, "Idempotency-Key", "key-1").Must(t, http.StatusCreated)
+	if first.Str("id") != again.Str("id") || again.Num("version") != 1 {
+		t.Fatalf("repeat gave %s v%d, want %s v1", again.Str("id"), again.Num("version"), first.Str("id"))
 	}
 	// The history is projected asynchronously; wait for the post first.
-	do(t, "GET", p.QueryURL+"/posts/"+first.str("id")+"?min_version=1", nil).must(t, http.StatusOK)
-	history := do(t, "GET", p.QueryURL+"/posts/"+first.str("id")+"/history", nil).must(t, http.StatusOK)
-	if n := len(history.items()); n != 1 {
+	do(t, "GET", p.QueryURL+"/posts/"+first.Str("id")+"?min_version=1", nil).Must(t, http.StatusOK)
+	history := do(t, "GET", p.QueryURL+"/posts/"+first.Str("id")+"/history", nil).Must(t, http.StatusOK)
+	if n := len(history.Items()); n != 1 {
 		t.Fatalf("history has %d entries after a repeated create, want 1", n)
 	}
 	waitListed(t, p.QueryURL, "idem", 1)
 
 	other := map[string]string{"title": "different", "content": "body", "author_name": "idem"}
-	r := do(t, "POST", p.CommandURL+"/posts", other, "Idempotency-Key", "key-1").must(t, http.StatusUnprocessableEntity)
+	r := do(t, "POST", p.CommandURL+"/posts", other, "Idempotency-Key", "key-1").Must(t, http.StatusUnprocessableEntity)
 	assertProblemNames(t, r, "Idempotency-Key")
 }
 
@@ -170,7 +170,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	p := start(t, nil)
 	id := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "race", "content": "c", "author_name": "racer",
-	}).must(t, http.StatusCreated).str("id")
+	}).Must(t, http.StatusCreated).Str("id")
 
 	const n = 50
 	statuses := make([]int, n)
@@ -192,7 +192,7 @@ func TestConcurrentUpdates(t *testing.T) {
 
 	fresh := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "race 2", "content": "c", "author_name": "racer",
-	}).must(t, http.StatusCreated).str("id")
+	}).Must(t, http.StatusCreated).Str("id")
 	var mu sync.Mutex
 	count = map[int]int{}
 	for i := range n {
@@ -208,8 +208,8 @@ func TestConcurrentUpdates(t *testing.T) {
 	if count[http.StatusOK] != n {
 		t.Fatalf("without If-Match: %v, want %d × 200", count, n)
 	}
-	final := do(t, "GET", p.QueryURL+"/posts/"+fresh+"?min_version=51", nil).must(t, http.StatusOK)
-	if v := final.num("version"); v != 51 {
+	final := do(t, "GET", p.QueryURL+"/posts/"+fresh+"?min_version=51", nil).Must(t, http.StatusOK)
+	if v := final.Num("version"); v != 51 {
 		t.Fatalf("final version %d, want 51 (create + 50 updates)", v)
 	}
 }

@@ -154,7 +154,7 @@ func postDiff(queryURL, id string, sp *storedPost) (diff string, missing, twice 
 	}
 	count := map[int64]int{}
 	var hdiff string
-	for _, it := range h.items() {
+	for _, it := range h.Items() {
 		ver := int64(it["version"].(float64))
 		count[ver]++
 		if ver < 1 || ver > n {

@@ -82,7 +82,7 @@ func floodScenario(t *testing.T, sc scale) {
 	p := start(t, map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": dsn})
 	target := do(t, "POST", p.CommandURL+"/posts", map[string]string{
 		"title": "target", "content": "bad requests must not change it", "author_name": "flood",
-	}).must(t, http.StatusCreated).str("id")
+	}).Must(t, http.StatusCreated).Str("id")
 	reqs := badRequests(target)
 	var (
 		before, peak int64
@@ -129,9 +129,9 @@ func floodScenario(t *testing.T, sc scale) {
 	if !p.alive() {
 		t.Fatalf("hexapost exited under the flood; logs:\n%s", p.Logs())
 	}
-	do(t, "GET", p.CommandURL+"/healthz", nil).must(t, http.StatusOK)
-	got := do(t, "GET", p.QueryURL+"/posts/"+target+"?min_version=1", nil).must(t, http.StatusOK)
-	if got.num("version") != 1 {
+	do(t, "GET", p.CommandURL+"/healthz", nil).Must(t, http.StatusOK)
+	got := do(t, "GET", p.QueryURL+"/posts/"+target+"?min_version=1", nil).Must(t, http.StatusOK)
+	if got.Num("version") != 1 {
 		t.Errorf("bad requests changed the target post: %s", got.Raw)
 	}
 	// Bodies over 1 MiB are refused before they are read whole; a leak would grow with the
@@ -198,7 +198,7 @@ func deadLetterScenario(t *testing.T, sc scale) {
 			t.Errorf("create the refused post: %v %d %s", err, r.Status, r.Raw)
 			return
 		}
-		refusedID = r.str("id")
+		refusedID = r.Str("id")
 	})
 	if refusedID == "" {
 		t.FailNow()
@@ -210,7 +210,7 @@ func deadLetterScenario(t *testing.T, sc scale) {
 
 	var dead []map[string]any
 	eventually(t, 30*time.Second, "three messages in the dead letters", func() bool {
-		dead = do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()
+		dead = do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()
 		return len(dead) == 3
 	})
 	byPayload, byPost := map[string]map[string]any{}, map[string]map[string]any{}
@@ -246,19 +246,19 @@ func deadLetterScenario(t *testing.T, sc scale) {
 		t.Errorf("%d of %d other posts projected beside the dead letters", n, len(posts))
 	}
 	for _, path := range []string{"/posts/" + refusedID, "/posts/" + refusedID + "/history"} {
-		do(t, "GET", query.QueryURL+path, nil).must(t, http.StatusNotFound)
+		do(t, "GET", query.QueryURL+path, nil).Must(t, http.StatusNotFound)
 	}
 
 	// The fault removed, the operator's redrive repairs the view and the history.
 	if err := heal(); err != nil {
 		t.Fatalf("drop the trigger: %v", err)
 	}
-	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+refused["id"].(string)+"/redrive", nil).must(t, http.StatusAccepted)
+	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+refused["id"].(string)+"/redrive", nil).Must(t, http.StatusAccepted)
 	consistency(t, "6 poison + failing projection", sc, dsn, []string{query.QueryURL}, l)
 
-	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+rejected["id"].(string)+"/redrive", nil).must(t, http.StatusAccepted)
+	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+rejected["id"].(string)+"/redrive", nil).Must(t, http.StatusAccepted)
 	eventually(t, 30*time.Second, "the redriven change back in the dead letters after its attempts", func() bool {
-		for _, d := range do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items() {
+		for _, d := range do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items() {
 			if d["payload"] == string(invalid) && d["attempts"] == float64(3) {
 				rejected = d
 				return true
@@ -267,9 +267,9 @@ func deadLetterScenario(t *testing.T, sc scale) {
 		return false
 	})
 	for _, d := range []map[string]any{poison, rejected} {
-		do(t, "DELETE", query.QueryURL+"/admin/dead-letters/"+d["id"].(string), nil).must(t, http.StatusNoContent)
+		do(t, "DELETE", query.QueryURL+"/admin/dead-letters/"+d["id"].(string), nil).Must(t, http.StatusNoContent)
 	}
-	if n := len(do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).must(t, http.StatusOK).items()); n != 0 {
+	if n := len(do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()); n != 0 {
 		t.Errorf("%d dead letters after discarding two and repairing one, want 0", n)
 	}
 }

@@ -131,8 +131,8 @@ func runLoad(t *testing.T, sc scale, tg *targets, plan loadPlan, fault func(reac
 					t.Errorf("create post %d: %v %d %s", p, err, r.Status, r.Raw)
 					return
 				}
-				l.ids[p] = r.str("id")
-				l.add(p, ack{id: r.str("id"), version: r.num("version"), content: fmt.Sprintf("c%d", p)}, r.Status, nil)
+				l.ids[p] = r.Str("id")
+				l.add(p, ack{id: r.Str("id"), version: r.Num("version"), content: fmt.Sprintf("c%d", p)}, r.Status, nil)
 			}
 		})
 	}
@@ -177,7 +177,7 @@ func runLoad(t *testing.T, sc scale, tg *targets, plan loadPlan, fault func(reac
 				url := tg.urls[int(n)%len(tg.urls)]
 				r, err := send("PATCH", url+"/posts/"+l.ids[p], map[string]string{"content": content}, headers...)
 				tg.mu.RUnlock()
-				l.add(p, ack{id: l.ids[p], version: r.num("version"), content: content}, r.Status, err)
+				l.add(p, ack{id: l.ids[p], version: r.Num("version"), content: content}, r.Status, err)
 			}
 		})
 	}

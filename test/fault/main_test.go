@@ -120,30 +120,19 @@ func (p *process) kill(t testing.TB) {
 func (p *process) alive() bool { return p.Alive() }
 
 // response is an HTTP answer with its decoded JSON body.
-type response harness.Response
+type response = harness.Response
 
 // send sends a request with a body (a string or []byte as it is, any other value as JSON) and
 // returns the answer, or the transport error (expected while a process or server is killed).
 func send(method, url string, body any, headers ...string) (response, error) {
-	r, err := harness.Send(method, url, body, headers...)
-	return response(r), err
+	return harness.Send(method, url, body, headers...)
 }
 
 // do is send for requests that must reach the server.
 func do(t testing.TB, method, url string, body any, headers ...string) response {
 	t.Helper()
-	return response(harness.Do(t, method, url, body, headers...))
+	return harness.Do(t, method, url, body, headers...)
 }
-
-// must fails the test unless the response has the status.
-func (r response) must(t testing.TB, status int) response {
-	t.Helper()
-	return response(harness.Response(r).Must(t, status))
-}
-
-func (r response) str(key string) string   { return harness.Response(r).Str(key) }
-func (r response) num(key string) int64    { return harness.Response(r).Num(key) }
-func (r response) items() []map[string]any { return harness.Response(r).Items() }
 
 // eventually polls cond until it holds or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
