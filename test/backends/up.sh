@@ -102,7 +102,9 @@ fi
 
 # --- PostgreSQL (for FerretDB) --------------------------------------------------------------
 # A private cluster in $state/postgres, owned by the postgres user (the server refuses to run as
-# root), its Unix socket in /run/postgresql; TCP on 127.0.0.1:5432 with password auth.
+# root), its Unix socket in /run/postgresql; TCP on 127.0.0.1:5432 with password auth. Every
+# FerretDB the tests start keeps its own connection pool here, so the default 100 connections
+# run out when the suites run side by side.
 pgbin=/usr/lib/postgresql/15/bin
 pg_data="$state/postgres"
 pg_sock=/run/postgresql
@@ -130,7 +132,7 @@ if ! pg_ferretdb >/dev/null 2>&1; then
 			# setsid: not killed with the caller's process group; setsid and setpriv exec, so $! is
 			# the postmaster. Its pid file is $pg_data/postmaster.pid (down.sh uses pg_ctl).
 			(cd / && exec setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
-				"$pgbin/postgres" -D "$pg_data" -k "$pg_sock" -h 127.0.0.1 -p 5432) \
+				"$pgbin/postgres" -D "$pg_data" -k "$pg_sock" -h 127.0.0.1 -p 5432 -c max_connections=400) \
 				>"$state/postgres.log" 2>&1 &
 			pg_pid=$!
 		fi

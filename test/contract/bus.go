@@ -45,8 +45,9 @@ type BusFeatures struct {
 	MaxAttempts int
 	// Backoff is the configured delay before the first redelivery. The suite checks that retry
 	// n waits at least about Backoff·2^(n-1) and that no wait is shorter than the one before, so
-	// the configured cap must lie above the waits of MaxAttempts attempts. Keep it short (tens of
-	// milliseconds): several cases wait for a message's every attempt.
+	// the configured cap must lie above the waits of MaxAttempts attempts. Keep it short, since
+	// several cases wait for a message's every attempt, but well above the bus's own timer
+	// granularity, or that noise can make a later wait look shorter than an earlier one.
 	Backoff time.Duration
 	// Timeout bounds each wait of the suite (default 10s). A bus that hands an unacknowledged
 	// message to another subscriber only after an acknowledgement deadline (JetStream's
