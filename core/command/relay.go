@@ -85,8 +85,13 @@ func (r *Relay) publish(ctx context.Context, changes []ports.Change) error {
 	if err := r.pub.Publish(ctx, changes); err != nil {
 		return err
 	}
+	// Debug: a line per event at info costs a busy relay more than the publish itself; the
+	// outbox and publish metrics say how it is doing.
+	if !r.log.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
 	for _, c := range changes {
-		r.log.Info("event published", "post_id", c.Event.PostID, "version", c.Event.Version,
+		r.log.Debug("event published", "post_id", c.Event.PostID, "version", c.Event.Version,
 			"event_id", c.Event.ID, "event_type", string(c.Event.Type))
 	}
 	return nil

@@ -175,7 +175,9 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 			return r, err
 		}
 	}
-	log.Info("command accepted")
+	// Debug: the command's outcome is logged (event appended, changed nothing, replayed) or
+	// returned as an error; at info this line would double the command server's logging.
+	log.Debug("command accepted")
 
 	st := &s.stripes[stripeIndex(id)]
 	st.mu.Lock()
