@@ -92,7 +92,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 func (b *Bus) setUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*b.cfg.Timeout)
 	defer cancel()
-	js, err := jetstream.New(b.nc)
+	// The async publish timeout drops a publish whose acknowledgement never comes, so it does
+	// not hold one of the client's pending slots for ever.
+	js, err := jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(b.cfg.Timeout))
 	if err != nil {
 		return fmt.Errorf("nats: jetstream: %w", err)
 	}
@@ -182,9 +184,14 @@ const (
 	hdrTraceState  = "tracestate"
 )
 
-// Publish publishes each change, with its trace context as headers, and waits for the
-// stream's acknowledgement.
+// Publish publishes the changes, with their trace context as headers, all at once, then waits
+// for the stream to acknowledge every one: a batch costs one round trip, not one per change.
+// The stream may store them out of order (the client resends after a broker restart); the
+// read side applies changes in any order.
 func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	acks := make([]jetstream.PubAckFuture, 0, len(changes))
 	for _, c := range changes {
 		payload, err := wire.Encode(c)
 		if err != nil {
@@ -198,8 +205,19 @@ func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 				msg.Header.Set(hdrTraceState, md.TraceState)
 			}
 		}
-		if err := b.publish(ctx, msg, c.Event.ID); err != nil {
-			return err
+		ack, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(c.Event.ID))
+		if err != nil {
+			return wrap("publish", err)
+		}
+		acks = append(acks, ack)
+	}
+	for _, ack := range acks {
+		select {
+		case <-ack.Ok():
+		case err := <-ack.Err():
+			return wrap("publish", err)
+		case <-ctx.Done():
+			return wrap("publish", ctx.Err())
 		}
 	}
 	return nil
