@@ -315,8 +315,11 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		b.deadLetter(ctx, m, attempt, nil, ports.CauseUndecodable, d.undecodable)
 		return
 	}
-	log := b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
-		"attempt", attempt)
+	// Built only when needed: a logger With attributes formats them at once.
+	log := func() *slog.Logger {
+		return b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
+			"attempt", attempt)
+	}
 	if err := h(ctx, c); err != nil {
 		if ctx.Err() != nil {
 			_ = m.Nak() // shutting down: let another query server take it now
@@ -327,6 +330,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 			return
 		}
 		b.cfg.Observer.Retrying()
+		log := log()
 		log.Warn("projection failed; will retry", "error", err.Error(), "retry_in", b.backoff(attempt))
 		if err := m.NakWithDelay(b.backoff(attempt)); err != nil {
 			log.Warn("nats: nak failed; the change comes back after AckWait", "error", err)
@@ -334,7 +338,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		return
 	}
 	if err := m.Ack(); err != nil {
-		log.Warn("nats: ack failed; the change will be delivered again", "error", err)
+		log().Warn("nats: ack failed; the change will be delivered again", "error", err)
 	}
 }
 
