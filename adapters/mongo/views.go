@@ -55,6 +55,9 @@ type Views struct {
 	history    *mongo.Collection
 	resolvedAt time.Time
 	pending    int64 // the generation Fresh prepared, for Swap
+
+	// historyInserts batches the history entries of concurrent changes.
+	historyInserts *inserter
 }
 
 // The live collections are named by a generation kept in the meta collection, so a rebuild can
@@ -143,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongo: POSTS_MONGO_URI=%s: %w", redact(cfg.URI), err)
 	}
-	v := &Views{cfg: cfg, client: client, db: client.Database(cfg.Database)}
+	v := &Views{cfg: cfg, client: client, db: client.Database(cfg.Database), historyInserts: newInserter(cfg.Timeout)}
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout)
 	defer cancel()
 	if err := client.Ping(ctx, nil); err != nil {
@@ -312,17 +315,19 @@ func historyID(postID string, version int64) string {
 	return fmt.Sprintf("%s:%019d", postID, version)
 }
 
-// PutHistory stores the entry under (post id, version); a repeat keeps the first.
+// PutHistory stores the entry under (post id, version); a repeat keeps the first. Entries put
+// at the same time are inserted together, in one InsertMany.
 func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
 	_, history, err := v.cols(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = history.InsertOne(ctx, historyDoc{
+	// A duplicate is the entry stored before: success.
+	_, err = v.historyInserts.Insert(ctx, history, historyDoc{
 		ID: historyID(h.State.ID, h.State.Version), PostID: h.State.ID, Version: h.State.Version,
 		EventID: h.EventID, Type: string(h.Type), OccurredAt: h.OccurredAt.UnixMicro(), State: toStateDoc(h.State),
 	})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	if err != nil {
 		return wrap("put history "+h.State.ID, err)
 	}
 	return nil
@@ -439,7 +444,7 @@ func (v *Views) Fresh(ctx context.Context) (ports.ViewWriter, error) {
 	next := g + 1
 	p, h := collectionNames(next)
 	fresh := &Views{cfg: v.cfg, client: v.client, db: v.db, fixed: true,
-		posts: v.db.Collection(p), history: v.db.Collection(h)}
+		posts: v.db.Collection(p), history: v.db.Collection(h), historyInserts: newInserter(v.cfg.Timeout)}
 	for _, c := range []*mongo.Collection{fresh.posts, fresh.history} {
 		if err := c.Drop(ctx); err != nil {
 			return nil, wrap("drop "+c.Name(), err)
