@@ -34,6 +34,10 @@ type insertResult struct {
 	// duplicate is set when a document with the same _id, or the same key of another unique
 	// index, is stored already: the insert changed nothing.
 	duplicate bool
+	// uncertain is set on a duplicate found when the document was inserted again on its own
+	// after its batch failed as a whole: the document found may be this one, stored by the
+	// batch before it failed.
+	uncertain bool
 	err       error
 }
 
@@ -52,15 +56,15 @@ func newInserter(timeout time.Duration) *inserter {
 }
 
 // Insert stores doc in coll, as part of a batch, and reports whether it was a duplicate (a
-// document with its _id or another unique key is there, and stays as it was). An error is this
-// document's own, or the whole batch's when the command failed as a whole; either way doc may
-// or may not be stored.
-func (in *inserter) Insert(ctx context.Context, coll *mongo.Collection, doc any) (duplicate bool, err error) {
+// document with its _id or another unique key is there, and stays as it was) and, if so,
+// whether that document may be doc itself (see insertResult). An error is this document's own,
+// or the whole batch's when the server is unreachable; either way doc may or may not be stored.
+func (in *inserter) Insert(ctx context.Context, coll *mongo.Collection, doc any) (duplicate, uncertain bool, err error) {
 	res, err := in.group.Do(ctx, insert{coll: coll, doc: doc})
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return res.duplicate, res.err
+	return res.duplicate, res.uncertain, res.err
 }
 
 // run inserts a batch with one unordered InsertMany per collection (in practice one: a batch
@@ -90,7 +94,10 @@ func (in *inserter) run(batch []insert) []insertResult {
 }
 
 // insertMany inserts docs with one unordered InsertMany and returns each document's outcome:
-// a write error belongs to the document it names; any other error to every document.
+// a write error belongs to the document it names. When the command fails as a whole, each
+// document is inserted again on its own, so that one document the server refuses (FerretDB
+// answers a failed insert of one document with an error for the whole command) fails only
+// its own caller; only an unreachable server is every document's error at once.
 func (in *inserter) insertMany(coll *mongo.Collection, docs []any) []insertResult {
 	ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
 	defer cancel()
@@ -101,8 +108,14 @@ func (in *inserter) insertMany(coll *mongo.Collection, docs []any) []insertResul
 		return out
 	}
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || !indexesInRange(bwe.WriteErrors, len(docs)) {
-		for i := range out {
-			out[i].err = err
+		if len(docs) == 1 || mongo.IsNetworkError(err) || mongo.IsTimeout(err) {
+			for i := range out {
+				out[i].err = err
+			}
+			return out
+		}
+		for i, doc := range docs {
+			out[i] = in.insertOne(coll, doc)
 		}
 		return out
 	}
@@ -125,4 +138,15 @@ func indexesInRange(errs []mongo.BulkWriteError, n int) bool {
 		}
 	}
 	return true
+}
+
+// insertOne inserts a document of a batch that failed as a whole.
+func (in *inserter) insertOne(coll *mongo.Collection, doc any) insertResult {
+	ctx, cancel := context.WithTimeout(context.Background(), in.timeout)
+	defer cancel()
+	_, err := coll.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return insertResult{duplicate: true, uncertain: true}
+	}
+	return insertResult{err: err}
 }

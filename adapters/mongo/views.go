@@ -277,9 +277,19 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 		// tells without the filtered read of a guarded write (on FerretDB a scan of the whole
 		// collection), and inserts made at the same time go in one InsertMany. An insert never
 		// overwrites, so it needs no look at the history after it (see below).
-		duplicate, err := v.viewInserts.Insert(ctx, posts, toStateDoc(s))
+		doc := toStateDoc(s)
+		duplicate, uncertain, err := v.viewInserts.Insert(ctx, posts, doc)
 		if err != nil {
 			return false, wrap("put view "+s.ID, err)
+		}
+		if uncertain {
+			// The view found may be this one, stored by a batch that then failed: it is, if
+			// it is s.
+			var found stateDoc
+			if err := posts.FindOne(ctx, bson.D{{Key: "_id", Value: s.ID}}).Decode(&found); err != nil {
+				return false, wrap("put view "+s.ID, err)
+			}
+			return found == doc, nil
 		}
 		return !duplicate, nil
 	}
@@ -358,7 +368,7 @@ func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
 		return err
 	}
 	// A duplicate is the entry stored before: success.
-	_, err = v.historyInserts.Insert(ctx, history, historyDoc{
+	_, _, err = v.historyInserts.Insert(ctx, history, historyDoc{
 		ID: historyID(h.State.ID, h.State.Version), PostID: h.State.ID, Version: h.State.Version,
 		EventID: h.EventID, Type: string(h.Type), OccurredAt: h.OccurredAt.UnixMicro(), State: toStateDoc(h.State),
 	})
