@@ -77,3 +77,38 @@ func TestABatchGivesEachDocumentItsOwnOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestABatchThatFailsAsAWholeFailsOnlyTheDocumentAtFault: a document that cannot be encoded
+// fails the whole InsertMany, as a document the server refuses does on FerretDB, rather than
+// with a write error naming it. The others of its batch are stored all the same and their
+// callers learn so.
+func TestABatchThatFailsAsAWholeFailsOnlyTheDocumentAtFault(t *testing.T) {
+	t.Parallel()
+	uri := contract.Backend(t, "POSTS_MONGO_URI")
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	v, err := Open(t.Context(), Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
+	coll := v.db.Collection("batch")
+	doc := func(id string, value any) insert {
+		return insert{coll: coll, doc: bson.D{{Key: "_id", Value: id}, {Key: "value", Value: value}}}
+	}
+
+	got := newInserter(5 * time.Second).run([]insert{doc("a", 1), doc("not encodable", make(chan int)), doc("b", 2)})
+
+	if got[1].err == nil {
+		t.Errorf("the document that cannot be encoded: %+v; want an error", got[1])
+	}
+	for _, i := range []int{0, 2} {
+		if got[i] != (insertResult{}) {
+			t.Errorf("document %d: %+v; want stored", i, got[i])
+		}
+	}
+	n, err := coll.CountDocuments(t.Context(), bson.D{})
+	if err != nil || n != 2 {
+		t.Errorf("%d documents stored, %v; want 2", n, err)
+	}
+}
