@@ -55,6 +55,10 @@ type Views struct {
 	history    *mongo.Collection
 	resolvedAt time.Time
 	pending    int64 // the generation Fresh prepared, for Swap
+
+	// historyInserts batches the history entries of concurrent changes, viewInserts their
+	// first views.
+	historyInserts, viewInserts *inserter
 }
 
 // The live collections are named by a generation kept in the meta collection, so a rebuild can
@@ -143,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongo: POSTS_MONGO_URI=%s: %w", redact(cfg.URI), err)
 	}
-	v := &Views{cfg: cfg, client: client, db: client.Database(cfg.Database)}
+	v := &Views{cfg: cfg, client: client, db: client.Database(cfg.Database), historyInserts: newInserter(cfg.Timeout), viewInserts: newInserter(cfg.Timeout)}
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout)
 	defer cancel()
 	if err := client.Ping(ctx, nil); err != nil {
@@ -268,16 +272,39 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	stored, err := v.putIfNewer(ctx, posts, s)
-	for wrote := stored; wrote && err == nil; {
+	if s.Version == 1 {
+		// The first version is stored exactly when there is no view yet, which a plain insert
+		// tells without the filtered read of a guarded write (on FerretDB a scan of the whole
+		// collection), and inserts made at the same time go in one InsertMany. An insert never
+		// overwrites, so it needs no look at the history after it (see below).
+		doc := toStateDoc(s)
+		duplicate, uncertain, err := v.viewInserts.Insert(ctx, posts, doc)
+		if err != nil {
+			return false, wrap("put view "+s.ID, err)
+		}
+		if uncertain {
+			// The view found may be this one, stored by a batch that then failed: it is, if
+			// it is s.
+			var found stateDoc
+			if err := posts.FindOne(ctx, bson.D{{Key: "_id", Value: s.ID}}).Decode(&found); err != nil {
+				return false, wrap("put view "+s.ID, err)
+			}
+			return found == doc, nil
+		}
+		return !duplicate, nil
+	}
+	w, err := v.putIfNewer(ctx, posts, s)
+	stored := w != unchanged
+	for w == replaced && err == nil {
 		// A server that evaluates the filter and the write apart (FerretDB on PostgreSQL reads
 		// the matching document, then replaces it by _id) lets a lower version written late
-		// overwrite a higher one written meanwhile. Every writer therefore looks, after its
-		// write, for the next version in the history — the projector stores the history entry
-		// before the view — and writes that too. The last write to a view is followed by such a
-		// look, which finds the next version if there is one, so the view converges on the
-		// highest version in the history. On MongoDB this costs one read by _id and finds
-		// nothing, as the filter holds there.
+		// overwrite a higher one written meanwhile. Every writer that replaced a view therefore
+		// looks, after its write, for the next version in the history — the projector stores
+		// the history entry before the view — and writes that too. The last replacement of a
+		// view is followed by such a look, which finds the next version if there is one, so the
+		// view converges on the highest version in the history. A write that inserted the view
+		// overwrote nothing; a higher write that its insert made fail is retried (putIfNewer).
+		// On MongoDB this costs one read by _id and finds nothing, as the filter holds there.
 		var next historyDoc
 		err = history.FindOne(ctx, bson.D{{Key: "_id", Value: historyID(s.ID, s.Version+1)}}).Decode(&next)
 		if errors.Is(err, mongo.ErrNoDocuments) {
@@ -287,23 +314,44 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 			return stored, wrap("check the history after "+s.ID, err)
 		}
 		s = fromStateDoc(next.State)
-		wrote, err = v.putIfNewer(ctx, posts, s)
+		w, err = v.putIfNewer(ctx, posts, s)
 	}
 	return stored, err
 }
 
+// write is what a guarded write did to a view.
+type write int
+
+const (
+	unchanged write = iota // a view with an equal or higher version is there
+	inserted               // there was no view
+	replaced               // the view had a lower version
+)
+
 // putIfNewer replaces the view of s.ID with s where its version is lower, or inserts it where
-// there is none, and reports whether it wrote.
-func (v *Views) putIfNewer(ctx context.Context, posts *mongo.Collection, s post.State) (bool, error) {
-	res, err := posts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: s.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: s.Version}}}},
-		toStateDoc(s), options.Replace().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		return false, nil // a view with this id and an equal or higher version exists
+// there is none, and reports which it did.
+func (v *Views) putIfNewer(ctx context.Context, posts *mongo.Collection, s post.State) (write, error) {
+	filter := bson.D{{Key: "_id", Value: s.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: s.Version}}}}
+	for attempt := 1; ; attempt++ {
+		res, err := posts.ReplaceOne(ctx, filter, toStateDoc(s), options.Replace().SetUpsert(true))
+		switch {
+		case mongo.IsDuplicateKeyError(err) && attempt == 1:
+			// No lower view matched, yet the upsert's insert collided: the view is newer, or it
+			// was inserted between this write's read and its insert (FerretDB does them apart).
+			// Once more tells which: the view is there now, so the read sees it.
+			continue
+		case mongo.IsDuplicateKeyError(err):
+			return unchanged, nil
+		case err != nil:
+			return unchanged, wrap("put view "+s.ID, err)
+		case res.UpsertedCount > 0:
+			return inserted, nil
+		case res.MatchedCount > 0:
+			return replaced, nil
+		default:
+			return unchanged, nil
+		}
 	}
-	if err != nil {
-		return false, wrap("put view "+s.ID, err)
-	}
-	return res.MatchedCount > 0 || res.UpsertedCount > 0, nil
 }
 
 // historyID is the _id of a history entry: the post id and the version, zero-padded so that
@@ -312,17 +360,19 @@ func historyID(postID string, version int64) string {
 	return fmt.Sprintf("%s:%019d", postID, version)
 }
 
-// PutHistory stores the entry under (post id, version); a repeat keeps the first.
+// PutHistory stores the entry under (post id, version); a repeat keeps the first. Entries put
+// at the same time are inserted together, in one InsertMany.
 func (v *Views) PutHistory(ctx context.Context, h ports.HistoryEntry) error {
 	_, history, err := v.cols(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = history.InsertOne(ctx, historyDoc{
+	// A duplicate is the entry stored before: success.
+	_, _, err = v.historyInserts.Insert(ctx, history, historyDoc{
 		ID: historyID(h.State.ID, h.State.Version), PostID: h.State.ID, Version: h.State.Version,
 		EventID: h.EventID, Type: string(h.Type), OccurredAt: h.OccurredAt.UnixMicro(), State: toStateDoc(h.State),
 	})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	if err != nil {
 		return wrap("put history "+h.State.ID, err)
 	}
 	return nil
@@ -439,7 +489,8 @@ func (v *Views) Fresh(ctx context.Context) (ports.ViewWriter, error) {
 	next := g + 1
 	p, h := collectionNames(next)
 	fresh := &Views{cfg: v.cfg, client: v.client, db: v.db, fixed: true,
-		posts: v.db.Collection(p), history: v.db.Collection(h)}
+		posts: v.db.Collection(p), history: v.db.Collection(h), historyInserts: newInserter(v.cfg.Timeout),
+		viewInserts: newInserter(v.cfg.Timeout)}
 	for _, c := range []*mongo.Collection{fresh.posts, fresh.history} {
 		if err := c.Drop(ctx); err != nil {
 			return nil, wrap("drop "+c.Name(), err)

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,5 +124,182 @@ func TestAWriteRepairsAHigherVersionUndoneBeforeIt(t *testing.T) {
 	}
 	if got, err := v.Get(t.Context(), "p1"); err != nil || got.Version != 3 || got.Title != "v3" {
 		t.Errorf("view = v%d %q, %v; want v3 back from the history", got.Version, got.Title, err)
+	}
+}
+
+// openViews returns a read model on a fresh database, dropped when the test ends.
+func openViews(t *testing.T) *mongo.Views {
+	t.Helper()
+	uri := contract.Backend(t, "POSTS_MONGO_URI")
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	v, err := mongo.Open(t.Context(), mongo.Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
+	return v
+}
+
+func entry(id string, version int64, at time.Time) ports.HistoryEntry {
+	return ports.HistoryEntry{EventID: fmt.Sprintf("%s-e%d", id, version), Type: post.EventUpdated, OccurredAt: at,
+		State: post.State{ID: id, Version: version, Title: fmt.Sprintf("v%d", version), Content: "c", AuthorName: "a",
+			CreatedAt: at, UpdatedAt: at}}
+}
+
+// TestConcurrentHistoryWithRepeatsStoresEachEntryOnce puts entries at the same time, so that they
+// share InsertManys, with every entry put three times and the first stored before: each call
+// succeeds and each entry is stored once.
+func TestConcurrentHistoryWithRepeatsStoresEachEntryOnce(t *testing.T) {
+	t.Parallel()
+	const versions, repeats = 16, 3
+	v := openViews(t)
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	if err := v.PutHistory(t.Context(), entry("p1", 1, at)); err != nil {
+		t.Fatal(err)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range versions * repeats {
+		wg.Go(func() {
+			<-start
+			version := int64(i%versions + 1)
+			if err := v.PutHistory(t.Context(), entry("p1", version, at)); err != nil {
+				t.Errorf("PutHistory v%d: %v", version, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	got, err := v.History(t.Context(), "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != versions {
+		t.Fatalf("history has %d entries, want %d", len(got), versions)
+	}
+	for i, h := range got {
+		if want := entry("p1", int64(i+1), at); h.EventID != want.EventID || h.State.Version != want.State.Version {
+			t.Errorf("history[%d] = %s v%d, want %s v%d", i, h.EventID, h.State.Version, want.EventID, want.State.Version)
+		}
+	}
+}
+
+// TestOneOfManyRacingFirstVersionsIsStored: writers put the first version of the same post at
+// the same time; exactly one of them stores it.
+func TestOneOfManyRacingFirstVersionsIsStored(t *testing.T) {
+	t.Parallel()
+	const writers = 16
+	v := openViews(t)
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	start := make(chan struct{})
+	var stored atomic.Int64
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			<-start
+			ok, err := v.PutCurrent(t.Context(), entry("p1", 1, at).State)
+			if err != nil {
+				t.Errorf("PutCurrent v1: %v", err)
+			}
+			if ok {
+				stored.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	if n := stored.Load(); n != 1 {
+		t.Errorf("%d of %d writers report storing v1, want 1", n, writers)
+	}
+	if got, err := v.Get(t.Context(), "p1"); err != nil || got.Version != 1 {
+		t.Errorf("view = v%d, %v; want v1", got.Version, err)
+	}
+}
+
+// TestRacingVersionsEndAtTheHighest puts every version of a post, each from several writers at
+// once, after its history: the first version (an insert, the others guarded replacements)
+// races the rest. The view ends at the highest version, the first is stored at most once and
+// some call reports storing.
+func TestRacingVersionsEndAtTheHighest(t *testing.T) {
+	t.Parallel()
+	const versions, repeats = 12, 3
+	v := openViews(t)
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	for version := int64(1); version <= versions; version++ {
+		if err := v.PutHistory(t.Context(), entry("p1", version, at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := make(chan struct{})
+	var storedFirst, storedAny atomic.Int64
+	var wg sync.WaitGroup
+	for i := range versions * repeats {
+		wg.Go(func() {
+			<-start
+			version := int64(i%versions + 1)
+			ok, err := v.PutCurrent(t.Context(), entry("p1", version, at).State)
+			if err != nil {
+				t.Errorf("PutCurrent v%d: %v", version, err)
+			}
+			if ok {
+				storedAny.Add(1)
+				if version == 1 {
+					storedFirst.Add(1)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	if got, err := v.Get(t.Context(), "p1"); err != nil || got.Version != versions || got.Title != fmt.Sprintf("v%d", versions) {
+		t.Errorf("view = v%d %q, %v; want v%d", got.Version, got.Title, err, versions)
+	}
+	if n := storedFirst.Load(); n > 1 {
+		t.Errorf("%d writers report storing v1, want at most 1", n)
+	}
+	if storedAny.Load() == 0 {
+		t.Error("no writer reports storing a version")
+	}
+}
+
+// TestASecondVersionRacingTheFirstIsStored puts the first two versions of many posts at the
+// same time. On a server that reads and inserts apart, the second version's upsert can find no
+// view, then collide with the first version inserted meanwhile: it must not give up as if the
+// view were newer.
+func TestASecondVersionRacingTheFirstIsStored(t *testing.T) {
+	t.Parallel()
+	const posts = 40
+	v := openViews(t)
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	id := func(i int) string { return fmt.Sprintf("p%02d", i) }
+	for i := range posts {
+		for version := int64(1); version <= 2; version++ {
+			if err := v.PutHistory(t.Context(), entry(id(i), version, at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 * posts {
+		wg.Go(func() {
+			<-start
+			s := entry(id(i/2), int64(i%2+1), at).State
+			if _, err := v.PutCurrent(t.Context(), s); err != nil {
+				t.Errorf("PutCurrent %s v%d: %v", s.ID, s.Version, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	for i := range posts {
+		if got, err := v.Get(t.Context(), id(i)); err != nil || got.Version != 2 {
+			t.Errorf("view of %s = v%d, %v; want v2", id(i), got.Version, err)
+		}
 	}
 }
