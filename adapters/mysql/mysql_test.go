@@ -194,14 +194,16 @@ func TestRelayPublishesAnAppendThatCommitsAfterAHigherPosition(t *testing.T) {
 	commit := make(chan struct{})   // A may commit
 	s, _ := open(t, mysql.Config{
 		Timeout: waitFor,
-		BeforeCommit: func(ctx context.Context, postID string) {
+		BeforeCommit: func(ctx context.Context, postID string) error {
 			if postID != a {
-				return
+				return nil
 			}
 			close(inserted)
 			select {
 			case <-commit:
+				return nil
 			case <-ctx.Done():
+				return ctx.Err()
 			}
 		},
 	})
@@ -285,20 +287,25 @@ type holdKey struct{}
 // TestAppendDeadlockIsAConflict forces InnoDB's classic insert deadlock: append 1 inserts
 // version 1 and stays open; appends 2 and 3 insert version 1 too and wait for its lock; append 1
 // rolls back, and 2 and 3, each holding a shared lock on the key, both ask for an exclusive one.
-// InnoDB kills one of them. The victim must get ErrConflict, which the core retries, not an
-// error that turns into a 500.
+// InnoDB kills one of them. Each append runs in a transaction of its own here (AppendBatch 1),
+// so the victim's transaction is run again and then finds version 1 taken: it must get
+// ErrConflict, which the core retries, not an error that turns into a 500.
 func TestAppendDeadlockIsAConflict(t *testing.T) {
 	t.Parallel()
 	st := newStory(t)
 	id := newID()
 	inserted := make(chan struct{})
 	s, dsn := open(t, mysql.Config{
-		Timeout: waitFor,
-		BeforeCommit: func(ctx context.Context, _ string) {
-			if ctx.Value(holdKey{}) != nil {
-				close(inserted)
-				<-ctx.Done() // then database/sql rolls the transaction back
+		Timeout:     waitFor,
+		AppendBatch: 1,
+		AppendSlots: 3,
+		BeforeCommit: func(ctx context.Context, _ string) error {
+			if ctx.Value(holdKey{}) == nil {
+				return nil
 			}
+			close(inserted)
+			<-ctx.Done()
+			return ctx.Err() // the transaction rolls back
 		},
 	})
 	v1 := make([]ports.Change, 3)
