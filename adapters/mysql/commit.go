@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -86,7 +85,8 @@ func failAll(ctx context.Context, batch []*pending, err error) []error {
 // commitBatch runs one transaction for the batch. It returns each append's answer when the
 // transaction committed, or the error that ended it.
 func (s *EventStore) commitBatch(ctx context.Context, batch []*pending, oneByOne bool) ([]error, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	// READ COMMITTED, the level of every connection of the store (see readCommitted).
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

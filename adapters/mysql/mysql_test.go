@@ -386,6 +386,44 @@ func TestARelayDoesNotWaitForAnAppendInFlight(t *testing.T) {
 	}
 }
 
+// TestAnAppendDoesNotWaitForARelayInFlight: a relay that claimed the whole outbox holds its
+// rows while it publishes; appends go on meanwhile. Under REPEATABLE READ its locking read would
+// also lock the gap above the last row, and every append's outbox insert would wait for the
+// relay: the store's transactions run at READ COMMITTED.
+func TestAnAppendDoesNotWaitForARelayInFlight(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	s, _ := open(t, mysql.Config{Timeout: waitFor})
+	appendOK(t, s, st.create(newID()))
+	appendOK(t, s, st.create(newID()))
+
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Relay(context.Background(), 10, func(context.Context, []ports.Change) error {
+			close(holding)
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	receive(t, holding, "the relay to claim the outbox")
+
+	appended := make(chan error, 1)
+	go func() {
+		id := newID()
+		appended <- s.Append(context.Background(), ports.Append{PostID: id, Changes: []ports.Change{st.create(id)}})
+	}()
+	if err := receive(t, appended, "an append while the relay publishes"); err != nil {
+		t.Errorf("Append: %v", err)
+	}
+	close(release)
+	if err := receive(t, done, "the relay to finish"); err != nil {
+		t.Errorf("Relay: %v", err)
+	}
+}
+
 type holdKey struct{}
 
 // TestAppendDeadlockIsAConflict forces InnoDB's classic insert deadlock: append 1 inserts

@@ -30,9 +30,10 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RelayTimeout)
 	defer cancel()
-	// READ COMMITTED: the locking read takes no gap locks, so appends are never held up by a
-	// relay, and the order check below sees what other relays have committed since.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	// READ COMMITTED, the level of every connection of the store (see readCommitted): the
+	// locking read takes no gap locks, so appends are never held up by a relay, and the order
+	// check below sees what other relays have committed since.
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, wrap("relay", err)
 	}
