@@ -199,26 +199,44 @@ func (s *EventStore) writeTogether(ctx context.Context, tx bun.Tx, batch []*pend
 	if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
 		return nil, oneByOneOr(err)
 	}
-	if len(events) > 1 {
-		// Only the first position comes back; the others are read rather than assumed
-		// consecutive, which not every innodb_autoinc_lock_mode promises.
-		if err := readPositions(ctx, tx, events); err != nil {
-			return nil, err
-		}
-	} else if events[0].Position == 0 {
-		return nil, fmt.Errorf("the server returned no position for %s v%d", events[0].StreamID, events[0].Version)
-	}
-	var outbox []outboxRow
-	n := 0
+	var states []string
 	for _, p := range written {
-		k := len(p.rows.events)
-		outbox = append(outbox, outboxOf(events[n:n+k], p.rows.states)...)
-		n += k
+		states = append(states, p.rows.states...)
 	}
-	if _, err := tx.NewInsert().Model(&outbox).Exec(ctx); err != nil {
+	if err := insertOutbox(ctx, tx, events, states); err != nil {
 		return nil, oneByOneOr(err)
 	}
 	return written, nil
+}
+
+// insertOutbox inserts the outbox rows of events just inserted in tx, with their states, in one
+// statement that takes their positions from the events table: an insert returns only the first
+// position it took, and the others need not be consecutive under every innodb_autoinc_lock_mode.
+// The events are found by their unique event ids; rows this transaction wrote, so the read
+// waits for nobody.
+func insertOutbox(ctx context.Context, tx bun.Tx, events []eventRow, states []string) error {
+	var q strings.Builder
+	args := make([]any, 0, 3*len(events))
+	q.WriteString("INSERT INTO outbox (position, stream_id, version, state) " +
+		"SELECT e.position, e.stream_id, e.version, CASE e.event_id")
+	for i, e := range events {
+		q.WriteString(" WHEN ? THEN ?")
+		args = append(args, e.EventID, states[i])
+	}
+	q.WriteString(" END FROM events AS e WHERE e.event_id IN (?)")
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.EventID
+	}
+	args = append(args, bun.List(ids))
+	res, err := tx.NewRaw(q.String(), args...).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n != int64(len(events)) {
+		return fmt.Errorf("%d outbox rows inserted for %d events", n, len(events))
+	}
+	return nil
 }
 
 // oneByOneOr returns errOneByOne when err concerns one append only, else err.
@@ -260,33 +278,4 @@ func versionsOf(ctx context.Context, tx bun.Tx, batch []*pending) (map[string]in
 		versions[streamKey(c.StreamID)] = c.Version
 	}
 	return versions, nil
-}
-
-// readPositions sets the positions of events just inserted in tx, found by their event ids.
-func readPositions(ctx context.Context, tx bun.Tx, events []eventRow) error {
-	ids := make([]string, len(events))
-	for i, e := range events {
-		ids[i] = e.EventID
-	}
-	var got []struct {
-		Position int64  `bun:"position"`
-		EventID  string `bun:"event_id"`
-	}
-	err := tx.NewSelect().Model((*eventRow)(nil)).Column("position", "event_id").
-		Where("event_id IN (?)", bun.List(ids)).Scan(ctx, &got)
-	if err != nil {
-		return err
-	}
-	positions := make(map[string]int64, len(got))
-	for _, g := range got {
-		positions[streamKey(g.EventID)] = g.Position
-	}
-	for i := range events {
-		p, ok := positions[streamKey(events[i].EventID)]
-		if !ok {
-			return fmt.Errorf("event %s was inserted but is not found", events[i].EventID)
-		}
-		events[i].Position = p
-	}
-	return nil
 }
