@@ -195,6 +195,9 @@ func TestRelayPublishesAnAppendThatCommitsAfterAHigherPosition(t *testing.T) {
 	commit := make(chan struct{})   // A may commit
 	s, _ := open(t, mysql.Config{
 		Timeout: waitFor,
+		// Two transactions at once, as two processes would run them: with one slot, B would
+		// wait for A's transaction instead of committing past it.
+		AppendSlots: 2,
 		BeforeCommit: func(ctx context.Context, postID string) error {
 			if postID != a {
 				return nil
