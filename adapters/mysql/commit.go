@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -252,30 +253,41 @@ func streamKey(id string) string { return strings.TrimRight(id, " ") }
 
 // versionsOf reads the current version of every stream the batch appends events to (a plain,
 // non-locking read, as write does), keyed by streamKey; a stream with no events is absent.
+// Each stream has its own MAX subquery, which the (stream_id, version) key answers from its
+// last entry: a GROUP BY over an IN list of one stream is run as a scan of the whole stream.
 func versionsOf(ctx context.Context, tx bun.Tx, batch []*pending) (map[string]int64, error) {
 	versions := make(map[string]int64, len(batch))
-	var streams []string
+	var (
+		q    strings.Builder
+		args []any
+	)
 	seen := make(map[string]bool, len(batch))
 	for _, p := range batch {
-		if k := streamKey(p.a.PostID); len(p.a.Changes) > 0 && !seen[k] {
-			seen[k] = true
-			streams = append(streams, p.a.PostID)
+		k := streamKey(p.a.PostID)
+		if len(p.a.Changes) == 0 || seen[k] {
+			continue
 		}
+		seen[k] = true
+		if len(args) > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		q.WriteString("SELECT ? AS stream_id, (SELECT MAX(version) FROM events WHERE stream_id = ?) AS version")
+		args = append(args, p.a.PostID, p.a.PostID)
 	}
-	if len(streams) == 0 {
+	if len(args) == 0 {
 		return versions, nil
 	}
 	var current []struct {
-		StreamID string `bun:"stream_id"`
-		Version  int64  `bun:"version"`
+		StreamID string        `bun:"stream_id"`
+		Version  sql.NullInt64 `bun:"version"`
 	}
-	err := tx.NewSelect().Model((*eventRow)(nil)).Column("stream_id").ColumnExpr("MAX(version) AS version").
-		Where("stream_id IN (?)", bun.List(streams)).Group("stream_id").Scan(ctx, &current)
-	if err != nil {
+	if err := tx.NewRaw(q.String(), args...).Scan(ctx, &current); err != nil {
 		return nil, err
 	}
 	for _, c := range current {
-		versions[streamKey(c.StreamID)] = c.Version
+		if c.Version.Valid {
+			versions[streamKey(c.StreamID)] = c.Version.Int64
+		}
 	}
 	return versions, nil
 }
