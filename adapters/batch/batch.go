@@ -36,10 +36,16 @@ func New[In, Out any](size, slots int, run func(in []In) []Out) *Group[In, Out] 
 	return &Group[In, Out]{run: run, max: max(size, 1), slots: max(slots, 1)}
 }
 
-// Do runs in as part of a batch and returns its result. A call whose ctx ends before its batch
-// began is withdrawn and Do returns ctx.Err(); once its batch has begun Do waits for the
-// result, so the caller always learns the outcome of an operation that ran.
+// Do runs in as part of a batch and returns its result. A call whose ctx has ended, or ends
+// before its batch began, is withdrawn (never run) and Do returns ctx.Err(); once its batch
+// has begun Do waits for the result, so the caller always learns the outcome of an operation
+// that ran.
 func (g *Group[In, Out]) Do(ctx context.Context, in In) (Out, error) {
+	if err := ctx.Err(); err != nil {
+		// Queued, it could be taken by a batch before the select below saw ctx end.
+		var zero Out
+		return zero, err
+	}
 	c := &call[In, Out]{in: in, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)

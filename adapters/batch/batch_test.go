@@ -130,6 +130,24 @@ func TestACallCancelledBeforeItsBatchIsWithdrawn(t *testing.T) {
 	}
 }
 
+func TestACallWhoseContextHasEndedNeverRuns(t *testing.T) {
+	var ran atomic.Int64
+	g := batch.New(10, 1, func(in []int) []int {
+		ran.Add(int64(len(in)))
+		return make([]int, len(in))
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i := range 100 {
+		if _, err := g.Do(ctx, i); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Do with an ended context returned %v, want context.Canceled", err)
+		}
+	}
+	if n := ran.Load(); n != 0 {
+		t.Errorf("%d calls with an ended context ran", n)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {

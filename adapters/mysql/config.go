@@ -30,6 +30,8 @@ const (
 	defaultStartTimeout    = time.Minute
 	defaultDialTimeout     = 5 * time.Second
 	defaultIOTimeout       = 10 * time.Second
+	defaultAppendBatch     = 32
+	defaultAppendSlots     = 1
 )
 
 // Config configures an EventStore. Only DSN is required; every other zero field takes its
@@ -54,6 +56,15 @@ type Config struct {
 	// RelayTimeout bounds one Relay call, publishing included (default 30s). Its rows stay
 	// locked meanwhile, so it should not be much longer than a publish may take.
 	RelayTimeout time.Duration
+	// AppendBatch is the most appends committed in one transaction (default 32), AppendSlots
+	// the most such transactions running at once (default 1). Appends that arrive while the
+	// slots are busy wait and share the next transaction, so one commit (one log flush) serves
+	// many of them; under light load an append runs alone at once. One slot makes the largest
+	// batches and the fewest statements per append (measured: 16 clients gave batches of about
+	// 7 with one slot, 4 with two, 3 with three), but an append whose transaction waits for a
+	// lock held elsewhere then holds up every append of the process, for up to Timeout.
+	AppendBatch int
+	AppendSlots int
 	// StartTimeout bounds Open: connecting, waiting for another process's migration and
 	// migrating (default 1m).
 	StartTimeout time.Duration
@@ -62,10 +73,13 @@ type Config struct {
 	Now func() time.Time
 	// Log receives what the store and the driver report on their own (default: discarded).
 	Log *slog.Logger
-	// BeforeCommit is a test hook: when not nil, Append calls it inside its transaction, after
-	// every row is written and before the commit, with the post id of the append. A test blocks
-	// in it to hold a transaction open and force an interleaving. Leave it nil in production.
-	BeforeCommit func(ctx context.Context, postID string)
+	// BeforeCommit is a test hook: when not nil, it is called inside an append's transaction,
+	// after every row is written and before the commit, once for every append of the batch
+	// that is about to be committed, with that append's context and post id. A test blocks in
+	// it to hold a transaction open and force an interleaving; when it returns an error, the
+	// transaction is rolled back and every append in it fails with that error. Leave it nil in
+	// production.
+	BeforeCommit func(ctx context.Context, postID string) error
 }
 
 // withDefaults returns cfg with every zero field set to its default, or an error naming the
@@ -85,6 +99,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"Timeout", cfg.Timeout < 0},
 		{"RelayTimeout", cfg.RelayTimeout < 0},
 		{"StartTimeout", cfg.StartTimeout < 0},
+		{"AppendBatch", cfg.AppendBatch < 0},
+		{"AppendSlots", cfg.AppendSlots < 0},
 	} {
 		if f.neg {
 			return cfg, fmt.Errorf("mysql: config: %s is negative", f.name)
@@ -107,6 +123,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.RelayTimeout == 0 {
 		cfg.RelayTimeout = defaultRelayTimeout
+	}
+	if cfg.AppendBatch == 0 {
+		cfg.AppendBatch = defaultAppendBatch
+	}
+	if cfg.AppendSlots == 0 {
+		cfg.AppendSlots = defaultAppendSlots
 	}
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = defaultStartTimeout

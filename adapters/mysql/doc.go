@@ -1,10 +1,17 @@
 // Package mysql keeps the event store, its transactional outbox and the idempotency records in
 // one MySQL or MariaDB database, through uptrace/bun and go-sql-driver/mysql.
 //
-// One Append is one transaction: the events, one outbox row per event and the idempotency
-// record are committed together or not at all. The unique key (stream_id, version) makes the
-// database the judge of concurrent appends, so of N appenders racing at one expected version
-// exactly one commits and the others get ports.ErrConflict.
+// Each Append is atomic: the events, one outbox row per event and the idempotency record are
+// committed together or not at all. The unique key (stream_id, version) makes the database the
+// judge of concurrent appends, so of N appenders racing at one expected version exactly one
+// commits and the others get ports.ErrConflict.
+//
+// Concurrent appends share transactions (group commit, through package batch): appends that
+// arrive while a transaction runs are committed together in the next one, so one commit, and
+// one flush of the log, serves many. Each append in it is still decided on its own: a batch is
+// written with one statement per table when every append in it holds, and otherwise again one
+// append at a time, each behind a savepoint that a failed append rolls back to. An append is
+// answered only after its transaction committed.
 //
 // The outbox holds only what is not published yet: the relay claims rows with
 // SELECT … FOR UPDATE SKIP LOCKED, publishes them and deletes them in the same transaction. There

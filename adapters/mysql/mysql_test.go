@@ -3,6 +3,7 @@ package mysql_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -194,14 +195,19 @@ func TestRelayPublishesAnAppendThatCommitsAfterAHigherPosition(t *testing.T) {
 	commit := make(chan struct{})   // A may commit
 	s, _ := open(t, mysql.Config{
 		Timeout: waitFor,
-		BeforeCommit: func(ctx context.Context, postID string) {
+		// Two transactions at once, as two processes would run them: with one slot, B would
+		// wait for A's transaction instead of committing past it.
+		AppendSlots: 2,
+		BeforeCommit: func(ctx context.Context, postID string) error {
 			if postID != a {
-				return
+				return nil
 			}
 			close(inserted)
 			select {
 			case <-commit:
+				return nil
 			case <-ctx.Done():
+				return ctx.Err()
 			}
 		},
 	})
@@ -280,25 +286,171 @@ func TestRelayLeavesAPostsLaterChangeWhileAnotherRelayHoldsAnEarlierOne(t *testi
 	}
 }
 
+// TestRelaysMarkingTheirRowsPublishedAtOnceDoNotDeadlock: two relays each hold half of a small
+// outbox and delete their rows at the same moment. A DELETE run as a table scan would wait for
+// the other relay's rows, and the two would deadlock; each must touch only its own rows.
+func TestRelaysMarkingTheirRowsPublishedAtOnceDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	s, _ := open(t, mysql.Config{Timeout: waitFor})
+	for round := range 10 {
+		for range 4 {
+			appendOK(t, s, st.create(newID()))
+		}
+		release := make(chan struct{})
+		claimed := make(chan int, 2)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				n, err := s.Relay(context.Background(), 2, func(_ context.Context, cs []ports.Change) error {
+					claimed <- len(cs)
+					<-release
+					return nil
+				})
+				if err == nil && n != 2 {
+					err = fmt.Errorf("published %d changes, want 2", n)
+				}
+				errs <- err
+			}()
+		}
+		receive(t, claimed, "relay 1 to claim its rows")
+		receive(t, claimed, "relay 2 to claim its rows")
+		close(release)
+		for range 2 {
+			if err := receive(t, errs, "a relay to finish"); err != nil {
+				t.Fatalf("round %d: relay: %v", round, err)
+			}
+		}
+		if got := relayOnce(t, s, 10); len(got) != 0 {
+			t.Fatalf("round %d: the outbox still holds %v", round, ids(got))
+		}
+	}
+}
+
+// TestARelayDoesNotWaitForAnAppendInFlight: while an append holds its uncommitted outbox row,
+// the relay publishes and deletes every committed row. A DELETE that scanned the table would
+// wait for the append's row until the append ends.
+func TestARelayDoesNotWaitForAnAppendInFlight(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	held := newID()
+	inserted := make(chan struct{})
+	commit := make(chan struct{})
+	s, _ := open(t, mysql.Config{
+		Timeout: waitFor,
+		BeforeCommit: func(ctx context.Context, postID string) error {
+			if postID != held {
+				return nil
+			}
+			close(inserted)
+			select {
+			case <-commit:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	})
+	// Ten committed rows and the held one: the relay's rows are most of the table, the case in
+	// which an optimizer prefers a scan.
+	committed := make([]ports.Change, 10)
+	for i := range committed {
+		committed[i] = st.create(newID())
+	}
+	for _, c := range committed {
+		appendOK(t, s, c)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Append(context.Background(), ports.Append{PostID: held, Changes: []ports.Change{st.create(held)}})
+	}()
+	receive(t, inserted, "the held append to write its rows")
+
+	type relayed struct {
+		changes []ports.Change
+		err     error
+	}
+	relays := make(chan relayed, 1)
+	go func() {
+		var r relayed
+		_, r.err = s.Relay(context.Background(), 20, func(_ context.Context, cs []ports.Change) error {
+			r.changes = cs
+			return nil
+		})
+		relays <- r
+	}()
+	r := receive(t, relays, "the relay to finish while an append is in flight")
+	if r.err != nil || !reflect.DeepEqual(ids(r.changes), ids(committed)) {
+		t.Errorf("the relay published %v, %v; want %v", ids(r.changes), r.err, ids(committed))
+	}
+	close(commit)
+	if err := receive(t, done, "the held append to commit"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAnAppendDoesNotWaitForARelayInFlight: a relay that claimed the whole outbox holds its
+// rows while it publishes; appends go on meanwhile. Under REPEATABLE READ its locking read would
+// also lock the gap above the last row, and every append's outbox insert would wait for the
+// relay: the store's transactions run at READ COMMITTED.
+func TestAnAppendDoesNotWaitForARelayInFlight(t *testing.T) {
+	t.Parallel()
+	st := newStory(t)
+	s, _ := open(t, mysql.Config{Timeout: waitFor})
+	appendOK(t, s, st.create(newID()))
+	appendOK(t, s, st.create(newID()))
+
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Relay(context.Background(), 10, func(context.Context, []ports.Change) error {
+			close(holding)
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	receive(t, holding, "the relay to claim the outbox")
+
+	appended := make(chan error, 1)
+	go func() {
+		id := newID()
+		appended <- s.Append(context.Background(), ports.Append{PostID: id, Changes: []ports.Change{st.create(id)}})
+	}()
+	if err := receive(t, appended, "an append while the relay publishes"); err != nil {
+		t.Errorf("Append: %v", err)
+	}
+	close(release)
+	if err := receive(t, done, "the relay to finish"); err != nil {
+		t.Errorf("Relay: %v", err)
+	}
+}
+
 type holdKey struct{}
 
 // TestAppendDeadlockIsAConflict forces InnoDB's classic insert deadlock: append 1 inserts
 // version 1 and stays open; appends 2 and 3 insert version 1 too and wait for its lock; append 1
 // rolls back, and 2 and 3, each holding a shared lock on the key, both ask for an exclusive one.
-// InnoDB kills one of them. The victim must get ErrConflict, which the core retries, not an
-// error that turns into a 500.
+// InnoDB kills one of them. Each append runs in a transaction of its own here (AppendBatch 1),
+// so the victim's transaction is run again and then finds version 1 taken: it must get
+// ErrConflict, which the core retries, not an error that turns into a 500.
 func TestAppendDeadlockIsAConflict(t *testing.T) {
 	t.Parallel()
 	st := newStory(t)
 	id := newID()
 	inserted := make(chan struct{})
 	s, dsn := open(t, mysql.Config{
-		Timeout: waitFor,
-		BeforeCommit: func(ctx context.Context, _ string) {
-			if ctx.Value(holdKey{}) != nil {
-				close(inserted)
-				<-ctx.Done() // then database/sql rolls the transaction back
+		Timeout:     waitFor,
+		AppendBatch: 1,
+		AppendSlots: 3,
+		BeforeCommit: func(ctx context.Context, _ string) error {
+			if ctx.Value(holdKey{}) == nil {
+				return nil
 			}
+			close(inserted)
+			<-ctx.Done()
+			return ctx.Err() // the transaction rolls back
 		},
 	})
 	v1 := make([]ports.Change, 3)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/uptrace/bun"
 
@@ -29,9 +30,10 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RelayTimeout)
 	defer cancel()
-	// READ COMMITTED: the locking read takes no gap locks, so appends are never held up by a
-	// relay, and the order check below sees what other relays have committed since.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	// READ COMMITTED, the level of every connection of the store (see readCommitted): the
+	// locking read takes no gap locks, so appends are never held up by a relay, and the order
+	// check below sees what other relays have committed since.
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, wrap("relay", err)
 	}
@@ -76,16 +78,30 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	return len(kept), nil
 }
 
-// markPublished deletes the outbox rows, one statement per row. A single DELETE … WHERE
-// position IN (…) may be run as a table scan (the optimizer picks one when it believes the
-// list covers most of a small table), and a scanning DELETE waits for every row it reads,
-// including the rows other relays hold: two relays deleting their batches then deadlock. An
-// equality on the primary key touches only the row named, whose lock this transaction holds.
+// markPublished deletes the outbox rows in one statement that touches only them. A plain
+// DELETE … WHERE position IN (…) may be run as a table scan (the optimizer picks one when it
+// believes the list covers most of a small table, and ignores index hints on DELETE), and a
+// scanning DELETE waits for every row it reads, including the rows other relays hold: two
+// relays deleting their batches then deadlock. Here the positions are a derived table joined
+// first (STRAIGHT_JOIN fixes the order) to the primary key, so each row is reached by an
+// equality lookup and only rows whose locks this transaction holds are touched.
 func markPublished(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
-	for _, r := range rows {
-		if _, err := tx.NewDelete().Model((*outboxRow)(nil)).Where("position = ?", r.Position).Exec(ctx); err != nil {
-			return err
+	var q strings.Builder
+	q.WriteString("DELETE o FROM (SELECT ? AS position")
+	args := make([]any, len(rows))
+	for i, r := range rows {
+		if i > 0 {
+			q.WriteString(" UNION ALL SELECT ?")
 		}
+		args[i] = r.Position
+	}
+	q.WriteString(") AS published STRAIGHT_JOIN outbox AS o ON o.position = published.position")
+	res, err := tx.NewRaw(q.String(), args...).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n != int64(len(rows)) {
+		return fmt.Errorf("deleted %d outbox rows of %d claimed", n, len(rows))
 	}
 	return nil
 }

@@ -122,14 +122,6 @@ func metadataOf(r eventRow) (ports.Metadata, error) {
 	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState}, nil
 }
 
-func toOutboxRow(position int64, c ports.Change) (outboxRow, error) {
-	state, err := encodeState(c.State)
-	if err != nil {
-		return outboxRow{}, err
-	}
-	return outboxRow{Position: position, StreamID: c.Event.PostID, Version: c.Event.Version, State: state}, nil
-}
-
 func toKeyRow(r ports.IdempotencyRecord, storedAt time.Time) (keyRow, error) {
 	state, err := encodeState(r.State)
 	if err != nil {
