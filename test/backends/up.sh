@@ -109,9 +109,12 @@ pgbin=/usr/lib/postgresql/15/bin
 pg_data="$state/postgres"
 pg_sock=/run/postgresql
 pg_ping() { "$pgbin/pg_isready" -q -h 127.0.0.1 -p 5432; }
-# FerretDB's database; the fault suite reaches into it with psql to make a projection fail.
+# FerretDB's database; the fault suite reaches into PostgreSQL with psql to make a projection fail.
 pg_url=postgres://ferretdb:ferretdb@127.0.0.1:5432/ferretdb
-pg_ferretdb() { "$pgbin/psql" -XqtA -d "$pg_url" -c 'SELECT 1'; }
+# The tests' private FerretDBs each get a database of their own: the role needs CREATEDB.
+pg_ferretdb() {
+	[ "$("$pgbin/psql" -XqtA -d "$pg_url" -c 'SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user')" = t ]
+}
 as_postgres() { (cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
 if ! pg_ferretdb >/dev/null 2>&1; then
 	if ! pg_ping; then
@@ -140,7 +143,7 @@ if ! pg_ferretdb >/dev/null 2>&1; then
 	fi
 	as_postgres "$pgbin/psql" -Xq -v ON_ERROR_STOP=1 -h "$pg_sock" -p 5432 -U postgres -d postgres >&2 <<'SQL'
 SELECT 'CREATE ROLE ferretdb' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ferretdb')\gexec
-ALTER ROLE ferretdb LOGIN PASSWORD 'ferretdb';
+ALTER ROLE ferretdb LOGIN CREATEDB PASSWORD 'ferretdb';
 SELECT 'CREATE DATABASE ferretdb OWNER ferretdb' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'ferretdb')\gexec
 SQL
 fi

@@ -1,26 +1,13 @@
 package fault_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
-)
 
-// psql runs sql on the PostgreSQL database at pgURL with the psql client, stopping at the first
-// error, and returns what it printed (unaligned, tuples only).
-func psql(pgURL, sql string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "psql", "-XqtA", "-v", "ON_ERROR_STOP=1", "-d", pgURL, "-c", sql).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("psql: %w\n%s", err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
+	"hexapost/test/harness"
+)
 
 // refuseHistory makes the MongoDB-wire server at mongoURI — a FerretDB storing in the
 // PostgreSQL database at pgURL — refuse to store a history entry of any post titled title, until
@@ -39,7 +26,7 @@ func refuseHistory(t *testing.T, pgURL, mongoURI, title string) (heal func() err
 		t.Fatal(err)
 	}
 	schema := quoteIdent(strings.TrimPrefix(u.Path, "/"))
-	table, err := psql(pgURL, fmt.Sprintf(
+	table, err := harness.Psql(pgURL, fmt.Sprintf(
 		`SELECT _jsonb->>'table' FROM %s._ferretdb_database_metadata WHERE _jsonb->>'_id' = 'history'`, schema))
 	if err != nil {
 		t.Fatalf("the history collection's table: %v", err)
@@ -48,7 +35,7 @@ func refuseHistory(t *testing.T, pgURL, mongoURI, title string) (heal func() err
 		t.Fatalf("no history collection in %s yet", schema)
 	}
 	history := schema + "." + quoteIdent(table)
-	_, err = psql(pgURL, fmt.Sprintf(`
+	_, err = harness.Psql(pgURL, fmt.Sprintf(`
 CREATE FUNCTION %[1]s.refuse_history() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW._jsonb->'state'->>'title' = %[2]s THEN
@@ -62,7 +49,7 @@ CREATE TRIGGER refuse_history BEFORE INSERT OR UPDATE ON %[3]s
 		t.Fatalf("install the trigger: %v", err)
 	}
 	heal = func() error {
-		_, err := psql(pgURL, fmt.Sprintf(`DROP TRIGGER IF EXISTS refuse_history ON %s;
+		_, err := harness.Psql(pgURL, fmt.Sprintf(`DROP TRIGGER IF EXISTS refuse_history ON %s;
 DROP FUNCTION IF EXISTS %s.refuse_history();`, history, schema))
 		return err
 	}

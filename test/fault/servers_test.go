@@ -47,9 +47,8 @@ func startNATS(t testing.TB) (*server, string) {
 	return wrap(harness.StartNATS(t, serverWithin))
 }
 
-// startFerretDB starts a private MongoDB-wire server: the FerretDB that test/backends/up.sh
-// builds, storing in the PostgreSQL database of POSTS_TEST_POSTGRES_URL (the one up.sh runs
-// it on). It returns the server, its URI and that database's URL.
+// startFerretDB starts a private MongoDB-wire server (harness.StartFerretDB) and returns it,
+// its URI and its PostgreSQL database's URL.
 func startFerretDB(t testing.TB) (*server, string, string) {
 	t.Helper()
 	s, uri, pgURL := harness.StartFerretDB(t, serverWithin)

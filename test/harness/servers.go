@@ -1,7 +1,11 @@
 package harness
 
 import (
+	"context"
+	"crypto/rand"
+	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,12 +105,14 @@ func StartNATS(t testing.TB, within time.Duration) (*Server, string) {
 }
 
 // StartFerretDB starts a private MongoDB-wire server, the FerretDB that test/backends/up.sh
-// builds, storing in the PostgreSQL database of POSTS_TEST_POSTGRES_URL (the one up.sh runs it
-// on). It returns the server, its URI and that database's URL.
+// builds, storing in a PostgreSQL database of its own beside the one of POSTS_TEST_POSTGRES_URL
+// (FerretDB reads every schema of its database at start, so one sharing a database with others
+// can trip over a schema they drop meanwhile). It returns the server, its URI and its
+// database's URL; the database is dropped when the test ends.
 func StartFerretDB(t testing.TB, within time.Duration) (*Server, string, string) {
 	t.Helper()
 	contract.Backend(t, "POSTS_MONGO_URI")
-	pgURL := contract.Backend(t, "POSTS_TEST_POSTGRES_URL")
+	shared := contract.Backend(t, "POSTS_TEST_POSTGRES_URL")
 	bin, err := filepath.Abs(filepath.Join("..", "backends", ".state", "ferretdb"))
 	if err != nil {
 		t.Fatal(err)
@@ -114,10 +120,37 @@ func StartFerretDB(t testing.TB, within time.Duration) (*Server, string, string)
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("FerretDB binary: %v (test/backends/up.sh builds it)", err)
 	}
+	pgURL, err := url.Parse(shared)
+	if err != nil {
+		t.Fatalf("POSTS_TEST_POSTGRES_URL: %v", err)
+	}
+	name := "ferretdb_" + strings.ToLower(rand.Text()[:12])
+	if _, err := Psql(shared, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the server starts, so it runs after the server is stopped.
+	t.Cleanup(func() {
+		if _, err := Psql(shared, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop the private FerretDB's database: %v", err)
+		}
+	})
+	pgURL.Path = "/" + name
 	port := FreePort(t)
 	s := StartServer(t, "ferretdb", port, within, bin, "serve", "-listen", "127.0.0.1:"+strconv.Itoa(port),
-		"-postgresql-url", pgURL)
-	return s, "mongodb://" + s.Addr() + "/hexapost", pgURL
+		"-postgresql-url", pgURL.String())
+	return s, "mongodb://" + s.Addr() + "/hexapost", pgURL.String()
+}
+
+// Psql runs sql on the PostgreSQL database at pgURL with the psql client, stopping at the first
+// error, and returns what it printed (unaligned, tuples only).
+func Psql(pgURL, sql string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "psql", "-XqtA", "-v", "ON_ERROR_STOP=1", "-d", pgURL, "-c", sql).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("psql: %w\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // StartMariaDB initialises a data directory and starts a private mariadbd on a free loopback
