@@ -17,14 +17,7 @@ import (
 
 func TestABatchGivesEachDocumentItsOwnOutcome(t *testing.T) {
 	t.Parallel()
-	uri := contract.Backend(t, "POSTS_MONGO_URI")
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	v, err := Open(t.Context(), Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
+	v := freshViews(t)
 	coll := v.db.Collection("batch")
 	if _, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: "stored before"}, {Key: "n", Value: 0}}); err != nil {
 		t.Fatal(err)
@@ -84,14 +77,7 @@ func TestABatchGivesEachDocumentItsOwnOutcome(t *testing.T) {
 // callers learn so.
 func TestABatchThatFailsAsAWholeFailsOnlyTheDocumentAtFault(t *testing.T) {
 	t.Parallel()
-	uri := contract.Backend(t, "POSTS_MONGO_URI")
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	v, err := Open(t.Context(), Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
+	v := freshViews(t)
 	coll := v.db.Collection("batch")
 	doc := func(id string, value any) insert {
 		return insert{coll: coll, doc: bson.D{{Key: "_id", Value: id}, {Key: "value", Value: value}}}
@@ -111,4 +97,18 @@ func TestABatchThatFailsAsAWholeFailsOnlyTheDocumentAtFault(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Errorf("%d documents stored, %v; want 2", n, err)
 	}
+}
+
+// freshViews opens a read model on a database of its own, dropped when the test ends.
+func freshViews(t *testing.T) *Views {
+	t.Helper()
+	uri := contract.Backend(t, "POSTS_MONGO_URI")
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	v, err := Open(t.Context(), Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
+	return v
 }
