@@ -30,24 +30,10 @@ type held struct {
 
 func openHeld(t *testing.T) *held {
 	t.Helper()
-	h := &held{st: newStory(t), blocker: newID(), inserted: make(chan struct{}),
-		release: make(chan struct{}), done: make(chan error, 1)}
-	h.EventStore, _ = open(t, mysql.Config{
-		Timeout:     waitFor,
-		AppendSlots: 1,
-		BeforeCommit: func(ctx context.Context, postID string) error {
-			if postID != h.blocker {
-				return nil
-			}
-			close(h.inserted)
-			select {
-			case <-h.release:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-	})
+	gate := newCommitGate(newID())
+	h := &held{st: newStory(t), blocker: gate.postID, inserted: gate.inserted, release: gate.commit,
+		done: make(chan error, 1)}
+	h.EventStore, _ = open(t, mysql.Config{Timeout: waitFor, AppendSlots: 1, BeforeCommit: gate.hook})
 	return h
 }
 

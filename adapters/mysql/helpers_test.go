@@ -267,3 +267,29 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	_, _ = io.Copy(dst, src)
 	_, _ = dst.Close(), src.Close()
 }
+
+// commitGate holds the commit of one post's append: its hook, a Config.BeforeCommit, closes
+// inserted once that append's rows are written in the open transaction, then waits until commit
+// is closed (or the batch's context ends, which rolls the transaction back).
+type commitGate struct {
+	postID   string
+	inserted chan struct{}
+	commit   chan struct{}
+}
+
+func newCommitGate(postID string) *commitGate {
+	return &commitGate{postID: postID, inserted: make(chan struct{}), commit: make(chan struct{})}
+}
+
+func (g *commitGate) hook(ctx context.Context, postID string) error {
+	if postID != g.postID {
+		return nil
+	}
+	close(g.inserted)
+	select {
+	case <-g.commit:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

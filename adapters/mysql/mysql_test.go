@@ -191,25 +191,15 @@ func TestRelayPublishesAnAppendThatCommitsAfterAHigherPosition(t *testing.T) {
 	t.Parallel()
 	st := newStory(t)
 	a, b := newID(), newID()
-	inserted := make(chan struct{}) // A's rows are written and its transaction is open
-	commit := make(chan struct{})   // A may commit
+	gate := newCommitGate(a)
+	inserted := gate.inserted // A's rows are written and its transaction is open
+	commit := gate.commit     // A may commit
 	s, _ := open(t, mysql.Config{
 		Timeout: waitFor,
 		// Two transactions at once, as two processes would run them: with one slot, B would
 		// wait for A's transaction instead of committing past it.
-		AppendSlots: 2,
-		BeforeCommit: func(ctx context.Context, postID string) error {
-			if postID != a {
-				return nil
-			}
-			close(inserted)
-			select {
-			case <-commit:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
+		AppendSlots:  2,
+		BeforeCommit: gate.hook,
 	})
 	changeA, changeB := st.create(a), st.create(b)
 
@@ -334,23 +324,9 @@ func TestARelayDoesNotWaitForAnAppendInFlight(t *testing.T) {
 	t.Parallel()
 	st := newStory(t)
 	held := newID()
-	inserted := make(chan struct{})
-	commit := make(chan struct{})
-	s, _ := open(t, mysql.Config{
-		Timeout: waitFor,
-		BeforeCommit: func(ctx context.Context, postID string) error {
-			if postID != held {
-				return nil
-			}
-			close(inserted)
-			select {
-			case <-commit:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-	})
+	gate := newCommitGate(held)
+	inserted, commit := gate.inserted, gate.commit
+	s, _ := open(t, mysql.Config{Timeout: waitFor, BeforeCommit: gate.hook})
 	// Ten committed rows and the held one: the relay's rows are most of the table, the case in
 	// which an optimizer prefers a scan.
 	committed := make([]ports.Change, 10)
