@@ -95,17 +95,7 @@ func (r *Relay) Run(ctx context.Context) {
 // spaced waits until Spacing has passed since the last round began; false if ctx ended first.
 func (r *Relay) spaced(ctx context.Context, began time.Time) bool {
 	wait := r.cfg.Spacing - time.Since(began)
-	if wait <= 0 {
-		return true
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return wait <= 0 || sleep(ctx, wait) == nil
 }
 
 func (r *Relay) publish(ctx context.Context, changes []ports.Change) error {
