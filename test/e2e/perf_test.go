@@ -231,42 +231,47 @@ func rawReadAppend(b *testing.B, clients int, window time.Duration) float64 {
 		version BIGINT NOT NULL, data JSON NOT NULL, PRIMARY KEY (stream_id, version)) ENGINE=InnoDB`); err != nil {
 		b.Fatal(err)
 	}
+	return opsPerSecond(b, clients, window, func(c, n int) error {
+		stream := fmt.Sprintf("stream-%02d-%03d", c, n%100)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }() // a no-op once committed
+		rows, err := tx.QueryContext(ctx, "SELECT version, data FROM raw_events WHERE stream_id = ? ORDER BY version DESC LIMIT 5", stream)
+		if err != nil {
+			return err
+		}
+		last := int64(0)
+		for rows.Next() {
+			var v int64
+			var d []byte
+			if err := rows.Scan(&v, &d); err != nil {
+				b.Error(err)
+			}
+			last = max(last, v)
+		}
+		_ = rows.Close()
+		if _, err := tx.ExecContext(ctx, "INSERT INTO raw_events (stream_id, version, data) VALUES (?, ?, ?)",
+			stream, last+1, `{"content":"`+strings.Repeat("x", 200)+`"}`); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// opsPerSecond runs op from the given number of goroutines until window has passed and returns
+// the rate of its successes; a goroutine whose op fails reports the error and stops.
+func opsPerSecond(b *testing.B, workers int, window time.Duration, op func(worker, n int) error) float64 {
+	b.Helper()
 	var done atomic.Int64
 	deadline := time.Now().Add(window)
 	begin := time.Now()
 	var wg sync.WaitGroup
-	for c := range clients {
+	for w := range workers {
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline); n++ {
-				stream := fmt.Sprintf("stream-%02d-%03d", c, n%100)
-				tx, err := db.BeginTx(ctx, nil)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				rows, err := tx.QueryContext(ctx, "SELECT version, data FROM raw_events WHERE stream_id = ? ORDER BY version DESC LIMIT 5", stream)
-				if err != nil {
-					b.Error(err)
-					_ = tx.Rollback()
-					return
-				}
-				last := int64(0)
-				for rows.Next() {
-					var v int64
-					var d []byte
-					if err := rows.Scan(&v, &d); err != nil {
-						b.Error(err)
-					}
-					last = max(last, v)
-				}
-				_ = rows.Close()
-				if _, err := tx.ExecContext(ctx, "INSERT INTO raw_events (stream_id, version, data) VALUES (?, ?, ?)",
-					stream, last+1, `{"content":"`+strings.Repeat("x", 200)+`"}`); err != nil {
-					b.Error(err)
-					_ = tx.Rollback()
-					return
-				}
-				if err := tx.Commit(); err != nil {
+				if err := op(w, n); err != nil {
 					b.Error(err)
 					return
 				}
@@ -291,25 +296,7 @@ func mongoRates(b *testing.B, workers int, window time.Duration) (rawUpsert, app
 	db := client.Database("hexapost_raw_" + randomHex(6))
 	defer func() { _ = db.Drop(ctx) }()
 	col := db.Collection("posts")
-	rate := func(op func(worker, n int) error) float64 {
-		var done atomic.Int64
-		deadline := time.Now().Add(window)
-		begin := time.Now()
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for n := 0; time.Now().Before(deadline); n++ {
-					if err := op(w, n); err != nil {
-						b.Error(err)
-						return
-					}
-					done.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		return float64(done.Load()) / time.Since(begin).Seconds()
-	}
+	rate := func(op func(worker, n int) error) float64 { return opsPerSecond(b, workers, window, op) }
 	rawUpsert = rate(func(w, n int) error {
 		id := fmt.Sprintf("w%02d-%06d", w, n)
 		_, err := col.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: bson.D{{Key: "$lt", Value: 1}}}},
