@@ -488,6 +488,21 @@ func TestRecreatesAMissingGroup(t *testing.T) {
 
 // proxy forwards TCP connections to Redis until it is stopped, and can be started again on the
 // same address: a Redis outage the test controls.
+// throughProxy starts a proxy to cfg's Redis, stopped when the test ends, and returns cfg
+// pointed at it.
+func throughProxy(t *testing.T, cfg redis.Config) (redis.Config, *proxy) {
+	t.Helper()
+	opts, err := goredis.ParseURL(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{target: opts.Addr}
+	p.start(t)
+	t.Cleanup(p.stop)
+	cfg.URL = fmt.Sprintf("redis://%s/%d", p.addr, opts.DB)
+	return cfg, p
+}
+
 type proxy struct {
 	target string
 
@@ -575,15 +590,7 @@ func (p *proxy) stop() {
 // subscriber keeps trying, and once Redis is back both work again without a new Open.
 func TestRidesOutAnOutage(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	opts, err := goredis.ParseURL(cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{target: opts.Addr}
-	p.start(t)
-	t.Cleanup(p.stop)
-	cfg.URL = fmt.Sprintf("redis://%s/%d", p.addr, opts.DB)
+	cfg, p := throughProxy(t, testConfig(t))
 	bus := open(t, cfg)
 	h, got := deliveries(succeed)
 	subscribe(t.Context(), t, bus, h)
@@ -627,15 +634,7 @@ func TestTakesBackADeliveryLostOnTheWay(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	direct := open(t, cfg)
-	opts, err := goredis.ParseURL(cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{target: opts.Addr}
-	p.start(t)
-	t.Cleanup(p.stop)
-	viaProxy := cfg
-	viaProxy.URL = fmt.Sprintf("redis://%s/%d", p.addr, opts.DB)
+	viaProxy, p := throughProxy(t, cfg)
 	viaProxy.Consumer = "lossy-" + rand.Text()
 	bus := open(t, viaProxy)
 	raw := rawClient(t, cfg.URL)
