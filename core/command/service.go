@@ -330,13 +330,14 @@ func backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
+// sleep waits for d and returns nil, or ctx.Err() once ctx has ended, also when both happened
+// by the time it looks: a select between two ready channels picks either.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
 	case <-t.C:
-		return nil
 	}
+	return ctx.Err()
 }
