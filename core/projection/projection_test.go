@@ -170,7 +170,7 @@ func TestProjectorRejectsInvalidChanges(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			v, n := newViews(), projection.NewNotifier()
-			changed := n.Changed()
+			changed, _ := n.Watch("p1")
 
 			err := newProjector(v, n).Apply(t.Context(), tt.giveChange)
 
@@ -234,13 +234,14 @@ func TestProjectorApply(t *testing.T) {
 			p := newProjector(v, n)
 
 			for _, c := range tt.giveChanges {
-				changed := n.Changed()
+				changed, forget := n.Watch("p1")
 				if err := p.Apply(t.Context(), c); err != nil {
 					t.Fatalf("apply v%d: %v", c.Event.Version, err)
 				}
 				if !closed(changed) {
 					t.Errorf("readers not woken after v%d", c.Event.Version)
 				}
+				forget()
 			}
 
 			if w := v.recorded(); !reflect.DeepEqual(w, tt.wantWrites) {
@@ -286,7 +287,7 @@ func TestProjectorDoesNotOfferTheViewWhenHistoryFails(t *testing.T) {
 	errDown := errors.New("read model down")
 	v, n := newViews(), projection.NewNotifier()
 	v.failHistory = errDown
-	changed := n.Changed()
+	changed, _ := n.Watch("p1")
 
 	err := newProjector(v, n).Apply(t.Context(), change("p1", 1, post.EventCreated))
 

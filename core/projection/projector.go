@@ -50,7 +50,7 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
 	}
-	p.notify.Broadcast()
+	p.notify.Broadcast(e.PostID)
 	p.log.Info("event projected", "post_id", e.PostID, "version", e.Version, "event_id", e.ID,
 		"event_type", string(e.Type), "current", stored)
 	return nil
@@ -71,28 +71,52 @@ func validate(c ports.Change) error {
 	return nil
 }
 
-// Notifier wakes readers waiting for the projection to advance, without polling.
+// Notifier wakes readers waiting for a post to change, without polling: a change wakes only the
+// readers of its own post, so a read model that is costly to read is not read again by every
+// waiting reader on every change.
 type Notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	waiting map[string]*watch // by post id; present while some reader waits for that post
+}
+
+// watch is the next change of one post, as the readers waiting for it see it.
+type watch struct {
+	changed chan struct{} // closed at the change
+	readers int
 }
 
 // NewNotifier returns a Notifier.
-func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
+func NewNotifier() *Notifier { return &Notifier{waiting: map[string]*watch{}} }
 
-// Changed returns a channel that is closed at the next Broadcast.
-func (n *Notifier) Changed() <-chan struct{} {
+// Watch returns a channel that is closed at the next Broadcast of postID, and a function to call
+// once the channel is no longer waited on (it forgets the watch when no reader is left).
+func (n *Notifier) Watch(postID string) (<-chan struct{}, func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ch
+	w := n.waiting[postID]
+	if w == nil {
+		w = &watch{changed: make(chan struct{})}
+		n.waiting[postID] = w
+	}
+	w.readers++
+	return w.changed, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		w.readers--
+		if w.readers == 0 && n.waiting[postID] == w {
+			delete(n.waiting, postID)
+		}
+	}
 }
 
-// Broadcast wakes everyone waiting on Changed.
-func (n *Notifier) Broadcast() {
+// Broadcast wakes everyone watching postID.
+func (n *Notifier) Broadcast(postID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	close(n.ch)
-	n.ch = make(chan struct{})
+	if w := n.waiting[postID]; w != nil {
+		close(w.changed)
+		delete(n.waiting, postID)
+	}
 }
 
 // Outage bounds how ApplyWaiting waits for a read model that is down.

@@ -11,6 +11,9 @@ import (
 	"hexapost/ports"
 )
 
+// maxPollBackoff bounds how far a waiting read's checks of the read model back off: 8 × 50ms.
+const maxPollBackoff = 8
+
 // ErrNotCaughtUp is returned when the read model did not reach the asked version in time.
 var ErrNotCaughtUp = errors.New("read model has not caught up with the requested version")
 
@@ -18,8 +21,10 @@ var ErrNotCaughtUp = errors.New("read model has not caught up with the requested
 type ReaderConfig struct {
 	// Wait bounds how long a read waits for min_version (default 2s).
 	Wait time.Duration
-	// Poll is how often the read model is checked while waiting, for changes projected by
+	// Poll is how soon the read model is checked again while waiting, for changes projected by
 	// another process of the group, which this process's notifier does not see (default 50ms).
+	// Each check that finds nothing doubles the delay, up to maxPollBackoff times Poll, so a
+	// read side that falls behind is not read ever harder by the readers waiting for it.
 	Poll time.Duration
 }
 
@@ -58,42 +63,57 @@ func (r *Reader) Drain() {
 // post is returned with post.ErrDeleted, an unknown one with ports.ErrNotFound, and a version
 // not reached within the wait, or before Drain, with ErrNotCaughtUp.
 func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.State, error) {
-	var deadline <-chan time.Time
-	for {
-		changed := r.notify.Changed() // before reading, so no broadcast is missed
+	if minVersion <= 0 {
 		s, err := r.views.Get(ctx, id)
-		switch {
-		case err != nil && !errors.Is(err, ports.ErrNotFound):
-			return post.State{}, err
-		case err == nil && s.Version >= minVersion && s.Deleted:
-			return s, fmt.Errorf("%s: %w", id, post.ErrDeleted)
-		case err == nil && s.Version >= minVersion:
-			return s, nil
-		case minVersion <= 0:
-			return post.State{}, err
-		}
-		select {
-		case <-r.draining:
-			return post.State{}, ErrNotCaughtUp
-		default:
-		}
-		if deadline == nil {
-			t := time.NewTimer(r.cfg.Wait)
-			defer t.Stop()
-			deadline = t.C
-		}
-		poll := time.NewTimer(r.cfg.Poll)
-		select {
-		case <-ctx.Done():
-			poll.Stop()
-			return post.State{}, ctx.Err()
-		case <-deadline:
-			poll.Stop()
-			return post.State{}, ErrNotCaughtUp
-		case <-r.draining: // look once more, then answer
-		case <-changed:
-		case <-poll.C:
-		}
-		poll.Stop()
+		return settled(id, s, err)
 	}
+	deadline := time.NewTimer(r.cfg.Wait)
+	defer deadline.Stop()
+	for poll := r.cfg.Poll; ; poll = min(2*poll, maxPollBackoff*r.cfg.Poll) {
+		changed, forget := r.notify.Watch(id) // before reading, so no broadcast is missed
+		s, err := r.views.Get(ctx, id)
+		if (err != nil && !errors.Is(err, ports.ErrNotFound)) || (err == nil && s.Version >= minVersion) {
+			forget()
+			return settled(id, s, err)
+		}
+		err = r.wait(ctx, changed, deadline.C, poll)
+		forget()
+		if err != nil {
+			return post.State{}, err
+		}
+	}
+}
+
+// settled is the answer of a read that waits no longer.
+func settled(id string, s post.State, err error) (post.State, error) {
+	switch {
+	case err != nil:
+		return post.State{}, err
+	case s.Deleted:
+		return s, fmt.Errorf("%s: %w", id, post.ErrDeleted)
+	}
+	return s, nil
+}
+
+// wait returns nil when the post may have changed: its change was broadcast, the poll for other
+// processes' changes is due (after pollAfter), or Drain asks for one last look. It returns the
+// error to answer with when the wait is over.
+func (r *Reader) wait(ctx context.Context, changed <-chan struct{}, deadline <-chan time.Time, pollAfter time.Duration) error {
+	select {
+	case <-r.draining:
+		return ErrNotCaughtUp // the last look was taken
+	default:
+	}
+	poll := time.NewTimer(pollAfter)
+	defer poll.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-deadline:
+		return ErrNotCaughtUp
+	case <-r.draining:
+	case <-changed:
+	case <-poll.C:
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -141,11 +142,6 @@ func TestReaderIsWokenByTheProjector(t *testing.T) {
 			wantState:   change("p1", 2, post.EventDeleted).State,
 			wantErr:     post.ErrDeleted,
 		},
-		{
-			name:        "another post is projected first, and the reader keeps waiting",
-			giveChanges: []ports.Change{change("p9", 1, post.EventCreated), change("p1", 2, post.EventUpdated)},
-			wantState:   change("p1", 2, post.EventUpdated).State,
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +176,84 @@ func TestReaderIsWokenByTheProjector(t *testing.T) {
 				t.Errorf("read took %v, want it woken at once", d)
 			}
 		})
+	}
+}
+
+func TestReaderIsNotWokenByOtherPosts(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	p := newProjector(v, n)
+	if err := p.Apply(t.Context(), change("p1", 1, post.EventCreated)); err != nil {
+		t.Fatal(err)
+	}
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: 10 * time.Second})
+
+	results := getAsync(t.Context(), r, "p1", 2)
+	eventually(t, "the reader is waiting", func() bool { return v.reads.Load() > 0 })
+	for i := 1; i <= 20; i++ {
+		if err := p.Apply(t.Context(), change(fmt.Sprintf("other%d", i), 1, post.EventCreated)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Apply(t.Context(), change("p1", 2, post.EventUpdated)); err != nil {
+		t.Fatal(err)
+	}
+	got := await(t, 2*time.Second, results)
+
+	if want := change("p1", 2, post.EventUpdated).State; got.err != nil || got.state != want {
+		t.Errorf("Get = %+v, %v; want %+v", got.state, got.err, want)
+	}
+	// One look before the wait and one after p1 changed: the 20 other posts' changes woke no one.
+	if reads := v.reads.Load(); reads != 2 {
+		t.Errorf("the reader read the view %d times, want 2", reads)
+	}
+}
+
+func TestReaderPollsLessOftenTheLongerItWaits(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	const poll, wait = 10 * time.Millisecond, 600 * time.Millisecond
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: wait, Poll: poll})
+
+	_, err := r.Get(t.Context(), "p1", 1)
+
+	if !errors.Is(err, projection.ErrNotCaughtUp) {
+		t.Fatalf("error = %v, want %v", err, projection.ErrNotCaughtUp)
+	}
+	// Polls come after 10, 20, 40, 80, then every 80 ms: at most 1 + 10 looks in 600 ms (a timer
+	// never fires early). Polling every 10 ms would look about 60 times.
+	if reads := v.reads.Load(); reads > 11 {
+		t.Errorf("the reader looked %d times in %v, want at most 11", reads, wait)
+	}
+}
+
+func TestNotifierWakesOnlyTheWatchersOfThePostThatChanged(t *testing.T) {
+	t.Parallel()
+	n := projection.NewNotifier()
+	p1a, forgetA := n.Watch("p1")
+	p1b, forgetB := n.Watch("p1")
+	p2, forget2 := n.Watch("p2")
+	defer forget2()
+
+	n.Broadcast("p3")
+	n.Broadcast("p1")
+
+	if !closed(p1a) || !closed(p1b) {
+		t.Error("the watchers of p1 were not woken by its change")
+	}
+	if closed(p2) {
+		t.Error("the watcher of p2 was woken by another post's change")
+	}
+	forgetA()
+	forgetB()
+	again, forget := n.Watch("p1")
+	defer forget()
+	if closed(again) {
+		t.Error("a watch begun after the change is already woken")
+	}
+	n.Broadcast("p2")
+	if !closed(p2) || closed(again) {
+		t.Errorf("after p2 changed: p2 woken %t (want true), p1 woken %t (want false)", closed(p2), closed(again))
 	}
 }
 
