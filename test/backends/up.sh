@@ -112,8 +112,15 @@ pg_ping() { "$pgbin/pg_isready" -q -h 127.0.0.1 -p 5432; }
 # FerretDB's database; the fault suite reaches into PostgreSQL with psql to make a projection fail.
 pg_url=postgres://ferretdb:ferretdb@127.0.0.1:5432/ferretdb
 # The tests' private FerretDBs each get a database of their own: the role needs CREATEDB.
+# FerretDB 1.24 stores each collection as a table with one jsonb column and pushes a filter on
+# _id down as `_jsonb->'_id' @> value`, which its own (btree) _id index cannot serve: every
+# lookup by _id is a scan of the whole collection, growing with it, where MongoDB uses the _id
+# index. An event trigger gives every collection table FerretDB creates a GIN index that serves
+# exactly that expression, so the test server finds documents by _id the way MongoDB does. It is
+# installed in the ferretdb database and in template1, which the private databases are copied from.
 pg_ferretdb() {
-	[ "$("$pgbin/psql" -XqtA -d "$pg_url" -c 'SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user')" = t ]
+	[ "$("$pgbin/psql" -XqtA -d "$pg_url" -c "SELECT rolcreatedb AND EXISTS (SELECT FROM pg_event_trigger
+		WHERE evtname = 'ferretdb_index_id') FROM pg_roles WHERE rolname = current_user")" = t ]
 }
 as_postgres() { (cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
 if ! pg_ferretdb >/dev/null 2>&1; then
@@ -146,6 +153,28 @@ SELECT 'CREATE ROLE ferretdb' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolna
 ALTER ROLE ferretdb LOGIN CREATEDB PASSWORD 'ferretdb';
 SELECT 'CREATE DATABASE ferretdb OWNER ferretdb' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'ferretdb')\gexec
 SQL
+	for db in template1 ferretdb; do
+		as_postgres "$pgbin/psql" -Xq -v ON_ERROR_STOP=1 -h "$pg_sock" -p 5432 -U postgres -d "$db" >&2 <<'SQL'
+SET client_min_messages = warning;
+CREATE OR REPLACE FUNCTION ferretdb_index_id() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+DECLARE t record;
+BEGIN
+	FOR t IN SELECT c.oid, c.relname, n.nspname FROM pg_event_trigger_ddl_commands() d
+		JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE d.object_type = 'table' AND c.relname NOT LIKE '\_ferretdb\_%'
+	LOOP
+		IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = t.oid AND attname = '_jsonb' AND NOT attisdropped) THEN
+			EXECUTE format('CREATE INDEX %I ON %I.%I USING gin ((_jsonb -> ''_id'') jsonb_path_ops)',
+				left(t.relname, 50) || '_id_gin', t.nspname, t.relname);
+		END IF;
+	END LOOP;
+END
+$fn$;
+DROP EVENT TRIGGER IF EXISTS ferretdb_index_id;
+CREATE EVENT TRIGGER ferretdb_index_id ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+	EXECUTE FUNCTION ferretdb_index_id();
+SQL
+	done
 fi
 
 # --- FerretDB (MongoDB wire protocol on PostgreSQL) -----------------------------------------
