@@ -366,15 +366,18 @@ func TestARelayDoesNotWaitForAnAppendInFlight(t *testing.T) {
 }
 
 // TestAnAppendDoesNotWaitForARelayInFlight: a relay that claimed the whole outbox holds its
-// rows while it publishes; appends go on meanwhile. Under REPEATABLE READ its locking read would
-// also lock the gap above the last row, and every append's outbox insert would wait for the
-// relay: the store's transactions run at READ COMMITTED.
+// rows, and their events, while it publishes; appends go on meanwhile, of new posts and of the
+// next version of a post whose last change the relay holds, and so do loads. Under REPEATABLE
+// READ its locking read would also lock the gap above the last row, and every append's outbox
+// insert would wait for the relay: the store's transactions run at READ COMMITTED.
 func TestAnAppendDoesNotWaitForARelayInFlight(t *testing.T) {
 	t.Parallel()
 	st := newStory(t)
 	s, _ := open(t, mysql.Config{Timeout: waitFor})
+	x := newID()
+	appendOK(t, s, st.create(x))
 	appendOK(t, s, st.create(newID()))
-	appendOK(t, s, st.create(newID()))
+	x2 := st.retitle(x, "second")
 
 	holding := make(chan struct{})
 	release := make(chan struct{})
@@ -389,17 +392,36 @@ func TestAnAppendDoesNotWaitForARelayInFlight(t *testing.T) {
 	}()
 	receive(t, holding, "the relay to claim the outbox")
 
-	appended := make(chan error, 1)
+	appended := make(chan error, 2)
 	go func() {
 		id := newID()
 		appended <- s.Append(context.Background(), ports.Append{PostID: id, Changes: []ports.Change{st.create(id)}})
 	}()
-	if err := receive(t, appended, "an append while the relay publishes"); err != nil {
-		t.Errorf("Append: %v", err)
+	go func() {
+		appended <- s.Append(context.Background(), ports.Append{PostID: x, ExpectedVersion: 1, Changes: []ports.Change{x2}})
+	}()
+	for range 2 {
+		if err := receive(t, appended, "an append while the relay publishes"); err != nil {
+			t.Errorf("Append: %v", err)
+		}
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		events, err := s.Load(context.Background(), x, 0)
+		if err == nil && len(events) != 2 {
+			err = fmt.Errorf("%d events, want 2", len(events))
+		}
+		loaded <- err
+	}()
+	if err := receive(t, loaded, "a load of a post whose change the relay holds"); err != nil {
+		t.Errorf("Load: %v", err)
 	}
 	close(release)
 	if err := receive(t, done, "the relay to finish"); err != nil {
 		t.Errorf("Relay: %v", err)
+	}
+	if got := relayOnce(t, s, 10); len(got) != 2 {
+		t.Errorf("the next round published %v, want the two appended meanwhile", ids(got))
 	}
 }
 
