@@ -197,7 +197,7 @@ func (s *EventStore) writeTogether(ctx context.Context, tx bun.Tx, batch []*pend
 	if len(events) == 0 {
 		return written, nil
 	}
-	if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
+	if err := insertEvents(ctx, tx, events); err != nil {
 		return nil, oneByOneOr(err)
 	}
 	var states []string
@@ -208,6 +208,23 @@ func (s *EventStore) writeTogether(ctx context.Context, tx bun.Tx, batch []*pend
 		return nil, oneByOneOr(err)
 	}
 	return written, nil
+}
+
+// insertEvents inserts the events in one statement. Their positions are not read back:
+// insertOutbox finds them by event id.
+func insertEvents(ctx context.Context, tx bun.Tx, events []eventRow) error {
+	var q strings.Builder
+	args := make([]any, 0, 7*len(events))
+	q.WriteString("INSERT INTO events (event_id, stream_id, version, type, data, metadata, occurred_at) VALUES ")
+	for i, e := range events {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, e.EventID, e.StreamID, e.Version, e.Type, e.Data, e.Metadata, e.OccurredAt)
+	}
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	return err
 }
 
 // insertOutbox inserts the outbox rows of events just inserted in tx, with their states, in one
@@ -277,17 +294,22 @@ func versionsOf(ctx context.Context, tx bun.Tx, batch []*pending) (map[string]in
 	if len(args) == 0 {
 		return versions, nil
 	}
-	var current []struct {
-		StreamID string        `bun:"stream_id"`
-		Version  sql.NullInt64 `bun:"version"`
-	}
-	if err := tx.NewRaw(q.String(), args...).Scan(ctx, &current); err != nil {
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
 		return nil, err
 	}
-	for _, c := range current {
-		if c.Version.Valid {
-			versions[streamKey(c.StreamID)] = c.Version.Int64
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var (
+			stream  string
+			version sql.NullInt64
+		)
+		if err := rows.Scan(&stream, &version); err != nil {
+			return nil, err
+		}
+		if version.Valid {
+			versions[streamKey(stream)] = version.Int64
 		}
 	}
-	return versions, nil
+	return versions, rows.Err()
 }

@@ -366,15 +366,18 @@ func TestARelayDoesNotWaitForAnAppendInFlight(t *testing.T) {
 }
 
 // TestAnAppendDoesNotWaitForARelayInFlight: a relay that claimed the whole outbox holds its
-// rows while it publishes; appends go on meanwhile. Under REPEATABLE READ its locking read would
-// also lock the gap above the last row, and every append's outbox insert would wait for the
-// relay: the store's transactions run at READ COMMITTED.
+// rows, and their events, while it publishes; appends go on meanwhile, of new posts and of the
+// next version of a post whose last change the relay holds, and so do loads. Under REPEATABLE
+// READ its locking read would also lock the gap above the last row, and every append's outbox
+// insert would wait for the relay: the store's transactions run at READ COMMITTED.
 func TestAnAppendDoesNotWaitForARelayInFlight(t *testing.T) {
 	t.Parallel()
 	st := newStory(t)
 	s, _ := open(t, mysql.Config{Timeout: waitFor})
+	x := newID()
+	appendOK(t, s, st.create(x))
 	appendOK(t, s, st.create(newID()))
-	appendOK(t, s, st.create(newID()))
+	x2 := st.retitle(x, "second")
 
 	holding := make(chan struct{})
 	release := make(chan struct{})
@@ -389,17 +392,36 @@ func TestAnAppendDoesNotWaitForARelayInFlight(t *testing.T) {
 	}()
 	receive(t, holding, "the relay to claim the outbox")
 
-	appended := make(chan error, 1)
+	appended := make(chan error, 2)
 	go func() {
 		id := newID()
 		appended <- s.Append(context.Background(), ports.Append{PostID: id, Changes: []ports.Change{st.create(id)}})
 	}()
-	if err := receive(t, appended, "an append while the relay publishes"); err != nil {
-		t.Errorf("Append: %v", err)
+	go func() {
+		appended <- s.Append(context.Background(), ports.Append{PostID: x, ExpectedVersion: 1, Changes: []ports.Change{x2}})
+	}()
+	for range 2 {
+		if err := receive(t, appended, "an append while the relay publishes"); err != nil {
+			t.Errorf("Append: %v", err)
+		}
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		events, err := s.Load(context.Background(), x, 0)
+		if err == nil && len(events) != 2 {
+			err = fmt.Errorf("%d events, want 2", len(events))
+		}
+		loaded <- err
+	}()
+	if err := receive(t, loaded, "a load of a post whose change the relay holds"); err != nil {
+		t.Errorf("Load: %v", err)
 	}
 	close(release)
 	if err := receive(t, done, "the relay to finish"); err != nil {
 		t.Errorf("Relay: %v", err)
+	}
+	if got := relayOnce(t, s, 10); len(got) != 2 {
+		t.Errorf("the next round published %v, want the two appended meanwhile", ids(got))
 	}
 }
 
@@ -454,7 +476,7 @@ func TestAppendDeadlockIsAConflict(t *testing.T) {
 	eventually(t, func() bool {
 		var waiting int
 		err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM information_schema.PROCESSLIST
-			WHERE DB = ? AND ID <> CONNECTION_ID() AND INFO LIKE 'INSERT INTO `+"`events`"+`%'`, database).Scan(&waiting)
+			WHERE DB = ? AND ID <> CONNECTION_ID() AND INFO REGEXP '^INSERT INTO .?events.? '`, database).Scan(&waiting)
 		return err == nil && waiting == 2
 	}, "appends 2 and 3 to wait for the lock of append 1")
 	cancel1()
@@ -695,4 +717,30 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		}
 	})
+}
+
+func BenchmarkRelay(b *testing.B) {
+	st := newStory(b)
+	s, _ := open(b, mysql.Config{})
+	ctx := context.Background()
+	const changes = 20
+	published := func(context.Context, []ports.Change) error { return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		var wg sync.WaitGroup
+		for range changes {
+			c := st.create(newID())
+			wg.Go(func() {
+				if err := s.Append(ctx, ports.Append{PostID: c.Event.PostID, Changes: []ports.Change{c}}); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		b.StartTimer()
+		if n, err := s.Relay(ctx, changes, published); err != nil || n != changes {
+			b.Fatalf("Relay = %d, %v; want %d", n, err, changes)
+		}
+	}
 }

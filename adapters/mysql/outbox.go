@@ -39,11 +39,7 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	}
 	defer func() { _ = tx.Rollback() }() // a no-op once committed; also runs if publish panics
 
-	// The primary key is walked in order, so only the rows returned are locked; a plan that
-	// sorts would lock every row it read.
-	var claimed []outboxRow
-	err = tx.NewSelect().Model(&claimed).ForceIndex("PRIMARY").Order("position").Limit(int64(maxChanges)).
-		For("UPDATE SKIP LOCKED").Scan(ctx)
+	claimed, err := claim(ctx, tx, maxChanges)
 	if err != nil {
 		return 0, wrap("relay: claim", err)
 	}
@@ -61,7 +57,7 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	if len(kept) == 0 {
 		return 0, nil
 	}
-	changes, err := changesOf(ctx, tx, kept)
+	changes, err := changesOf(kept)
 	if err != nil {
 		return 0, err
 	}
@@ -78,6 +74,46 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	return len(kept), nil
 }
 
+// claimedRow is an outbox row a relay holds, with the event at its position.
+type claimedRow struct {
+	event eventRow
+	state string // JSON: stateDoc
+}
+
+// claimQuery claims the first unlocked outbox rows and reads their events in the same
+// statement. The outbox's primary key is walked in order and each event is reached by an
+// equality lookup on the events' own, so only the rows returned are locked. Both index hints are
+// needed: on small tables the optimizer would otherwise scan both and join them through a
+// buffer, then sort, locking every row it read (and the sort would give up the walk in order
+// that SKIP LOCKED relies on). The events' rows are locked too, which holds up nothing: events
+// are never updated, reads of them do not lock, and an insert that collides with one of their
+// keys fails without waiting (its unique check locks the secondary index entry, not the row).
+const claimQuery = "SELECT o.position, o.state, e.event_id, e.stream_id, e.version, e.type, e.data, " +
+	"e.metadata, e.occurred_at FROM outbox AS o FORCE INDEX (PRIMARY) " +
+	"STRAIGHT_JOIN events AS e FORCE INDEX (PRIMARY) ON e.position = o.position " +
+	"ORDER BY o.position LIMIT ? FOR UPDATE SKIP LOCKED"
+
+// claim locks up to maxChanges unpublished rows in position order, skipping those that other
+// transactions hold, and returns them with their events.
+func claim(ctx context.Context, tx bun.Tx, maxChanges int) ([]claimedRow, error) {
+	rows, err := tx.QueryContext(ctx, claimQuery, maxChanges)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []claimedRow
+	for rows.Next() {
+		var c claimedRow
+		e := &c.event
+		if err := rows.Scan(&e.Position, &c.state, &e.EventID, &e.StreamID, &e.Version, &e.Type, &e.Data,
+			&e.Metadata, &e.OccurredAt); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // markPublished deletes the outbox rows in one statement that touches only them. A plain
 // DELETE … WHERE position IN (…) may be run as a table scan (the optimizer picks one when it
 // believes the list covers most of a small table, and ignores index hints on DELETE), and a
@@ -85,7 +121,7 @@ func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 // relays deleting their batches then deadlock. Here the positions are a derived table joined
 // first (STRAIGHT_JOIN fixes the order) to the primary key, so each row is reached by an
 // equality lookup and only rows whose locks this transaction holds are touched.
-func markPublished(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
+func markPublished(ctx context.Context, tx bun.Tx, rows []claimedRow) error {
 	var q strings.Builder
 	q.WriteString("DELETE o FROM (SELECT ? AS position")
 	args := make([]any, len(rows))
@@ -93,7 +129,7 @@ func markPublished(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
 		if i > 0 {
 			q.WriteString(" UNION ALL SELECT ?")
 		}
-		args[i] = r.Position
+		args[i] = r.event.Position
 	}
 	q.WriteString(") AS published STRAIGHT_JOIN outbox AS o ON o.position = published.position")
 	res, err := tx.NewRaw(q.String(), args...).Exec(ctx)
@@ -109,85 +145,73 @@ func markPublished(ctx context.Context, tx bun.Tx, rows []outboxRow) error {
 // inPostOrder returns the claimed rows (in position order) that may be published now: those
 // whose every earlier unpublished row of the same post was claimed by this transaction too.
 // The rows of other relays are seen with a plain read, which does not wait for their locks.
-func inPostOrder(ctx context.Context, tx bun.Tx, claimed []outboxRow) ([]outboxRow, error) {
+func inPostOrder(ctx context.Context, tx bun.Tx, claimed []claimedRow) ([]claimedRow, error) {
 	streams := make([]string, 0, len(claimed))
 	mine := make(map[int64]bool, len(claimed))
 	seen := map[string]bool{}
-	for _, r := range claimed {
-		mine[r.Position] = true
-		if !seen[r.StreamID] {
-			seen[r.StreamID] = true
-			streams = append(streams, r.StreamID)
+	for _, c := range claimed {
+		mine[c.event.Position] = true
+		if !seen[c.event.StreamID] {
+			seen[c.event.StreamID] = true
+			streams = append(streams, c.event.StreamID)
 		}
 	}
-	var pending []outboxRow
-	err := tx.NewSelect().Model(&pending).Column("position", "stream_id").
-		Where("stream_id IN (?)", bun.List(streams)).
-		Where("position <= ?", claimed[len(claimed)-1].Position).
-		Order("position").Scan(ctx)
+	rows, err := tx.QueryContext(ctx, "SELECT position, stream_id FROM outbox WHERE stream_id IN (?) "+
+		"AND position <= ? ORDER BY position", bun.List(streams), claimed[len(claimed)-1].event.Position)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { _ = rows.Close() }()
 	ok := make(map[int64]bool, len(claimed))
 	blocked := map[string]bool{} // posts with an earlier row held by another relay
-	for _, r := range pending {
+	for rows.Next() {
+		var (
+			position int64
+			stream   string
+		)
+		if err := rows.Scan(&position, &stream); err != nil {
+			return nil, err
+		}
 		switch {
-		case blocked[r.StreamID]:
-		case mine[r.Position]:
-			ok[r.Position] = true
+		case blocked[stream]:
+		case mine[position]:
+			ok[position] = true
 		default:
-			blocked[r.StreamID] = true
+			blocked[stream] = true
 		}
 	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	kept := claimed[:0:0]
-	for _, r := range claimed {
-		if ok[r.Position] {
-			kept = append(kept, r)
+	for _, c := range claimed {
+		if ok[c.event.Position] {
+			kept = append(kept, c)
 		}
 	}
 	return kept, nil
 }
 
-// changesOf rebuilds the changes of outbox rows from their events (with their metadata) and
+// changesOf rebuilds the changes of claimed rows from their events (with their metadata) and
 // stored states.
-func changesOf(ctx context.Context, tx bun.Tx, rows []outboxRow) ([]ports.Change, error) {
-	var events []eventRow
-	err := tx.NewSelect().Model(&events).Where("position IN (?)", bun.List(positionsOf(rows))).
-		Order("position").Scan(ctx)
-	if err != nil {
-		return nil, wrap("relay: read events", err)
-	}
-	if len(events) != len(rows) {
-		return nil, fmt.Errorf("mysql: relay: %d outbox rows but %d events", len(rows), len(events))
-	}
-	changes := make([]ports.Change, len(rows))
-	for i, r := range rows {
-		if events[i].Position != r.Position {
-			return nil, fmt.Errorf("mysql: relay: no event at position %d", r.Position)
-		}
-		e, err := fromEventRow(events[i])
+func changesOf(claimed []claimedRow) ([]ports.Change, error) {
+	changes := make([]ports.Change, len(claimed))
+	for i, c := range claimed {
+		e, err := fromEventRow(c.event)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: relay: %w", err)
 		}
-		md, err := metadataOf(events[i])
+		md, err := metadataOf(c.event)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: relay: %w", err)
 		}
-		st, err := decodeState(r.State)
+		st, err := decodeState(c.state)
 		if err != nil {
-			return nil, fmt.Errorf("mysql: relay: position %d: %w", r.Position, err)
+			return nil, fmt.Errorf("mysql: relay: position %d: %w", c.event.Position, err)
 		}
 		changes[i] = ports.Change{Event: e, State: st, Metadata: md}
 	}
 	return changes, nil
-}
-
-func positionsOf(rows []outboxRow) []int64 {
-	out := make([]int64, len(rows))
-	for i, r := range rows {
-		out[i] = r.Position
-	}
-	return out
 }
 
 // Backlog counts the outbox rows and reads the occurred_at of the first in position order. Both
