@@ -78,9 +78,15 @@ type Service struct {
 // each, so that a command on a long stream loads only what other processes appended since —
 // usually nothing — instead of the whole stream. A state that another process has overtaken
 // costs an append conflict, or a short load when the decision needs the current state.
+//
+// The states are kept in two generations of at most statesPerStripe/2 posts each: a state is
+// put in recent, and when recent is full, older is dropped and recent becomes older. So the
+// posts commanded least recently go first, and the two maps are reused, never grown: evicting
+// one post at a time from a full map left it tombstones to rehash, a new table every so often
+// on a busy server.
 type stripe struct {
-	mu     sync.Mutex
-	states map[string]post.State // guarded by mu
+	mu            sync.Mutex
+	recent, older map[string]post.State // guarded by mu
 }
 
 // statesPerStripe bounds the cache: 256 stripes hold at most 65 536 posts' states.
@@ -88,24 +94,34 @@ const statesPerStripe = 256
 
 // get returns the cached state of the post as a Post, or nil. The caller holds st.mu.
 func (st *stripe) get(id string) *post.Post {
-	if s, ok := st.states[id]; ok {
+	if s, ok := st.recent[id]; ok {
+		return post.FromState(s)
+	}
+	if s, ok := st.older[id]; ok {
 		return post.FromState(s)
 	}
 	return nil
 }
 
-// put remembers s, evicting some other post when the stripe is full. The caller holds st.mu.
+// put remembers s as the post's latest state, dropping the older generation when the recent
+// one is full. The caller holds st.mu.
 func (st *stripe) put(s post.State) {
-	if st.states == nil {
-		st.states = make(map[string]post.State, statesPerStripe)
+	if st.recent == nil {
+		st.recent = make(map[string]post.State, statesPerStripe/2)
+		st.older = make(map[string]post.State, statesPerStripe/2)
 	}
-	if _, ok := st.states[s.ID]; !ok && len(st.states) >= statesPerStripe {
-		for id := range st.states {
-			delete(st.states, id)
-			break
-		}
+	if _, ok := st.recent[s.ID]; !ok && len(st.recent) >= statesPerStripe/2 {
+		st.recent, st.older = st.older, st.recent
+		clear(st.recent)
 	}
-	st.states[s.ID] = s
+	delete(st.older, s.ID)
+	st.recent[s.ID] = s
+}
+
+// forget drops the post's state. The caller holds st.mu.
+func (st *stripe) forget(id string) {
+	delete(st.recent, id)
+	delete(st.older, id)
 }
 
 // errStale reports a decision that was made on a cached state and did not end in an append
@@ -197,7 +213,7 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 				return Result{}, fmt.Errorf("load %s: %w", id, err)
 			}
 			if err := p.Apply(events...); err != nil {
-				delete(st.states, id)
+				st.forget(id)
 				return Result{}, err
 			}
 			current = true
@@ -223,7 +239,7 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 			continue
 		}
 		// The append's outcome may be unknown (a timeout after the commit): forget the state.
-		delete(st.states, id)
+		st.forget(id)
 		return r, err
 	}
 }
