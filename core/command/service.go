@@ -78,9 +78,15 @@ type Service struct {
 // each, so that a command on a long stream loads only what other processes appended since —
 // usually nothing — instead of the whole stream. A state that another process has overtaken
 // costs an append conflict, or a short load when the decision needs the current state.
+//
+// The states are kept in two generations of at most statesPerStripe/2 posts each: a state is
+// put in recent, and when recent is full, older is dropped and recent becomes older. So the
+// posts commanded least recently go first, and the two maps are reused, never grown: evicting
+// one post at a time from a full map left it tombstones to rehash, a new table every so often
+// on a busy server.
 type stripe struct {
-	mu     sync.Mutex
-	states map[string]post.State // guarded by mu
+	mu            sync.Mutex
+	recent, older map[string]post.State // guarded by mu
 }
 
 // statesPerStripe bounds the cache: 256 stripes hold at most 65 536 posts' states.
@@ -88,24 +94,34 @@ const statesPerStripe = 256
 
 // get returns the cached state of the post as a Post, or nil. The caller holds st.mu.
 func (st *stripe) get(id string) *post.Post {
-	if s, ok := st.states[id]; ok {
+	if s, ok := st.recent[id]; ok {
+		return post.FromState(s)
+	}
+	if s, ok := st.older[id]; ok {
 		return post.FromState(s)
 	}
 	return nil
 }
 
-// put remembers s, evicting some other post when the stripe is full. The caller holds st.mu.
+// put remembers s as the post's latest state, dropping the older generation when the recent
+// one is full. The caller holds st.mu.
 func (st *stripe) put(s post.State) {
-	if st.states == nil {
-		st.states = make(map[string]post.State, statesPerStripe)
+	if st.recent == nil {
+		st.recent = make(map[string]post.State, statesPerStripe/2)
+		st.older = make(map[string]post.State, statesPerStripe/2)
 	}
-	if _, ok := st.states[s.ID]; !ok && len(st.states) >= statesPerStripe {
-		for id := range st.states {
-			delete(st.states, id)
-			break
-		}
+	if _, ok := st.recent[s.ID]; !ok && len(st.recent) >= statesPerStripe/2 {
+		st.recent, st.older = st.older, st.recent
+		clear(st.recent)
 	}
-	st.states[s.ID] = s
+	delete(st.older, s.ID)
+	st.recent[s.ID] = s
+}
+
+// forget drops the post's state. The caller holds st.mu.
+func (st *stripe) forget(id string) {
+	delete(st.recent, id)
+	delete(st.older, id)
 }
 
 // errStale reports a decision that was made on a cached state and did not end in an append
@@ -125,7 +141,7 @@ func NewService(store ports.EventStore, keys ports.IdempotencyStore, newID func(
 
 // Create creates a post with a new id.
 func (s *Service) Create(ctx context.Context, c post.Create, o Options) (Result, error) {
-	fp := fingerprint("create", "", &c.Title, &c.Content, &c.AuthorName)
+	fp := o.fingerprint("create", "", &c.Title, &c.Content, &c.AuthorName)
 	return s.run(ctx, opCreate, s.newID(), fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 		e, err := p.Create(c, st)
 		if err != nil {
@@ -138,7 +154,7 @@ func (s *Service) Create(ctx context.Context, c post.Create, o Options) (Result,
 // Update changes fields of a post. Without IfMatch a concurrent change is retried on the new
 // state; with it, any other current version is a ConflictError.
 func (s *Service) Update(ctx context.Context, id string, c post.Update, o Options) (Result, error) {
-	fp := fingerprint("update", id, c.Title, c.Content, c.AuthorName)
+	fp := o.fingerprint("update", id, c.Title, c.Content, c.AuthorName)
 	return s.run(ctx, opUpdate, id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 		return p.Update(c, st)
 	})
@@ -146,7 +162,7 @@ func (s *Service) Update(ctx context.Context, id string, c post.Update, o Option
 
 // Delete deletes a post.
 func (s *Service) Delete(ctx context.Context, id string, o Options) (Result, error) {
-	fp := fingerprint("delete", id)
+	fp := o.fingerprint("delete", id)
 	return s.run(ctx, opDelete, id, fp, o, func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 		e, err := p.Delete(post.Delete{}, st)
 		if err != nil {
@@ -165,19 +181,18 @@ const (
 )
 
 func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide decision) (Result, error) {
-	log := s.log.With("op", op, "post_id", id)
+	log := commandLog{log: s.log, op: op, id: id, key: o.IdempotencyKey}
 	if o.IdempotencyKey != "" {
-		log = log.With("idempotency_key", o.IdempotencyKey)
 		if r, err := s.replay(ctx, o.IdempotencyKey, fp); !errors.Is(err, ports.ErrNotFound) {
 			if err == nil {
-				log.Info("command replayed", "version", r.State.Version)
+				log.info(ctx, "command replayed", slog.Int64("version", r.State.Version))
 			}
 			return r, err
 		}
 	}
 	// Debug: the command's outcome is logged (event appended, changed nothing, replayed) or
 	// returned as an error; at info this line would double the command server's logging.
-	log.Debug("command accepted")
+	log.at(ctx, slog.LevelDebug, "command accepted")
 
 	st := &s.stripes[stripeIndex(id)]
 	st.mu.Lock()
@@ -198,7 +213,7 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 				return Result{}, fmt.Errorf("load %s: %w", id, err)
 			}
 			if err := p.Apply(events...); err != nil {
-				delete(st.states, id)
+				st.forget(id)
 				return Result{}, err
 			}
 			current = true
@@ -215,7 +230,7 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 			// A concurrent request with the same key won; answer as it did.
 			return s.replay(ctx, o.IdempotencyKey, fp)
 		case errors.Is(err, ports.ErrConflict) && o.IfMatch == nil && attempt < s.max:
-			log.Info("command retried after version conflict", "attempt", attempt)
+			log.info(ctx, "command retried after version conflict", slog.Int("attempt", attempt))
 			if err := sleep(ctx, backoff(attempt)); err != nil {
 				return Result{}, err
 			}
@@ -224,7 +239,7 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 			continue
 		}
 		// The append's outcome may be unknown (a timeout after the commit): forget the state.
-		delete(st.states, id)
+		st.forget(id)
 		return r, err
 	}
 }
@@ -233,7 +248,7 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 // other than a successful append is errStale, for the caller to decide again on the current
 // state. p is not changed.
 func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide decision,
-	log *slog.Logger, p *post.Post, current bool) (Result, error) {
+	log commandLog, p *post.Post, current bool) (Result, error) {
 	final := func(err error) (Result, error) {
 		if !current {
 			return Result{}, errStale
@@ -270,7 +285,7 @@ func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide 
 		}
 	}
 	if len(changes) == 0 && a.Idempotency == nil {
-		log.Info("command changed nothing", "version", expected)
+		log.info(ctx, "command changed nothing", slog.Int64("version", expected))
 		return res, nil
 	}
 	if err := s.store.Append(ctx, a); err != nil {
@@ -283,8 +298,8 @@ func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide 
 		return Result{}, fmt.Errorf("append %s: %w", id, err)
 	}
 	for _, c := range changes {
-		log.Info("event appended", "version", c.Event.Version, "event_id", c.Event.ID,
-			"event_type", string(c.Event.Type))
+		log.info(ctx, "event appended", slog.Int64("version", c.Event.Version), slog.String("event_id", c.Event.ID),
+			slog.String("event_type", string(c.Event.Type)))
 	}
 	return res, nil
 }
@@ -303,9 +318,37 @@ func (s *Service) replay(ctx context.Context, key, fp string) (Result, error) {
 	return Result{State: rec.State, Created: rec.Created, Replayed: true}, nil
 }
 
+// commandLog writes a command's log lines, each beginning with the command, its post and its
+// idempotency key, as a logger made With them would; it formats them only for the lines that
+// are written, where With would format them for every command.
+type commandLog struct {
+	log         *slog.Logger
+	op, id, key string
+}
+
+func (l commandLog) info(ctx context.Context, msg string, attrs ...slog.Attr) {
+	l.at(ctx, slog.LevelInfo, msg, attrs...)
+}
+
+func (l commandLog) at(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	all := make([]slog.Attr, 0, 3+len(attrs))
+	all = append(all, slog.String("op", l.op), slog.String("post_id", l.id))
+	if l.key != "" {
+		all = append(all, slog.String("idempotency_key", l.key))
+	}
+	l.log.LogAttrs(ctx, level, msg, append(all, attrs...)...)
+}
+
 // fingerprint identifies a request for idempotency: the operation, its target and its fields.
-// Lengths are written before values so that no two different requests share an encoding.
-func fingerprint(op, id string, fields ...*string) string {
+// Lengths are written before values so that no two different requests share an encoding. Only
+// a request with a key needs one; without a key it is empty.
+func (o Options) fingerprint(op, id string, fields ...*string) string {
+	if o.IdempotencyKey == "" {
+		return ""
+	}
 	h := sha256.New()
 	for _, v := range append([]*string{&op, &id}, fields...) {
 		if v == nil {

@@ -1,0 +1,206 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hexapost/api"
+	apicommand "hexapost/api/command"
+	"hexapost/api/servers"
+	"hexapost/core/command"
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+// TestCreateAnswers pins create-post's answers byte for byte: valid requests, those the core
+// refuses, and every kind of request that huma refuses before the core (wrong types, missing
+// or unknown members, malformed JSON, bodies too large, bad headers). Plain requests take a
+// path of their own (createFast); these are the answers huma gives, with or without it.
+func TestCreateAnswers(t *testing.T) {
+	t.Parallel()
+	store := &keyStore{keys: map[string]ports.IdempotencyRecord{}}
+	n := 0
+	newID := func() string {
+		n++
+		return "0190b6a0-0000-7000-8000-" + strings.Repeat("0", 8) + string(rune('a'+n/16)) + string("0123456789abcdef"[n%16]) + "00"
+	}
+	svc := command.NewService(store, store, newID, time.Now, slog.New(slog.DiscardHandler), command.Config{})
+	mux := http.NewServeMux()
+	servers.Command(mux, apicommand.NewHandler(svc, slog.New(slog.DiscardHandler), nil), api.Operations{})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	const valid = `{"title":"Hello","content":"Body","author_name":"Ann"}`
+	created := func(title string) want {
+		return want{status: 201, contentType: "application/json", location: "/posts/ID", etag: `"1"`,
+			body: `{"id":"ID","version":1,"title":"` + title + `","content":"Body","author_name":"Ann",` +
+				`"created_at":"TIME","updated_at":"TIME","deleted":false}`}
+	}
+	problem := func(status int, body string) want {
+		return want{status: status, contentType: "application/problem+json", body: body}
+	}
+	big := `{"title":"t","author_name":"a","content":"` + strings.Repeat("x", 1<<20) + `"}`
+	tests := []struct {
+		name    string
+		give    string
+		headers map[string]string
+		want    want
+	}{
+		{name: "valid", give: valid, want: created("Hello")},
+		{name: "valid with white space", give: " {\n\t\"author_name\" : \"Ann\" ,\r\n \"content\":\"Body\", \"title\":\"Hello\"}\n ", want: created("Hello")},
+		{name: "escapes", give: `{"title":"H\u00e9llo \"x\"\/","content":"Body","author_name":"Ann"}`, want: created(`Héllo \"x\"/`)},
+		{name: "title trimmed by the core", give: `{"title":"  Hello ","content":"Body","author_name":"Ann"}`, want: created("Hello")},
+		{name: "repeated member, the last wins", give: `{"title":"A","title":"Hello","content":"Body","author_name":"Ann"}`, want: created("Hello")},
+		{name: "no content type", give: valid, headers: map[string]string{"Content-Type": ""}, want: created("Hello")},
+		{name: "accept another format", give: valid, headers: map[string]string{"Accept": "application/cbor"}, want: created("Hello")},
+		{name: "idempotency key", give: valid, headers: map[string]string{"Idempotency-Key": "k1"}, want: created("Hello")},
+		{
+			name: "idempotency key with another body", give: `{"title":"Other","content":"Body","author_name":"Ann"}`,
+			headers: map[string]string{"Idempotency-Key": "k1"},
+			want:    problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"idempotency key was used for a different request","errors":[{"message":"idempotency key was used for a different request","location":"header.Idempotency-Key"}]}`),
+		},
+		{
+			name: "idempotency key too long", give: valid, headers: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)},
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length <= 255","location":"header.Idempotency-Key","value":"`+strings.Repeat("k", 256)+`"}]}`),
+		},
+		{
+			name: "blank title", give: `{"title":" ","content":"Body","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"must not be empty or blank","location":"body.title"}]}`),
+		},
+		{
+			name: "title too long", give: `{"title":"` + strings.Repeat("t", 201) + `","content":"Body","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"must be at most 200 characters, got 201","location":"body.title"}]}`),
+		},
+		{
+			name: "missing member", give: `{"title":"Hello","content":"Body"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected required property author_name to be present","location":"body","value":{"content":"Body","title":"Hello"}}]}`),
+		},
+		{
+			name: "wrong type and unknown member", give: `{"title":1,"content":"Body","author_name":"Ann","x":1}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected string","location":"body.title","value":1},{"message":"unexpected property","location":"body.x","value":{"author_name":"Ann","content":"Body","title":1,"x":1}}]}`),
+		},
+		{
+			name: "null", give: `{"title":null,"content":"Body","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected string","location":"body.title"}]}`),
+		},
+		// huma matches member names as encoding/json does, ignoring case.
+		{name: "member in another case", give: `{"Title":"Hello","content":"Body","author_name":"Ann"}`, want: created("Hello")},
+		{
+			name: "not an object", give: `["Hello"]`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected object","location":"body","value":["Hello"]}]}`),
+		},
+		{
+			name: "malformed", give: `{"title":"Hello",`,
+			want: problem(400, `{"title":"Bad Request","status":400,"detail":"validation failed","errors":[{"message":"unexpected end of JSON input","location":"body","value":"{\"title\":\"Hello\","}]}`),
+		},
+		{
+			name: "trailing data", give: valid + ` x`,
+			want: problem(400, `{"title":"Bad Request","status":400,"detail":"validation failed","errors":[{"message":"invalid character 'x' after top-level value","location":"body","value":"{\"title\":\"Hello\",\"content\":\"Body\",\"author_name\":\"Ann\"} x"}]}`),
+		},
+		{
+			name: "control character in a string", give: "{\"title\":\"He\tllo\",\"content\":\"Body\",\"author_name\":\"Ann\"}",
+			want: problem(400, `{"title":"Bad Request","status":400,"detail":"validation failed","errors":[{"message":"invalid character '\\t' in string literal","location":"body","value":"{\"title\":\"He\tllo\",\"content\":\"Body\",\"author_name\":\"Ann\"}"}]}`),
+		},
+		{
+			name: "empty body", give: ``,
+			want: problem(400, `{"title":"Bad Request","status":400,"detail":"request body is required"}`),
+		},
+		{
+			name: "body too large", give: big,
+			want: problem(413, `{"title":"Request Entity Too Large","status":413,"detail":"request body is too large limit=1048576 bytes"}`),
+		},
+		{
+			name: "another content type", give: valid, headers: map[string]string{"Content-Type": "text/plain"},
+			want: problem(415, `{"title":"Unsupported Media Type","status":415,"detail":"validation failed","errors":[{"message":"unknown content type: text/plain","location":"body","value":"{\"title\":\"Hello\",\"content\":\"Body\",\"author_name\":\"Ann\"}"}]}`),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/posts", strings.NewReader(tt.give))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(res.Body)
+			if err := errors.Join(err, res.Body.Close()); err != nil {
+				t.Fatal(err)
+			}
+			got := want{
+				status: res.StatusCode, contentType: res.Header.Get("Content-Type"),
+				location: normalize(res.Header.Get("Location")), etag: res.Header.Get("ETag"),
+				body: normalize(strings.TrimSuffix(string(b), "\n")),
+			}
+			if got != tt.want {
+				t.Errorf("answer\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+type want struct {
+	status                      int
+	contentType, location, etag string
+	body                        string
+}
+
+var (
+	uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+)
+
+// normalize replaces ids and times, which differ from run to run.
+func normalize(s string) string {
+	return timeRE.ReplaceAllString(uuidRE.ReplaceAllString(s, "ID"), "TIME")
+}
+
+// keyStore is an event store of new posts that keeps only their idempotency records: all that
+// creates need.
+type keyStore struct {
+	mu   sync.Mutex
+	keys map[string]ports.IdempotencyRecord
+}
+
+func (s *keyStore) Load(context.Context, string, int64) ([]post.Event, error) { return nil, nil }
+
+func (s *keyStore) ReadAll(context.Context, int64, int) ([]ports.Recorded, error) { return nil, nil }
+
+func (s *keyStore) Append(_ context.Context, a ports.Append) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.ExpectedVersion != 0 {
+		return fmt.Errorf("append %s at version %d: %w", a.PostID, a.ExpectedVersion, ports.ErrConflict)
+	}
+	if k := a.Idempotency; k != nil {
+		if _, ok := s.keys[k.Key]; ok {
+			return fmt.Errorf("key %s: %w", k.Key, ports.ErrDuplicate)
+		}
+		s.keys[k.Key] = *k
+	}
+	return nil
+}
+
+func (s *keyStore) Lookup(_ context.Context, key string) (ports.IdempotencyRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keys[key]; ok {
+		return k, nil
+	}
+	return ports.IdempotencyRecord{}, ports.ErrNotFound
+}
