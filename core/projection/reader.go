@@ -11,8 +11,10 @@ import (
 	"hexapost/ports"
 )
 
-// maxPollBackoff bounds how far a waiting read's checks of the read model back off: 8 × 50ms.
-const maxPollBackoff = 8
+// maxPollBackoff bounds how far a waiting read's checks of the read model back off: 32 × 50ms.
+// A read that has waited long is one that the read side is behind on; checking it less often
+// costs a change projected by another query server at most that much more latency.
+const maxPollBackoff = 32
 
 // ErrNotCaughtUp is returned when the read model did not reach the asked version in time.
 var ErrNotCaughtUp = errors.New("read model has not caught up with the requested version")
