@@ -146,14 +146,7 @@ func TestReaderIsWokenByTheProjector(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			v, n := newViews(), projection.NewNotifier()
-			p := newProjector(v, n)
-			if err := p.Apply(t.Context(), change("p1", 1, post.EventCreated)); err != nil {
-				t.Fatal(err)
-			}
-			// Neither the poll nor the end of the wait comes within the test: only the notifier
-			// can end the read in time.
-			r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: 10 * time.Second})
+			v, p, r := notifiedReader(t)
 			start := time.Now()
 
 			results := getAsync(t.Context(), r, "p1", 2)
@@ -179,14 +172,22 @@ func TestReaderIsWokenByTheProjector(t *testing.T) {
 	}
 }
 
-func TestReaderIsNotWokenByOtherPosts(t *testing.T) {
-	t.Parallel()
+// notifiedReader returns views holding p1 v1, the projector that writes them and a reader of
+// them that only the projector's notifications can wake within a test: neither its poll nor
+// the end of its wait comes that soon.
+func notifiedReader(t *testing.T) (*views, *projection.Projector, *projection.Reader) {
+	t.Helper()
 	v, n := newViews(), projection.NewNotifier()
 	p := newProjector(v, n)
 	if err := p.Apply(t.Context(), change("p1", 1, post.EventCreated)); err != nil {
 		t.Fatal(err)
 	}
-	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: 10 * time.Second})
+	return v, p, projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: 10 * time.Second})
+}
+
+func TestReaderIsNotWokenByOtherPosts(t *testing.T) {
+	t.Parallel()
+	v, p, r := notifiedReader(t)
 
 	results := getAsync(t.Context(), r, "p1", 2)
 	eventually(t, "the reader is waiting", func() bool { return v.reads.Load() > 0 })
