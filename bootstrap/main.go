@@ -81,6 +81,11 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
 	}
+	// Log lines go out in as few writes as the load allows (see lineWriter); the process's
+	// other messages take the same way, so they keep their place among the lines.
+	lines := newLineWriter(stderr)
+	defer func() { _ = lines.Close() }()
+	stderr = lines
 	log := newLogger(cfg, stderr)
 	// Signals are caught from here on, not only once Start returns: the servers listen before
 	// it does, and a SIGTERM in between must stop them gracefully too, not kill the process.
