@@ -34,7 +34,7 @@ func (h *Handler) createFast(a huma.API, ctx huma.Context, next func(huma.Contex
 		next(ctx)
 		return
 	}
-	if ct, err := a.Negotiate(r.Header.Get("Accept")); err != nil || ct != "application/json" {
+	if ct, err := a.Negotiate(r.Header.Get("Accept")); err != nil || ct != jsonType {
 		next(ctx)
 		return
 	}
@@ -85,13 +85,15 @@ func writeError(a huma.API, ctx huma.Context, err error) {
 	write(a, ctx, se.GetStatus(), se)
 }
 
-// write answers with status and body as huma writes a response: negotiated content type,
-// narrowed by the body (problems are application/problem+json), transformed, marshalled.
+// jsonType is the content type createFast answers with: it takes only requests for which huma
+// negotiates it.
+const jsonType = "application/json"
+
+// write answers with status and body as huma writes a response: the negotiated content type
+// (jsonType), narrowed by the body (problems are application/problem+json), transformed,
+// marshalled.
 func write(a huma.API, ctx huma.Context, status int, body any) {
-	ct, err := a.Negotiate(ctx.Header("Accept"))
-	if err != nil {
-		ct = "application/json" // createFast checked that it negotiates; not reached
-	}
+	ct := jsonType
 	if f, ok := body.(huma.ContentTypeFilter); ok {
 		ct = f.ContentType(ct)
 	}
