@@ -99,6 +99,20 @@ if ! nats_ping >/dev/null 2>&1; then
 		>"$state/nats.log" 2>&1 &
 	wait_for nats $! nats_ping
 fi
+# nats-server removes its account's streams directory when the account's last stream is deleted,
+# and a stream created at that moment fails ("could not create storage directory"); the suites
+# create and delete streams side by side. A stream that stays keeps the directory. Created over
+# the client protocol (no NATS client is installed); creating it again is a no-op.
+nats_keep_stream() {
+	local cfg='{"name":"HEXAPOST_TEST_KEEP","subjects":["hexapost.test.keep"],"storage":"file"}' reply
+	exec 3<>/dev/tcp/127.0.0.1/4222 || return 1
+	printf 'CONNECT {"verbose":false}\r\nSUB _INBOX.keep 1\r\nPUB $JS.API.STREAM.CREATE.HEXAPOST_TEST_KEEP _INBOX.keep %d\r\n%s\r\n' \
+		"${#cfg}" "$cfg" >&3
+	reply=$(timeout 5 grep -a -m1 -e '"config"' -e '"error"' <&3)
+	exec 3<&-
+	case $reply in *'"error"'*|'') log "NATS: keeping stream not created: ${reply:-no answer}"; return 1 ;; esac
+}
+nats_keep_stream || exit 1
 
 # --- PostgreSQL (for FerretDB) --------------------------------------------------------------
 # A private cluster in $state/postgres, owned by the postgres user (the server refuses to run as
