@@ -118,6 +118,8 @@ type BenchResult struct {
 	Visibility Latency        `json:"visibility_latency"`
 	// VisibilityFailed counts sampled reads that did not return the version (e.g. 503).
 	VisibilityFailed int `json:"visibility_failed"`
+	// VisibilitySkipped counts samples left unmeasured because too many reads were in flight.
+	VisibilitySkipped int `json:"visibility_skipped,omitempty"`
 }
 
 type acked struct {
@@ -138,6 +140,10 @@ type benchRun struct {
 	byStatus    map[string]int
 	visible     []time.Duration
 	visibleFail int
+	// visibleSkipped counts samples not measured because maxVisibilityReads were in flight.
+	visibleSkipped int
+	reads          chan struct{} // a slot per sampled read in flight
+	readers        sync.WaitGroup
 
 	sent atomic.Int64
 	done atomic.Int64
@@ -159,13 +165,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if err := r.setup(ctx); err != nil {
 		return BenchResult{}, err
 	}
-	samples := make(chan acked, 4096)
-	var readers sync.WaitGroup
-	if cfg.Sample > 0 && cfg.QueryURL != "" {
-		for range max(2, cfg.Concurrency/2) {
-			readers.Go(func() { r.measureVisibility(samples) })
-		}
-	}
+	r.reads = make(chan struct{}, maxVisibilityReads)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	stopProgress := r.progress(runCtx)
@@ -173,18 +173,18 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	r.begin = begin
 	var clients sync.WaitGroup
 	for c := range cfg.Concurrency {
-		clients.Go(func() { r.client1(runCtx, uint64(c), samples) })
+		clients.Go(func() { r.client1(runCtx, uint64(c)) })
 	}
 	clients.Wait()
 	elapsed := time.Since(begin)
 	stopProgress()
-	close(samples)
-	readers.Wait()
+	r.readers.Wait()
 
 	res := BenchResult{
 		Concurrency: cfg.Concurrency, Mix: cfg.Mix.String(), Rate: cfg.Rate, Seconds: elapsed.Seconds(),
 		Commands: int(r.done.Load()), ByKind: r.byKind, ByStatus: r.byStatus,
 		Command: latencyOf(r.latencies), Visibility: latencyOf(r.visible), VisibilityFailed: r.visibleFail,
+		VisibilitySkipped: r.visibleSkipped,
 	}
 	res.PerSecond = float64(res.Commands) / elapsed.Seconds()
 	for status, n := range r.byStatus {
@@ -226,7 +226,7 @@ func (r *benchRun) setup(ctx context.Context) error {
 
 // client1 is one client: it sends commands one after the other until ctx ends or the run has
 // sent its requests.
-func (r *benchRun) client1(ctx context.Context, seed uint64, samples chan<- acked) {
+func (r *benchRun) client1(ctx context.Context, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
 	m := r.cfg.Mix
 	total := m.Create + m.Update + m.Delete
@@ -280,11 +280,8 @@ func (r *benchRun) client1(ctx context.Context, seed uint64, samples chan<- acke
 		if kind == "create" && m.Delete > 0 {
 			r.addDeletable(loc)
 		}
-		if r.cfg.Sample > 0 && rng.Float64() < r.cfg.Sample {
-			select {
-			case samples <- acked{path: loc, version: version, at: time.Now()}:
-			default: // the readers are behind: skip this sample rather than slow the clients
-			}
+		if r.cfg.Sample > 0 && r.cfg.QueryURL != "" && rng.Float64() < r.cfg.Sample {
+			r.sample(acked{path: loc, version: version, at: time.Now()})
 		}
 	}
 }
@@ -328,30 +325,48 @@ func (r *benchRun) takeDeletable() string {
 	return p
 }
 
-// measureVisibility reads each sampled version back from the query server, waiting for it with
+// maxVisibilityReads bounds the sampled reads in flight at once. Each waits on the query server
+// for its version, so a fixed handful of readers taking samples in turn would queue them and
+// count the queueing as visibility latency; one read per sample, started at the
+// acknowledgement, measures only the servers.
+const maxVisibilityReads = 4096
+
+// sample starts the read of one acknowledged version, unless maxVisibilityReads are in flight:
+// then the sample is skipped and counted, rather than slowing the clients or queueing.
+func (r *benchRun) sample(s acked) {
+	select {
+	case r.reads <- struct{}{}:
+	default:
+		r.mu.Lock()
+		r.visibleSkipped++
+		r.mu.Unlock()
+		return
+	}
+	r.readers.Go(func() {
+		defer func() { <-r.reads }()
+		r.measureVisibility(s)
+	})
+}
+
+// measureVisibility reads a sampled version back from the query server, waiting for it with
 // min_version, and records how long after the acknowledgement it was returned.
-func (r *benchRun) measureVisibility(samples <-chan acked) {
-	var got []time.Duration
-	failed := 0
-	for s := range samples {
-		url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, s.path, s.version)
-		res, err := r.client.Get(url)
-		if err != nil {
-			failed++
-			continue
-		}
+func (r *benchRun) measureVisibility(s acked) {
+	url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, s.path, s.version)
+	res, err := r.client.Get(url)
+	ok := err == nil
+	if ok {
 		_, _ = io.Copy(io.Discard, res.Body)
 		_ = res.Body.Close()
-		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusGone {
-			failed++
-			continue
-		}
-		got = append(got, time.Since(s.at))
+		ok = res.StatusCode == http.StatusOK || res.StatusCode == http.StatusGone
 	}
+	took := time.Since(s.at)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.visible = append(r.visible, got...)
-	r.visibleFail += failed
+	if !ok {
+		r.visibleFail++
+		return
+	}
+	r.visible = append(r.visible, took)
 }
 
 // progress prints a line a second until stop is called.
@@ -504,6 +519,9 @@ func printBench(w io.Writer, r BenchResult) {
 	if r.Visibility.Count > 0 || r.VisibilityFailed > 0 {
 		fmt.Fprintf(w, "visibility    p50 %.2f ms   p99 %.2f ms   (%d sampled, %d not returned)\n",
 			r.Visibility.P50, r.Visibility.P99, r.Visibility.Count, r.VisibilityFailed)
+	}
+	if r.VisibilitySkipped > 0 {
+		fmt.Fprintf(w, "              %d samples skipped: %d reads were in flight\n", r.VisibilitySkipped, maxVisibilityReads)
 	}
 	kinds := make([]string, 0, len(r.ByKind))
 	for k, n := range r.ByKind {
