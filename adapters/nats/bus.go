@@ -272,6 +272,12 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			msgs = append(msgs, delivery{msg: m, change: c, undecodable: err})
 		}
 		idle = len(msgs) == 0
+		handed := func(d delivery) (string, bool) { return d.change.Event.PostID, d.undecodable == nil }
+		for i, j := range wire.Following(msgs, handed) {
+			if j >= 0 {
+				msgs[i].later, msgs[i].hasLater = msgs[j].change, true
+			}
+		}
 		wire.InParallel(msgs, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
 			if ctx.Err() != nil {
 				_ = d.msg.Nak() // not begun: another query server may take it now
@@ -299,11 +305,15 @@ type delivery struct {
 	msg         jetstream.Msg
 	change      ports.Change
 	undecodable error
+	// later is the change of the same post handed to the handler after this one in the batch,
+	// when hasLater (see ports.WithFollowing).
+	later    ports.Change
+	hasLater bool
 }
 
 // fetchBatch is how many messages one pull takes of those waiting; a graceful stop hands back
 // those not begun at once, a crash leaves them to AckWait.
-const fetchBatch = 32
+const fetchBatch = 128
 
 func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 	m, c := d.msg, d.change
@@ -320,7 +330,11 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		return b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
 			"attempt", attempt)
 	}
-	if err := h(ctx, c); err != nil {
+	hctx := ctx
+	if d.hasLater {
+		hctx = ports.WithFollowing(ctx, d.later)
+	}
+	if err := h(hctx, c); err != nil {
 		if ctx.Err() != nil {
 			_ = m.Nak() // shutting down: let another query server take it now
 			return

@@ -46,7 +46,7 @@ type Config struct {
 	// holds its changes. It must exceed the slowest handler, or a change still being applied is
 	// applied a second time elsewhere (which the projector tolerates, but wastes work).
 	VisibilityTimeout time.Duration
-	// Batch is how many new changes one read takes (default 32), applied up to 16 posts at a
+	// Batch is how many new changes one read takes (default 128), applied up to 16 posts at a
 	// time, each post in order. A consumer that dies holds that many until VisibilityTimeout.
 	Batch int
 	// Log receives one line per retry, per dead letter and per failed read (default
@@ -66,7 +66,7 @@ const (
 	DefaultBackoff           = 100 * time.Millisecond
 	DefaultMaxBackoff        = 5 * time.Second
 	DefaultVisibilityTimeout = 30 * time.Second
-	DefaultBatch             = 32
+	DefaultBatch             = 128
 )
 
 // retryConsumer is the consumer of the group that holds the changes waiting for a retry; no

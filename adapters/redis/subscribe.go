@@ -27,6 +27,10 @@ type delivery struct {
 	attempt     int
 	change      ports.Change
 	undecodable error
+	// later is the change of the same post handed to the handler after this one in the batch,
+	// when hasLater (see ports.WithFollowing).
+	later    ports.Change
+	hasLater bool
 }
 
 // claimable is a pending entry that may be claimed once it has been idle for minIdle.
@@ -69,6 +73,14 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 		s.failures = 0
 		for i := range batch {
 			batch[i].change, batch[i].undecodable = wire.Decode(field(batch[i].msg, "payload"))
+		}
+		handed := func(d delivery) (string, bool) {
+			return d.change.Event.PostID, d.undecodable == nil && d.attempt <= b.cfg.MaxAttempts
+		}
+		for i, j := range wire.Following(batch, handed) {
+			if j >= 0 {
+				batch[i].later, batch[i].hasLater = batch[j].change, true
+			}
 		}
 		wire.InParallel(batch, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
 			if ctx.Err() != nil {
@@ -305,7 +317,11 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		b.deadLetter(ctx, d, payload, &c, d.attempt-1, ports.CauseAbandoned, err)
 		return
 	}
-	err := h(ctx, c)
+	hctx := ctx
+	if d.hasLater {
+		hctx = ports.WithFollowing(ctx, d.later)
+	}
+	err := h(hctx, c)
 	switch {
 	case err == nil:
 		b.ack(ctx, d, c)

@@ -39,3 +39,24 @@ func InParallel[T any](items []T, key func(T) string, limit int, handle func(T))
 	}
 	wg.Wait()
 }
+
+// Following returns, for each item, the index of the last item after it with the same key, or
+// -1 when there is none. Items for which key reports false (those the handler will not be
+// given) neither have nor are a following item. The bus adapters use it to tell the handler,
+// with ports.WithFollowing, which later change of the same post it will be given in the batch.
+func Following[T any](items []T, key func(T) (string, bool)) []int {
+	last := map[string]int{}
+	for i, it := range items {
+		if k, ok := key(it); ok {
+			last[k] = i
+		}
+	}
+	out := make([]int, len(items))
+	for i, it := range items {
+		out[i] = -1
+		if k, ok := key(it); ok && last[k] > i {
+			out[i] = last[k]
+		}
+	}
+	return out
+}

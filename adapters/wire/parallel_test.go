@@ -65,3 +65,15 @@ func TestInParallelWithALimitOfOneRunsInOrder(t *testing.T) {
 		t.Errorf("handled %v, want every item in order", got)
 	}
 }
+
+func TestFollowingNamesTheLastLaterItemOfTheSameKey(t *testing.T) {
+	t.Parallel()
+	// "x" items are not handed over: they neither have nor are a following item.
+	items := []item{{"a", 0}, {"b", 1}, {"a", 2}, {"x", 3}, {"a", 4}, {"b", 5}, {"c", 6}, {"a", 7}, {"x", 8}}
+	items[7].key = "x" // the last "a" is not handed over: the one before it is the last
+	got := wire.Following(items, func(it item) (string, bool) { return it.key, it.key != "x" })
+	want := []int{4, 5, 4, -1, -1, -1, -1, -1, -1}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Following = %v, want %v", got, want)
+	}
+}

@@ -301,3 +301,61 @@ func TestProjectorDoesNotOfferTheViewWhenHistoryFails(t *testing.T) {
 		t.Error("readers woken for a change that was not applied")
 	}
 }
+
+func TestProjectorLeavesTheViewToALaterChangeOfThePostInTheBatch(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	p := newProjector(v, n)
+	if err := p.Apply(t.Context(), change("p1", 1, post.EventCreated)); err != nil {
+		t.Fatal(err)
+	}
+	changed, _ := n.Watch("p1")
+	v3 := change("p1", 3, post.EventUpdated)
+
+	// The bus hands over v2, then v3, telling v2 that v3 follows.
+	if err := p.Apply(ports.WithFollowing(t.Context(), v3), change("p1", 2, post.EventUpdated)); err != nil {
+		t.Fatal(err)
+	}
+	if closed(changed) {
+		t.Error("readers woken by a change whose view was left to a later one")
+	}
+	if err := p.Apply(t.Context(), v3); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{"history p1 v1", "current p1 v1", "history p1 v2", "history p1 v3", "current p1 v3"}
+	if w := v.recorded(); !reflect.DeepEqual(w, want) {
+		t.Errorf("writes = %q, want %q", w, want)
+	}
+	if !closed(changed) {
+		t.Error("readers not woken when the later change was stored")
+	}
+	if h, _ := v.History(t.Context(), "p1"); len(h) != 3 {
+		t.Errorf("history holds %d versions, want 3", len(h))
+	}
+}
+
+func TestProjectorWritesTheViewWhenTheFollowingChangeDoesNotSupersedeIt(t *testing.T) {
+	t.Parallel()
+	invalid := change("p1", 3, post.EventUpdated)
+	invalid.State.ID = "p2" // event and state disagree: the projector refuses it
+	for name, later := range map[string]ports.Change{
+		"lower version": change("p1", 1, post.EventCreated),
+		"same version":  change("p1", 2, post.EventUpdated),
+		"another post":  change("p2", 3, post.EventUpdated),
+		"invalid":       invalid,
+		"unknown type":  func() ports.Change { c := change("p1", 3, post.EventUpdated); c.Event.Type = "post.renamed"; return c }(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			v := newViews()
+			if err := newProjector(v, projection.NewNotifier()).Apply(
+				ports.WithFollowing(t.Context(), later), change("p1", 2, post.EventUpdated)); err != nil {
+				t.Fatal(err)
+			}
+			if w := v.recorded(); !reflect.DeepEqual(w, []string{"history p1 v2", "current p1 v2"}) {
+				t.Errorf("writes = %q, want the history and the view", w)
+			}
+		})
+	}
+}

@@ -13,8 +13,10 @@ const ReplayBatch = 500
 
 // Replay rebuilds the read model from the whole event store: it reads every event in position
 // order, folds each post's events into its state and applies each change exactly as if it had
-// come from the bus. It is safe while the projector runs, because applying is idempotent and
-// keeps the highest version. It returns how many events it applied.
+// come from the bus, a batch at a time, telling each change of the last later change of its
+// post in the batch (ports.WithFollowing) as the buses do: a post's view is written once per
+// batch. It is safe while the projector runs, because applying is idempotent and keeps the
+// highest version. It returns how many events it applied.
 //
 // A post whose history in the store is not a valid sequence is an error: the store is the
 // source of truth, and a read model built from a corrupt one would hide the problem.
@@ -27,7 +29,9 @@ func Replay(ctx context.Context, events ports.EventReader, p *Projector) (int, e
 		if err != nil {
 			return n, fmt.Errorf("replay after position %d: %w", after, err)
 		}
-		for _, r := range batch {
+		changes := make([]ports.Change, len(batch))
+		last := map[string]int{} // post id → its last change in the batch
+		for i, r := range batch {
 			e := r.Event
 			agg := posts[e.PostID]
 			if agg == nil {
@@ -39,10 +43,17 @@ func Replay(ctx context.Context, events ports.EventReader, p *Projector) (int, e
 			if err := agg.Apply(e); err != nil {
 				return n, fmt.Errorf("replay position %d: %w", r.Position, err)
 			}
-			if err := p.Apply(ctx, ports.Change{Event: e, State: agg.State()}); err != nil {
-				return n, fmt.Errorf("replay position %d: %w", r.Position, err)
+			changes[i], last[e.PostID] = ports.Change{Event: e, State: agg.State()}, i
+		}
+		for i, c := range changes {
+			applyCtx := ctx
+			if j := last[c.Event.PostID]; j > i {
+				applyCtx = ports.WithFollowing(ctx, changes[j])
 			}
-			after = r.Position
+			if err := p.Apply(applyCtx, c); err != nil {
+				return n, fmt.Errorf("replay position %d: %w", batch[i].Position, err)
+			}
+			after = batch[i].Position
 			n++
 		}
 		if len(batch) < ReplayBatch {

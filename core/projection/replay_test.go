@@ -32,11 +32,15 @@ type currentViews struct {
 	mu      sync.Mutex
 	current map[string]post.State
 	history map[string]int
+	puts    map[string]int // view writes asked for, by post
 }
 
 func (v *currentViews) PutCurrent(_ context.Context, s post.State) (bool, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.puts != nil {
+		v.puts[s.ID]++
+	}
 	if have, ok := v.current[s.ID]; ok && have.Version >= s.Version {
 		return false, nil
 	}
@@ -131,5 +135,56 @@ func TestReplayRefusesACorruptStore(t *testing.T) {
 	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := projection.Replay(context.Background(), events, proj); err == nil {
 		t.Fatal("replay of a history with a gap succeeded, want an error")
+	}
+}
+
+// A post's changes within one page of the store write its view once, with the last of them;
+// its history gets every version.
+func TestReplayWritesAPostsViewOncePerPage(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	var events allEvents
+	aggs := map[string]*post.Post{}
+	for i := range 30 { // two posts' changes interleaved: a created, b created, a updated, …
+		id := []string{"a", "b"}[i%2]
+		p := aggs[id]
+		var es []post.Event
+		if p == nil {
+			var err error
+			if p, err = post.FromHistory(id, nil); err != nil {
+				t.Fatal(err)
+			}
+			aggs[id] = p
+			e, err := p.Create(post.Create{Title: "t", Content: "c", AuthorName: "a"}, post.Stamp{EventID: fmt.Sprint(id, i), At: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			es = []post.Event{e}
+		} else {
+			title := fmt.Sprint("title ", i)
+			var err error
+			if es, err = p.Update(post.Update{Title: &title}, post.Stamp{EventID: fmt.Sprint(id, i), At: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Apply(es...); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ports.Recorded{Position: int64(i + 1), Event: es[0]})
+	}
+	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}, puts: map[string]int{}}
+	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.DiscardHandler))
+
+	if _, err := projection.Replay(t.Context(), events, proj); err != nil {
+		t.Fatal(err)
+	}
+
+	for id, p := range aggs {
+		if views.current[id] != p.State() {
+			t.Errorf("%s: view %+v, want %+v", id, views.current[id], p.State())
+		}
+		if views.history[id] != 15 || views.puts[id] != 1 {
+			t.Errorf("%s: %d history entries and %d view writes, want 15 and 1", id, views.history[id], views.puts[id])
+		}
 	}
 }

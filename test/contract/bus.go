@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"hexapost/adapters/wire"
+	"hexapost/core/post"
 	"hexapost/ports"
 )
 
@@ -49,6 +50,10 @@ type BusFeatures struct {
 	// several cases wait for a message's every attempt, but well above the bus's own timer
 	// granularity, or that noise can make a later wait look shorter than an earlier one.
 	Backoff time.Duration
+	// Following says that the subscriber takes changes in batches and tells the handler, with
+	// ports.WithFollowing, of the last later change of the same post that the batch holds; a
+	// subscriber without it must never say so.
+	Following bool
 	// Timeout bounds each wait of the suite (default 10s). A bus that hands an unacknowledged
 	// message to another subscriber only after an acknowledgement deadline (JetStream's
 	// AckWait, a Redis claim idle time) needs it well above that deadline.
@@ -82,6 +87,7 @@ func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPa
 		{"redrive delivers again with a fresh attempt count", busRedrive},
 		{"discard removes a dead letter", busDiscard},
 		{"unknown dead letter is not found", busUnknownDeadLetter},
+		{"tells the handler of the last later change of the post in the batch", busFollowing},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -422,6 +428,55 @@ func busUnknownDeadLetter(t *testing.T, p BusPair, _ BusFeatures) {
 		}
 		if err := p.DeadLetters.Discard(t.Context(), id); !errors.Is(err, ports.ErrNotFound) {
 			t.Errorf("Discard(%q): %v, want %v", id, err, ports.ErrNotFound)
+		}
+	}
+}
+
+func busFollowing(t *testing.T, p BusPair, f BusFeatures) {
+	st := newStory(t, epoch)
+	id := st.create("post", "body", "ada")
+	for v := 2; v <= 5; v++ {
+		st.update(id, post.Update{Content: ptr(fmt.Sprint("body ", v))})
+	}
+	st.create("another post", "body", "bob")
+	sent := st.changes
+	publish(t, p.A, sent...) // before anyone subscribes: the first batch holds them all
+	var (
+		mu        sync.Mutex
+		following = map[string]int64{} // event id → the version said to follow it, 0 for none
+	)
+	subscribe(t.Context(), t, f, p.B, func(ctx context.Context, c ports.Change) error {
+		later, ok := ports.Following(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		following[c.Event.ID] = 0
+		if ok {
+			following[c.Event.ID] = later.Event.Version
+			if later.Event.PostID != c.Event.PostID {
+				t.Errorf("%s v%d: told that a change of %s follows", c.Event.PostID, c.Event.Version, later.Event.PostID)
+			}
+		}
+		return nil
+	})
+	eventually(t, f.Timeout, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(following) == len(sent)
+	}, "every change to be handled")
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range sent {
+		want := int64(0)
+		if f.Following && c.Event.PostID == id && c.Event.Version < 5 {
+			want = 5
+		}
+		got := following[c.Event.ID]
+		if c.Event.Version == 1 && got == 0 {
+			continue // the first change after an idle spell may come alone (JetStream's waiting fetch takes one)
+		}
+		if got != want {
+			t.Errorf("%s v%d: told that v%d follows, want v%d (0: none)", c.Event.PostID, c.Event.Version, got, want)
 		}
 	}
 }
