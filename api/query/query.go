@@ -123,9 +123,12 @@ func (h *Handler) Register(a huma.API) {
 	}, h.list)
 	huma.Register(a, huma.Operation{
 		OperationID: "get-post-history", Method: http.MethodGet, Path: "/posts/{id}/history", Tags: tags,
-		Summary:     "Get a post's history",
-		Description: "One entry per version, oldest first, each with the state after it; deleted posts too.",
-		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+		Summary: "Get a post's history",
+		Description: "One entry per version from the first, oldest first, each with the state after it; deleted " +
+			"posts too. Never with a gap: a version still being projected while a later one is stored is waited " +
+			"for (up to the server's read wait), after which the entries before it are returned, or 503 if " +
+			"version 1 itself is missing.",
+		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, h.history)
 
 	admin := []string{api.TagAdmin}
@@ -183,7 +186,7 @@ func (h *Handler) list(ctx context.Context, in *ListInput) (*ListOutput, error) 
 }
 
 func (h *Handler) history(ctx context.Context, in *HistoryInput) (*HistoryOutput, error) {
-	entries, err := h.views.History(ctx, in.ID)
+	entries, err := h.reader.History(ctx, in.ID)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "get-post-history", err)
 	}

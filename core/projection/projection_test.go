@@ -26,6 +26,8 @@ type views struct {
 	writes      []string
 	failHistory error
 	reads       atomic.Int64
+	// historyReads counts the reads of a history.
+	historyReads atomic.Int64
 }
 
 var (
@@ -89,6 +91,7 @@ func (v *views) List(_ context.Context, q ports.ListQuery) ([]post.State, error)
 }
 
 func (v *views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
+	defer v.historyReads.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.history[id]) == 0 {

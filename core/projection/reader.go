@@ -86,6 +86,48 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 	}
 }
 
+// History returns the post's history as one entry per version from the first, oldest first.
+// The read model may hold a later version before an earlier one — query servers of one group
+// apply a post's consecutive changes side by side, and a change may wait for a retry while the
+// next is applied — so a history with a gap is read again, woken like a waiting Get, until the
+// gap is filled or the wait ends (or Drain). Then the entries before the gap are the answer, or
+// ErrNotCaughtUp when even the first version is missing: a history never skips a version. An
+// unknown post is ports.ErrNotFound at once.
+func (r *Reader) History(ctx context.Context, id string) ([]ports.HistoryEntry, error) {
+	deadline := time.NewTimer(r.cfg.Wait)
+	defer deadline.Stop()
+	for poll := r.cfg.Poll; ; poll = min(2*poll, maxPollBackoff*r.cfg.Poll) {
+		changed, forget := r.notify.Watch(id)
+		entries, err := r.views.History(ctx, id)
+		n := unbroken(entries)
+		if err != nil || n == len(entries) {
+			forget()
+			return entries, err
+		}
+		err = r.wait(ctx, changed, deadline.C, poll)
+		forget()
+		switch {
+		case errors.Is(err, ErrNotCaughtUp) && n > 0:
+			return entries[:n], nil
+		case errors.Is(err, ErrNotCaughtUp):
+			return nil, fmt.Errorf("%w: version 1 of post %s is not in the history yet", err, id)
+		case err != nil:
+			return nil, err
+		}
+	}
+}
+
+// unbroken returns how many of the entries, oldest first, are versions 1, 2, 3, … without a
+// gap.
+func unbroken(entries []ports.HistoryEntry) int {
+	for i, e := range entries {
+		if e.State.Version != int64(i)+1 {
+			return i
+		}
+	}
+	return len(entries)
+}
+
 // settled is the answer of a read that waits no longer.
 func settled(id string, s post.State, err error) (post.State, error) {
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -317,5 +318,95 @@ func TestReaderDrainEndsWaits(t *testing.T) {
 				t.Errorf("Get after Drain: error = %v, want %v at once", later.err, projection.ErrNotCaughtUp)
 			}
 		})
+	}
+}
+
+// versions lists the versions of a history.
+func versions(entries []ports.HistoryEntry) []int64 {
+	out := make([]int64, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.State.Version)
+	}
+	return out
+}
+
+// gappedHistory returns views whose p1 has versions 1 and 3 in its history (2 is on its way),
+// the projector that writes them and a reader that waits at most wait.
+func gappedHistory(t *testing.T, wait time.Duration) (*views, *projection.Projector, *projection.Reader) {
+	t.Helper()
+	v, n := newViews(), projection.NewNotifier()
+	p := newProjector(v, n)
+	for _, c := range []ports.Change{change("p1", 1, post.EventCreated), change("p1", 3, post.EventUpdated)} {
+		if err := p.Apply(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v, p, projection.NewReader(v, n, projection.ReaderConfig{Wait: wait})
+}
+
+func TestReaderHistoryWaitsForAGapToBeFilled(t *testing.T) {
+	t.Parallel()
+	v, p, r := gappedHistory(t, 10*time.Second)
+	type result struct {
+		entries []ports.HistoryEntry
+		err     error
+	}
+	got := make(chan result, 1)
+	go func() {
+		entries, err := r.History(t.Context(), "p1")
+		got <- result{entries, err}
+	}()
+	eventually(t, "the reader has read the history with its gap", func() bool { return v.historyReads.Load() > 0 })
+
+	if err := p.Apply(t.Context(), change("p1", 2, post.EventUpdated)); err != nil {
+		t.Fatal(err)
+	}
+
+	res := <-got
+	if res.err != nil || !reflect.DeepEqual(versions(res.entries), []int64{1, 2, 3}) {
+		t.Fatalf("History = versions %v, %v; want 1, 2, 3", versions(res.entries), res.err)
+	}
+}
+
+func TestReaderHistoryAnswersTheVersionsBeforeAGapThatStays(t *testing.T) {
+	t.Parallel()
+	_, _, r := gappedHistory(t, 30*time.Millisecond)
+
+	entries, err := r.History(t.Context(), "p1")
+
+	if err != nil || !reflect.DeepEqual(versions(entries), []int64{1}) {
+		t.Fatalf("History = versions %v, %v; want only 1, the version before the gap", versions(entries), err)
+	}
+}
+
+func TestReaderHistoryWithoutItsFirstVersionIsNotCaughtUp(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	if err := newProjector(v, n).Apply(t.Context(), change("p1", 2, post.EventUpdated)); err != nil {
+		t.Fatal(err)
+	}
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 30 * time.Millisecond})
+
+	entries, err := r.History(t.Context(), "p1")
+
+	if !errors.Is(err, projection.ErrNotCaughtUp) || entries != nil {
+		t.Fatalf("History = versions %v, %v; want %v", versions(entries), err, projection.ErrNotCaughtUp)
+	}
+}
+
+func TestReaderHistoryWithoutAGapIsReadOnce(t *testing.T) {
+	t.Parallel()
+	v, _, r := notifiedReader(t)
+
+	entries, err := r.History(t.Context(), "p1")
+
+	if err != nil || !reflect.DeepEqual(versions(entries), []int64{1}) {
+		t.Fatalf("History = versions %v, %v; want 1", versions(entries), err)
+	}
+	if n := v.historyReads.Load(); n != 1 {
+		t.Errorf("history read %d times, want once", n)
+	}
+	if _, err := r.History(t.Context(), "unknown"); !errors.Is(err, ports.ErrNotFound) {
+		t.Errorf("History of an unknown post: %v, want %v", err, ports.ErrNotFound)
 	}
 }
