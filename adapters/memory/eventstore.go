@@ -32,7 +32,7 @@ type EventStore struct {
 	mu      sync.Mutex
 	streams map[string][]post.Event
 	// all holds every event in position order: the event at index i has position i+1.
-	all []post.Event
+	all eventLog
 	// pending holds the outbox entries not yet published, in position order.
 	pending []*outboxEntry
 	keys    map[string]storedKey
@@ -117,7 +117,7 @@ func (s *EventStore) Append(_ context.Context, a ports.Append) error {
 		for _, c := range a.Changes {
 			c = copyChange(c)
 			s.streams[a.PostID] = append(s.streams[a.PostID], c.Event)
-			s.all = append(s.all, c.Event)
+			s.all.append(c.Event)
 			s.pending = append(s.pending, &outboxEntry{change: c})
 		}
 	}
@@ -133,6 +133,31 @@ func (s *EventStore) Append(_ context.Context, a ports.Append) error {
 	}
 	return nil
 }
+
+// logChunk is how many events one chunk of an eventLog holds.
+const logChunk = 1 << 12
+
+// eventLog is a list of events that grows by chunks: appending never copies the events already
+// there, so a long-lived store does not stall its appends, under its lock, to copy the whole
+// log into a twice larger array, nor leave the old one to the garbage collector.
+type eventLog struct {
+	chunks [][]post.Event
+	n      int64
+}
+
+func (l *eventLog) append(e post.Event) {
+	if l.n%logChunk == 0 {
+		l.chunks = append(l.chunks, make([]post.Event, 0, logChunk))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, e)
+	l.n++
+}
+
+func (l *eventLog) len() int64 { return l.n }
+
+// at returns the event at index i, 0 ≤ i < len.
+func (l *eventLog) at(i int64) post.Event { return l.chunks[i/logChunk][i%logChunk] }
 
 // checkAppend refuses changes that cannot follow ExpectedVersion in a.PostID's stream. A
 // database would refuse them with its unique (post id, version) key; this store says why.
@@ -153,13 +178,13 @@ func (s *EventStore) ReadAll(_ context.Context, after int64, limit int) ([]ports
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := max(after, 0)
-	if limit <= 0 || start >= int64(len(s.all)) {
+	if limit <= 0 || start >= s.all.len() {
 		return nil, nil
 	}
-	end := min(start+int64(limit), int64(len(s.all)))
+	end := min(start+int64(limit), s.all.len())
 	out := make([]ports.Recorded, 0, end-start)
 	for i := start; i < end; i++ {
-		out = append(out, ports.Recorded{Position: i + 1, Event: copyEvent(s.all[i])})
+		out = append(out, ports.Recorded{Position: i + 1, Event: copyEvent(s.all.at(i))})
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -186,5 +187,43 @@ func TestRelayReleasesItsClaimWhenPublishPanics(t *testing.T) {
 	n, err := s.Relay(ctx, 10, func(context.Context, []ports.Change) error { return nil })
 	if n != 1 || err != nil {
 		t.Errorf("Relay after a panicking publish = %d, %v; want the change handed out again", n, err)
+	}
+}
+
+// The log of every event grows by chunks; reading it across their boundaries must give every
+// event at its position.
+func TestReadAllAcrossTheLogsChunks(t *testing.T) {
+	t.Parallel()
+	s := memory.NewEventStore(memory.EventStoreConfig{})
+	const n = 10_000 // more than two chunks
+	for i := range n {
+		id := fmt.Sprintf("post-%05d", i)
+		c := ports.Change{
+			Event: post.Event{ID: id + "-1", PostID: id, Version: 1, Type: post.EventCreated, OccurredAt: time.Unix(int64(i), 0)},
+			State: post.State{ID: id, Version: 1},
+		}
+		if err := s.Append(t.Context(), ports.Append{PostID: id, Changes: []ports.Change{c}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := 0
+	for after := int64(0); ; {
+		page, err := s.ReadAll(t.Context(), after, 3_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			if want := fmt.Sprintf("post-%05d", r.Position-1); r.Event.PostID != want || r.Position != after+1 {
+				t.Fatalf("position %d (after %d) holds %s, want %s", r.Position, after, r.Event.PostID, want)
+			}
+			after = r.Position
+			seen++
+		}
+	}
+	if seen != n {
+		t.Fatalf("read %d events, want %d", seen, n)
 	}
 }
