@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"hexapost/core/post"
 	"hexapost/ports"
 )
 
@@ -62,7 +63,11 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
 	}
-	p.notify.Broadcast(e.PostID)
+	if stored {
+		p.notify.Stored(c.State)
+	} else {
+		p.notify.Broadcast(e.PostID)
+	}
 	p.log.Info("event projected", "post_id", e.PostID, "version", e.Version, "event_id", e.ID,
 		"event_type", string(e.Type), "current", stored)
 	return nil
@@ -90,7 +95,10 @@ func validate(c ports.Change) error {
 
 // Notifier wakes readers waiting for a post to change, without polling: a change wakes only the
 // readers of its own post, so a read model that is costly to read is not read again by every
-// waiting reader on every change.
+// waiting reader on every change. The projector hands the woken readers the view it stored, so
+// they need not read it; and the readers of one post share one look at the read model for the
+// changes of other processes (Wait.PollDue), so the reads a lagging read model gets from them
+// grow with the posts waited on, not with the readers.
 type Notifier struct {
 	mu      sync.Mutex
 	waiting map[string]*watch // by post id; present while some reader waits for that post
@@ -100,14 +108,28 @@ type Notifier struct {
 type watch struct {
 	changed chan struct{} // closed at the change
 	readers int
+	// stored is the post's view as the change left it, when known is set; both are written
+	// before changed is closed and read only after.
+	stored post.State
+	known  bool
+	// polled is when a reader of the post last looked at the read model for a change another
+	// process projected.
+	polled time.Time
 }
 
 // NewNotifier returns a Notifier.
 func NewNotifier() *Notifier { return &Notifier{waiting: map[string]*watch{}} }
 
-// Watch returns a channel that is closed at the next Broadcast of postID, and a function to call
-// once the channel is no longer waited on (it forgets the watch when no reader is left).
-func (n *Notifier) Watch(postID string) (<-chan struct{}, func()) {
+// Wait is one reader's wait for the next change of a post. Forget must be called once it is no
+// longer waited on.
+type Wait struct {
+	n  *Notifier
+	id string
+	w  *watch
+}
+
+// Wait starts waiting for the next change of postID.
+func (n *Notifier) Wait(postID string) *Wait {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	w := n.waiting[postID]
@@ -116,21 +138,65 @@ func (n *Notifier) Watch(postID string) (<-chan struct{}, func()) {
 		n.waiting[postID] = w
 	}
 	w.readers++
-	return w.changed, func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		w.readers--
-		if w.readers == 0 && n.waiting[postID] == w {
-			delete(n.waiting, postID)
-		}
+	return &Wait{n: n, id: postID, w: w}
+}
+
+// Changed is closed at the post's next change.
+func (w *Wait) Changed() <-chan struct{} { return w.w.changed }
+
+// Stored returns, once Changed is closed, the post's view as that change stored it, if whoever
+// announced the change knew it.
+func (w *Wait) Stored() (post.State, bool) {
+	select {
+	case <-w.w.changed:
+		return w.w.stored, w.w.known
+	default:
+		return post.State{}, false
 	}
 }
 
+// PollDue reports whether this reader should look at the read model now for a change of
+// another process: no reader of the post has looked within every. A reader that looks and
+// finds a newer view hands it to the others with Notifier.Stored.
+func (w *Wait) PollDue(every time.Duration) bool {
+	w.n.mu.Lock()
+	defer w.n.mu.Unlock()
+	if now := time.Now(); now.Sub(w.w.polled) >= every {
+		w.w.polled = now
+		return true
+	}
+	return false
+}
+
+// Forget ends the wait; the notifier forgets the post when no reader is left.
+func (w *Wait) Forget() {
+	w.n.mu.Lock()
+	defer w.n.mu.Unlock()
+	w.w.readers--
+	if w.w.readers == 0 && w.n.waiting[w.id] == w.w {
+		delete(w.n.waiting, w.id)
+	}
+}
+
+// Watch returns a channel that is closed at the next change of postID, and a function to call
+// once the channel is no longer waited on.
+func (n *Notifier) Watch(postID string) (<-chan struct{}, func()) {
+	w := n.Wait(postID)
+	return w.Changed(), w.Forget
+}
+
 // Broadcast wakes everyone watching postID.
-func (n *Notifier) Broadcast(postID string) {
+func (n *Notifier) Broadcast(postID string) { n.wake(postID, post.State{}, false) }
+
+// Stored wakes everyone watching the post of s, handing them s: the post's view as it was just
+// stored (or read).
+func (n *Notifier) Stored(s post.State) { n.wake(s.ID, s, true) }
+
+func (n *Notifier) wake(postID string, s post.State, known bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if w := n.waiting[postID]; w != nil {
+		w.stored, w.known = s, known
 		close(w.changed)
 		delete(n.waiting, postID)
 	}

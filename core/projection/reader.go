@@ -64,6 +64,11 @@ func (r *Reader) Drain() {
 // Get returns the current view of a post once its version is at least minVersion. A deleted
 // post is returned with post.ErrDeleted, an unknown one with ports.ErrNotFound, and a version
 // not reached within the wait, or before Drain, with ErrNotCaughtUp.
+//
+// A waiting Get reads the read model once, then again only when it has to: a change projected
+// by this process hands it the stored view, and for changes of other processes the readers of
+// one post take turns to look (Wait.PollDue), a look that finds a newer view handing it to the
+// rest.
 func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.State, error) {
 	if minVersion <= 0 {
 		s, err := r.views.Get(ctx, id)
@@ -71,17 +76,38 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 	}
 	deadline := time.NewTimer(r.cfg.Wait)
 	defer deadline.Stop()
-	for poll := r.cfg.Poll; ; poll = min(2*poll, maxPollBackoff*r.cfg.Poll) {
-		changed, forget := r.notify.Watch(id) // before reading, so no broadcast is missed
-		s, err := r.views.Get(ctx, id)
+	w := r.notify.Wait(id) // before reading, so no change is missed
+	defer func() { w.Forget() }()
+	s, err := r.views.Get(ctx, id)
+	for poll := r.cfg.Poll; ; {
 		if (err != nil && !errors.Is(err, ports.ErrNotFound)) || (err == nil && s.Version >= minVersion) {
-			forget()
 			return settled(id, s, err)
 		}
-		err = r.wait(ctx, changed, deadline.C, poll)
-		forget()
-		if err != nil {
-			return post.State{}, err
+		woke, werr := r.wait(ctx, w.Changed(), deadline.C, poll)
+		if werr != nil {
+			return post.State{}, werr
+		}
+		switch woke {
+		case wokenByChange:
+			stored, known := w.Stored()
+			w.Forget()
+			w = r.notify.Wait(id) // before reading again
+			if known {
+				s, err = stored, nil
+				continue
+			}
+		case wokenToPoll:
+			poll = min(2*poll, maxPollBackoff*r.cfg.Poll)
+			if !w.PollDue(poll / 2) {
+				continue // another reader of this post looked a moment ago
+			}
+		}
+		before := s.Version
+		s, err = r.views.Get(ctx, id)
+		if err == nil && s.Version > before && woke == wokenToPoll {
+			r.notify.Stored(s) // what another process projected, for the other readers of the post
+			w.Forget()
+			w = r.notify.Wait(id)
 		}
 	}
 }
@@ -104,7 +130,7 @@ func (r *Reader) History(ctx context.Context, id string) ([]ports.HistoryEntry, 
 			forget()
 			return entries, err
 		}
-		err = r.wait(ctx, changed, deadline.C, poll)
+		_, err = r.wait(ctx, changed, deadline.C, poll)
 		forget()
 		switch {
 		case errors.Is(err, ErrNotCaughtUp) && n > 0:
@@ -139,25 +165,36 @@ func settled(id string, s post.State, err error) (post.State, error) {
 	return s, nil
 }
 
-// wait returns nil when the post may have changed: its change was broadcast, the poll for other
+// woken is why a wait ended without an error.
+type woken int
+
+const (
+	wokenByChange woken = iota // the post changed in this process
+	wokenToPoll                // time to look for a change of another process
+	wokenToDrain               // Drain asks for one last look
+)
+
+// wait returns why the post may have changed: its change was announced, the look for other
 // processes' changes is due (after pollAfter), or Drain asks for one last look. It returns the
 // error to answer with when the wait is over.
-func (r *Reader) wait(ctx context.Context, changed <-chan struct{}, deadline <-chan time.Time, pollAfter time.Duration) error {
+func (r *Reader) wait(ctx context.Context, changed <-chan struct{}, deadline <-chan time.Time, pollAfter time.Duration) (woken, error) {
 	select {
 	case <-r.draining:
-		return ErrNotCaughtUp // the last look was taken
+		return 0, ErrNotCaughtUp // the last look was taken
 	default:
 	}
 	poll := time.NewTimer(pollAfter)
 	defer poll.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-deadline:
-		return ErrNotCaughtUp
+		return 0, ErrNotCaughtUp
 	case <-r.draining:
+		return wokenToDrain, nil
 	case <-changed:
+		return wokenByChange, nil
 	case <-poll.C:
+		return wokenToPoll, nil
 	}
-	return nil
 }
