@@ -81,6 +81,7 @@ func BenchmarkPerformance(b *testing.B) {
 	mem := startBench(b, bin, nil)
 	creates := runBench(b, bin, "-command", mem.CommandURL, "-query", "", "-mix", "create=1",
 		"-concurrency", "16", "-duration", window.String(), "-sample", "0")
+	mem.Kill(b) // each measure runs without the servers of the ones before it
 	add(perfRow{
 		What: "memory mode, creates, 16 clients", Figure: perSecond(creates.PerSecond),
 		Ceiling: perSecond(ceiling.PerSecond) + " bare net/http JSON", Ratio: creates.PerSecond / ceiling.PerSecond,
@@ -94,6 +95,7 @@ func BenchmarkPerformance(b *testing.B) {
 	my := startBench(b, bin, env)
 	mix := runBench(b, bin, "-command", my.CommandURL, "-query", "", "-mix", "create=1,update=8,delete=1",
 		"-concurrency", "16", "-duration", window.String(), "-sample", "0")
+	my.Kill(b)
 	add(perfRow{
 		What: "MySQL store, create=1,update=8,delete=1, 16 clients", Figure: perSecond(mix.PerSecond),
 		Ceiling: perSecond(raw) + " raw SELECT 5 + INSERT + COMMIT", Ratio: mix.PerSecond / raw,
@@ -104,21 +106,24 @@ func BenchmarkPerformance(b *testing.B) {
 	// and query servers in separate processes.
 	for _, c := range []struct {
 		name   string
-		env    func() map[string]string
+		env    func() (map[string]string, *privateServer)
 		target float64
 	}{
-		{"Redis bus, memory read model", func() map[string]string {
-			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(b).URL()}
+		{"Redis bus, memory read model", func() (map[string]string, *privateServer) {
+			bus := startPrivateRedis(b)
+			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": bus.URL()}, bus
 		}, 50},
-		{"NATS bus, memory read model", func() map[string]string {
-			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": startPrivateNATS(b).URL()}
+		{"NATS bus, memory read model", func() (map[string]string, *privateServer) {
+			bus := startPrivateNATS(b)
+			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": bus.URL()}, bus
 		}, 50},
-		{"Redis bus, Mongo read model", func() map[string]string {
-			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(b).URL(),
-				"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(b)}
+		{"Redis bus, Mongo read model", func() (map[string]string, *privateServer) {
+			bus := startPrivateRedis(b)
+			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": bus.URL(),
+				"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(b)}, bus
 		}, 250},
 	} {
-		env := c.env()
+		env, bus := c.env()
 		query := startBench(b, bin, env, "serve", "query")
 		env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
 		command := startBench(b, bin, env, "serve", "command")
@@ -128,6 +133,9 @@ func BenchmarkPerformance(b *testing.B) {
 		half := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
 			"-concurrency", "16", "-duration", window.String(), "-sample", "0.25",
 			"-rate", strconv.Itoa(int(full.PerSecond/2)))
+		query.Kill(b)
+		command.Kill(b)
+		bus.kill()
 		add(perfRow{
 			What: "visibility p99, " + c.name + ", at half of max",
 			Figure: fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", half.Visibility.P99, half.Visibility.P50,
