@@ -275,7 +275,7 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 		handed := func(d delivery) (string, bool) { return d.change.Event.PostID, d.undecodable == nil }
 		for i, j := range wire.Following(msgs, handed) {
 			if j >= 0 {
-				msgs[i].later, msgs[i].hasLater = msgs[j].change, true
+				msgs[i].later = &msgs[j].change
 			}
 		}
 		wire.InParallel(msgs, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
@@ -306,9 +306,8 @@ type delivery struct {
 	change      ports.Change
 	undecodable error
 	// later is the change of the same post handed to the handler after this one in the batch,
-	// when hasLater (see ports.WithFollowing).
-	later    ports.Change
-	hasLater bool
+	// if there is one (see ports.WithFollowing).
+	later *ports.Change
 }
 
 // fetchBatch is how many messages one pull takes of those waiting; a graceful stop hands back
@@ -330,11 +329,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		return b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
 			"attempt", attempt)
 	}
-	hctx := ctx
-	if d.hasLater {
-		hctx = ports.WithFollowing(ctx, d.later)
-	}
-	if err := h(hctx, c); err != nil {
+	if err := h(wire.Followed(ctx, d.later), c); err != nil {
 		if ctx.Err() != nil {
 			_ = m.Nak() // shutting down: let another query server take it now
 			return

@@ -28,9 +28,8 @@ type delivery struct {
 	change      ports.Change
 	undecodable error
 	// later is the change of the same post handed to the handler after this one in the batch,
-	// when hasLater (see ports.WithFollowing).
-	later    ports.Change
-	hasLater bool
+	// if there is one (see ports.WithFollowing).
+	later *ports.Change
 }
 
 // claimable is a pending entry that may be claimed once it has been idle for minIdle.
@@ -79,7 +78,7 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 		}
 		for i, j := range wire.Following(batch, handed) {
 			if j >= 0 {
-				batch[i].later, batch[i].hasLater = batch[j].change, true
+				batch[i].later = &batch[j].change
 			}
 		}
 		wire.InParallel(batch, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
@@ -317,11 +316,7 @@ func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
 		b.deadLetter(ctx, d, payload, &c, d.attempt-1, ports.CauseAbandoned, err)
 		return
 	}
-	hctx := ctx
-	if d.hasLater {
-		hctx = ports.WithFollowing(ctx, d.later)
-	}
-	err := h(hctx, c)
+	err := h(wire.Followed(ctx, d.later), c)
 	switch {
 	case err == nil:
 		b.ack(ctx, d, c)

@@ -1,6 +1,11 @@
 package wire
 
-import "sync"
+import (
+	"context"
+	"sync"
+
+	"hexapost/ports"
+)
 
 // PostsInParallel is how many posts' changes of one batch the bus adapters apply at once; each
 // post's changes keep their order.
@@ -59,4 +64,13 @@ func Following[T any](items []T, key func(T) (string, bool)) []int {
 		}
 	}
 	return out
+}
+
+// Followed returns ctx telling the handler of later, the change of the same post it will be
+// given after the one in hand (ports.WithFollowing), or ctx itself when there is none.
+func Followed(ctx context.Context, later *ports.Change) context.Context {
+	if later == nil {
+		return ctx
+	}
+	return ports.WithFollowing(ctx, *later)
 }
