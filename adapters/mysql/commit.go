@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,8 +38,8 @@ type pending struct {
 // nil for an append that committed, its error for one that stored nothing. It answers only
 // after the commit returned.
 //
-// The batch is first written with a few statements for all its appends: one read of the
-// current versions of its streams, one insert of all the events, one of all the outbox rows.
+// The batch is first written with a few statements for all its appends, sent to the server
+// together (see commitTogether): one insert of all the events, one of all the outbox rows.
 // When one of those fails for some append (a version taken by a concurrent transaction meanwhile,
 // a taken idempotency key), the transaction is rolled back and the batch written again one
 // append at a time, each behind a savepoint it rolls back to when the append fails, so the
@@ -86,31 +87,18 @@ func failAll(ctx context.Context, batch []*pending, err error) []error {
 // commitBatch runs one transaction for the batch. It returns each append's answer when the
 // transaction committed, or the error that ended it.
 func (s *EventStore) commitBatch(ctx context.Context, batch []*pending, oneByOne bool) ([]error, error) {
-	// READ COMMITTED, the level of every connection of the store (see readCommitted).
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback() }() // a no-op once committed
-	answers := make([]error, len(batch))
-	var written []*pending
+	var (
+		answers []error
+		written []*pending
+		err     error
+	)
 	if oneByOne {
-		written, err = s.writeEach(ctx, tx, batch, answers)
+		answers, written, err = s.commitEach(ctx, batch)
 	} else {
-		written, err = s.writeTogether(ctx, tx, batch, answers)
+		answers, written, err = s.commitTogether(ctx, batch)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if hook := s.cfg.BeforeCommit; hook != nil {
-		for _, p := range written {
-			if err := hook(p.ctx, p.a.PostID); err != nil {
-				return nil, fmt.Errorf("before commit of %s: %w", p.a.PostID, err)
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, txDone(ctx, err)
 	}
 	for _, p := range written {
 		if len(p.a.Changes) > 0 {
@@ -123,6 +111,117 @@ func (s *EventStore) commitBatch(ctx context.Context, batch []*pending, oneByOne
 	}
 	return answers, nil
 }
+
+// commitEach commits the batch in a transaction that writes its appends one after the other
+// (see writeEach). It returns each append's answer and the appends committed.
+func (s *EventStore) commitEach(ctx context.Context, batch []*pending) ([]error, []*pending, error) {
+	// READ COMMITTED, the level of every connection of the store (see readCommitted).
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op once committed
+	answers := make([]error, len(batch))
+	written, err := s.writeEach(ctx, tx, batch, answers)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.beforeCommit(written); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, txDone(ctx, err)
+	}
+	return answers, written, nil
+}
+
+// beforeCommit calls Config.BeforeCommit, when set, for every append about to be committed.
+func (s *EventStore) beforeCommit(written []*pending) error {
+	if hook := s.cfg.BeforeCommit; hook != nil {
+		for _, p := range written {
+			if err := hook(p.ctx, p.a.PostID); err != nil {
+				return fmt.Errorf("before commit of %s: %w", p.a.PostID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// commitTogether commits the batch in two round trips: one read of the current versions of its
+// streams, then the whole transaction — START TRANSACTION, the batch's statements (see
+// together), COMMIT — sent as one packet. The server runs the statements in order and stops at
+// the first that fails, leaving the transaction open; it is then rolled back, and the error
+// returned. It returns each append's answer and the appends committed.
+//
+// Written statement by statement, the same transaction took five round trips, each a wait for
+// the server and a wake-up of both sides; on a loaded machine those waits, more than the work,
+// bounded how many appends a second one process could commit.
+func (s *EventStore) commitTogether(ctx context.Context, batch []*pending) ([]error, []*pending, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { _ = conn.Close() }() // back to the pool
+	versions, err := versionsOf(ctx, conn, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	answers := make([]error, len(batch))
+	tx, written, err := together(batch, versions, answers)
+	if err != nil || tx.empty() {
+		return answers, written, err
+	}
+	hooked := s.cfg.BeforeCommit != nil
+	if !hooked {
+		tx.add("COMMIT")
+	}
+	if _, err := conn.ExecContext(ctx, tx.q.String(), tx.args...); err != nil {
+		s.rollback(conn)
+		return nil, nil, oneByOneOr(err)
+	}
+	if hooked {
+		if err := s.beforeCommit(written); err != nil {
+			s.rollback(conn)
+			return nil, nil, err
+		}
+		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+			s.rollback(conn)
+			return nil, nil, err
+		}
+	}
+	return answers, written, nil
+}
+
+// rollback ends the transaction a failed packet left open on conn. A connection it cannot
+// roll back is closed rather than given back to the pool, which ends the transaction too.
+func (s *EventStore) rollback(conn bun.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// statements is a transaction written as one string of statements separated by semicolons,
+// with their parameters, which bun formats into it.
+type statements struct {
+	q    strings.Builder
+	args []any
+	n    int
+}
+
+// add appends a statement and its parameters.
+func (t *statements) add(stmt string, args ...any) {
+	if t.n > 0 {
+		t.q.WriteString("; ")
+	}
+	t.q.WriteString(stmt)
+	t.args = append(t.args, args...)
+	t.n++
+}
+
+// empty reports whether nothing but START TRANSACTION was added.
+func (t *statements) empty() bool { return t.n <= 1 }
 
 // writeEach writes the appends one after the other, each behind a savepoint: an append that
 // fails is rolled back alone and gets its error in answers. It returns the appends written, or
@@ -160,18 +259,20 @@ func appendOnly(err error) bool {
 	return n != 0 && n != errLockDeadlock && !unavailable(err)
 }
 
-// writeTogether writes the whole batch with one statement per table. It decides each append's
-// expected version from one read of the batch's streams, in batch order, so an append sees the
-// appends before it in the batch. An append whose stream is at another version gets
-// ErrConflict in answers; anything else that fails for one append returns errOneByOne.
-func (s *EventStore) writeTogether(ctx context.Context, tx bun.Tx, batch []*pending, answers []error) ([]*pending, error) {
-	versions, err := versionsOf(ctx, tx, batch)
-	if err != nil {
-		return nil, err
-	}
+// together writes the statements of the whole batch: those of the idempotency records, then
+// one insert of all the events and one of all their outbox rows. It decides each append's
+// expected version from versions, the current versions of the batch's streams, in batch order,
+// so an append sees the appends before it in the batch. An append whose stream is at another
+// version gets ErrConflict in answers; an append that would need to be told apart from the
+// others returns errOneByOne. It returns the transaction, without its COMMIT, and the appends
+// it writes.
+func together(batch []*pending, versions map[string]int64, answers []error) (*statements, []*pending, error) {
+	tx := &statements{}
+	tx.add("START TRANSACTION")
 	var (
 		written []*pending
 		events  []eventRow
+		states  []string
 	)
 	for i, p := range batch {
 		a := p.a
@@ -180,39 +281,33 @@ func (s *EventStore) writeTogether(ctx context.Context, tx bun.Tx, batch []*pend
 			if p.rows.key != nil {
 				// Alone, this append would report a taken key before the conflict: let the
 				// one-by-one path find out which.
-				return nil, errOneByOne
+				return nil, nil, errOneByOne
 			}
 			answers[i] = conflict(a, versions[stream])
 			continue
 		}
 		if k := p.rows.key; k != nil {
-			if err := storeKey(ctx, tx, "append "+a.PostID, k, p.now); err != nil {
-				return nil, oneByOneOr(err)
-			}
+			// A key taken by another append fails the insert: the one-by-one path then
+			// finds out which append it was.
+			tx.add("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND expires_at <= ?", k.Key, dbTime(p.now))
+			tx.add("INSERT INTO idempotency_keys (idempotency_key, fingerprint, created, state, created_at, expires_at) "+
+				"VALUES (?, ?, ?, ?, ?, ?)", k.Key, k.Fingerprint, k.Created, k.State, k.CreatedAt, k.ExpiresAt)
 		}
 		versions[stream] += int64(len(a.Changes))
 		written = append(written, p)
 		events = append(events, p.rows.events...)
-	}
-	if len(events) == 0 {
-		return written, nil
-	}
-	if err := insertEvents(ctx, tx, events); err != nil {
-		return nil, oneByOneOr(err)
-	}
-	var states []string
-	for _, p := range written {
 		states = append(states, p.rows.states...)
 	}
-	if err := insertOutbox(ctx, tx, events, states); err != nil {
-		return nil, oneByOneOr(err)
+	if len(events) > 0 {
+		insertEvents(tx, events)
+		insertOutbox(tx, events, states)
 	}
-	return written, nil
+	return tx, written, nil
 }
 
-// insertEvents inserts the events in one statement. Their positions are not read back:
-// insertOutbox finds them by event id.
-func insertEvents(ctx context.Context, tx bun.Tx, events []eventRow) error {
+// insertEvents adds the insert of the events, in one statement. Their positions are not read
+// back: insertOutbox finds them by event id.
+func insertEvents(tx *statements, events []eventRow) {
 	var q strings.Builder
 	args := make([]any, 0, 7*len(events))
 	q.WriteString("INSERT INTO events (event_id, stream_id, version, type, data, metadata, occurred_at) VALUES ")
@@ -223,16 +318,15 @@ func insertEvents(ctx context.Context, tx bun.Tx, events []eventRow) error {
 		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, e.EventID, e.StreamID, e.Version, e.Type, e.Data, e.Metadata, e.OccurredAt)
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
-	return err
+	tx.add(q.String(), args...)
 }
 
-// insertOutbox inserts the outbox rows of events just inserted in tx, with their states, in one
-// statement that takes their positions from the events table: an insert returns only the first
-// position it took, and the others need not be consecutive under every innodb_autoinc_lock_mode.
-// The events are found by their unique event ids; rows this transaction wrote, so the read
-// waits for nobody.
-func insertOutbox(ctx context.Context, tx bun.Tx, events []eventRow, states []string) error {
+// insertOutbox adds the insert of the outbox rows of the events insertEvents inserts, with
+// their states, in one statement that takes their positions from the events table: an insert
+// returns only the first position it took, and the others need not be consecutive under every
+// innodb_autoinc_lock_mode. The events are found by their unique event ids, rows the same
+// transaction has just written, so the read waits for nobody and finds every one of them.
+func insertOutbox(tx *statements, events []eventRow, states []string) {
 	var q strings.Builder
 	args := make([]any, 0, 3*len(events))
 	q.WriteString("INSERT INTO outbox (position, stream_id, version, state) " +
@@ -241,20 +335,16 @@ func insertOutbox(ctx context.Context, tx bun.Tx, events []eventRow, states []st
 		q.WriteString(" WHEN ? THEN ?")
 		args = append(args, e.EventID, states[i])
 	}
-	q.WriteString(" END FROM events AS e WHERE e.event_id IN (?)")
-	ids := make([]string, len(events))
+	q.WriteString(" END FROM events AS e WHERE e.event_id IN (")
 	for i, e := range events {
-		ids[i] = e.EventID
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("?")
+		args = append(args, e.EventID)
 	}
-	args = append(args, bun.List(ids))
-	res, err := tx.NewRaw(q.String(), args...).Exec(ctx)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err == nil && n != int64(len(events)) {
-		return fmt.Errorf("%d outbox rows inserted for %d events", n, len(events))
-	}
-	return nil
+	q.WriteString(")")
+	tx.add(q.String(), args...)
 }
 
 // oneByOneOr returns errOneByOne when err concerns one append only, else err.
@@ -268,11 +358,12 @@ func oneByOneOr(err error) error {
 // streamKey is the stream id as the stream_id column compares it: CHAR drops trailing spaces.
 func streamKey(id string) string { return strings.TrimRight(id, " ") }
 
-// versionsOf reads the current version of every stream the batch appends events to (a plain,
-// non-locking read, as write does), keyed by streamKey; a stream with no events is absent.
+// versionsOf reads the current version of every stream the batch appends events to, keyed by
+// streamKey; a stream with no events is absent. A plain read outside any transaction: a version
+// taken after it shows as a duplicate entry when the batch inserts it.
 // Each stream has its own MAX subquery, which the (stream_id, version) key answers from its
 // last entry: a GROUP BY over an IN list of one stream is run as a scan of the whole stream.
-func versionsOf(ctx context.Context, tx bun.Tx, batch []*pending) (map[string]int64, error) {
+func versionsOf(ctx context.Context, conn bun.Conn, batch []*pending) (map[string]int64, error) {
 	versions := make(map[string]int64, len(batch))
 	var (
 		q    strings.Builder
@@ -294,7 +385,7 @@ func versionsOf(ctx context.Context, tx bun.Tx, batch []*pending) (map[string]in
 	if len(args) == 0 {
 		return versions, nil
 	}
-	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	rows, err := conn.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return nil, err
 	}

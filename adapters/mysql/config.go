@@ -166,6 +166,14 @@ func driverConfig(cfg Config) (*gomysql.Config, error) {
 	if !params.Has("interpolateParams") {
 		dc.InterpolateParams = true
 	}
+	// A batch of appends is sent as one packet of statements (see commitTogether). Every
+	// statement of the store is a constant with ? parameters, formatted with their values
+	// escaped before they are sent, so no value is ever read as a statement.
+	if params.Has("multiStatements") && !dc.MultiStatements {
+		return nil, dsnError(cfg.DSN, fmt.Errorf("multiStatements=%s: the store needs it on, to send a "+
+			"transaction's statements in one round trip; remove it from the DSN", params.Get("multiStatements")))
+	}
+	dc.MultiStatements = true
 	dc.ParseTime = true
 	dc.Loc = time.UTC
 	dc.Logger = driverLogger{log: cfg.Log}

@@ -28,12 +28,16 @@ type held struct {
 	done     chan error
 }
 
-func openHeld(t *testing.T) *held {
+func openHeld(t *testing.T) *held { return openHeldWith(t, mysql.Config{}) }
+
+// openHeldWith is openHeld with cfg's settings besides those openHeld sets.
+func openHeldWith(t *testing.T, cfg mysql.Config) *held {
 	t.Helper()
 	gate := newCommitGate(newID())
 	h := &held{st: newStory(t), blocker: gate.postID, inserted: gate.inserted, release: gate.commit,
 		done: make(chan error, 1)}
-	h.EventStore, _ = open(t, mysql.Config{Timeout: waitFor, AppendSlots: 1, BeforeCommit: gate.hook})
+	cfg.Timeout, cfg.AppendSlots, cfg.BeforeCommit = waitFor, 1, gate.hook
+	h.EventStore, _ = open(t, cfg)
 	return h
 }
 
@@ -223,6 +227,42 @@ func TestABatchCommitsItsGoodAppendsAndNothingOfItsBadOnes(t *testing.T) {
 				t.Errorf("outbox %v, want %v", got, wantOutbox)
 			}
 		})
+	}
+}
+
+// TestABatchThatFailsHalfwayLeavesNothingBehind: a batch is sent as one packet of statements,
+// which the server stops at the first that fails. Here the idempotency record of the first
+// append is inserted, then the events' insert fails on the second append's event id, taken by
+// a stored event. The transaction left open must be rolled back before the store's one
+// connection serves the retry one append at a time: there, beginning a transaction would commit
+// the record, and the first append would find its own key taken.
+func TestABatchThatFailsHalfwayLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	h := openHeldWith(t, mysql.Config{MaxOpenConns: 1})
+	st := h.st
+	stored, keyed, clashing := newID(), newID(), newID()
+	appendOK(t, h.EventStore, st.create(stored))
+	key := newID()
+	first := create(st, keyed)
+	first.Idempotency = &ports.IdempotencyRecord{Key: key, Fingerprint: "f", CreatedAt: epoch}
+	second := create(st, clashing)
+	second.Changes[0].Event.ID = mustLoad(t, h.EventStore, stored)[0].ID
+
+	errs := h.together(t, []ports.Append{first, second})
+	if errs[0] != nil {
+		t.Errorf("the first append: %v, want it committed", errs[0])
+	}
+	if errs[1] == nil {
+		t.Error("the append whose event id is taken committed")
+	}
+	if got := versions(t, h.EventStore, keyed); !slices.Equal(got, []int64{1}) {
+		t.Errorf("the first append's stream: versions %v, want [1]", got)
+	}
+	if got := versions(t, h.EventStore, clashing); len(got) != 0 {
+		t.Errorf("the second append's stream: versions %v, want none", got)
+	}
+	if got, err := h.Lookup(t.Context(), key); err != nil || got.Fingerprint != "f" {
+		t.Errorf("the first append's record: %+v, %v", got, err)
 	}
 }
 

@@ -35,6 +35,8 @@ func TestOpenRefusesABadConfigNamingTheVariable(t *testing.T) {
 		{"bad parameter", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/db?parseTime=maybe"}, "POSTS_MYSQL_DSN"},
 		{"no database", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/"}, "no database name"},
 		{"negative timeout", mysql.Config{DSN: "u:p@tcp(127.0.0.1:3306)/db", Timeout: -time.Second}, "Timeout is negative"},
+		{"multiple statements off", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/db?multiStatements=0"},
+			"multiStatements=0: the store needs it on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
