@@ -132,6 +132,11 @@ func (s *EventStore) commitEach(ctx context.Context, batch []*pending) ([]error,
 	if err := tx.Commit(); err != nil {
 		return nil, nil, txDone(ctx, err)
 	}
+	for _, p := range written {
+		if len(p.a.Changes) > 0 {
+			s.seen.put(streamKey(p.a.PostID), p.a.ExpectedVersion+int64(len(p.a.Changes)))
+		}
+	}
 	return answers, written, nil
 }
 
@@ -147,9 +152,10 @@ func (s *EventStore) beforeCommit(written []*pending) error {
 	return nil
 }
 
-// commitTogether commits the batch in two round trips: one read of the current versions of its
-// streams, then the whole transaction — START TRANSACTION, the batch's statements (see
-// together), COMMIT — sent as one packet. The server runs the statements in order and stops at
+// commitTogether commits the batch in at most two round trips: a read of the versions of the
+// streams s.seen does not tell enough about (none, once the store has seen them), then the
+// whole transaction — START TRANSACTION, the batch's statements (see together), COMMIT — sent
+// as one packet. The server runs the statements in order and stops at
 // the first that fails, leaving the transaction open; it is then rolled back, and the error
 // returned. It returns each append's answer and the appends committed.
 //
@@ -162,7 +168,7 @@ func (s *EventStore) commitTogether(ctx context.Context, batch []*pending) ([]er
 		return nil, nil, err
 	}
 	defer func() { _ = conn.Close() }() // back to the pool
-	versions, err := versionsOf(ctx, conn, batch)
+	versions, err := s.versionsOf(ctx, conn, batch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,6 +193,12 @@ func (s *EventStore) commitTogether(ctx context.Context, batch []*pending) ([]er
 		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 			s.rollback(conn)
 			return nil, nil, err
+		}
+	}
+	for _, p := range written {
+		if len(p.a.Changes) > 0 {
+			k := streamKey(p.a.PostID)
+			s.seen.put(k, versions[k])
 		}
 	}
 	return answers, written, nil
@@ -358,24 +370,33 @@ func oneByOneOr(err error) error {
 // streamKey is the stream id as the stream_id column compares it: CHAR drops trailing spaces.
 func streamKey(id string) string { return strings.TrimRight(id, " ") }
 
-// versionsOf reads the current version of every stream the batch appends events to, keyed by
-// streamKey; a stream with no events is absent. A plain read outside any transaction: a version
-// taken after it shows as a duplicate entry when the batch inserts it.
-// Each stream has its own MAX subquery, which the (stream_id, version) key answers from its
-// last entry: a GROUP BY over an IN list of one stream is run as a scan of the whole stream.
-func versionsOf(ctx context.Context, conn bun.Conn, batch []*pending) (map[string]int64, error) {
+// versionsOf returns the version of every stream the batch appends events to, keyed by
+// streamKey, as far as the batch needs to know it; a stream known to have no events is
+// absent. What s.seen tells is taken from it (see seenVersions); the other streams are read,
+// with a plain read outside any transaction: a version taken after it shows as a duplicate
+// entry when the batch inserts it.
+func (s *EventStore) versionsOf(ctx context.Context, conn bun.Conn, batch []*pending) (map[string]int64, error) {
 	versions := make(map[string]int64, len(batch))
 	var (
 		q    strings.Builder
 		args []any
 	)
-	seen := make(map[string]bool, len(batch))
+	decided := make(map[string]bool, len(batch))
 	for _, p := range batch {
 		k := streamKey(p.a.PostID)
-		if len(p.a.Changes) == 0 || seen[k] {
+		if len(p.a.Changes) == 0 || decided[k] {
 			continue
 		}
-		seen[k] = true
+		// The stream's first append in the batch decides: the later ones follow it.
+		decided[k] = true
+		seen, ok := s.seen.get(k)
+		switch {
+		case ok && seen >= p.a.ExpectedVersion:
+			versions[k] = seen
+			continue
+		case !ok && p.a.ExpectedVersion == 0:
+			continue
+		}
 		if len(args) > 0 {
 			q.WriteString(" UNION ALL ")
 		}
@@ -400,6 +421,7 @@ func versionsOf(ctx context.Context, conn bun.Conn, batch []*pending) (map[strin
 		}
 		if version.Valid {
 			versions[streamKey(stream)] = version.Int64
+			s.seen.put(streamKey(stream), version.Int64)
 		}
 	}
 	return versions, rows.Err()

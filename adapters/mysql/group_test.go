@@ -290,3 +290,45 @@ func TestAnAppendCancelledWhileQueuedIsNotWritten(t *testing.T) {
 		t.Errorf("outbox %v, want only the blocker's", got)
 	}
 }
+
+// TestWhatAStoreSawIsOnlyALowerBound: a store appends without reading a stream's version when
+// what it saw of the stream tells enough (see seenVersions). Another process appends to the
+// same streams here, so each answer must still be the one the stream's real version gives.
+func TestWhatAStoreSawIsOnlyALowerBound(t *testing.T) {
+	t.Parallel()
+	mine, dsn := open(t, mysql.Config{})
+	other, _ := open(t, mysql.Config{DSN: dsn})
+	st := newStory(t)
+	id := newID()
+	appendOK(t, mine, st.create(id)) // mine saw version 1
+	appendOK(t, other, st.retitle(id, "two"))
+
+	// Decided on version 1, which mine saw: the stream is at 2 now.
+	stale := newStory(t)
+	stale.create(id)
+	if err := mine.Append(t.Context(), retitle(stale, id, "stale")); !errors.Is(err, ports.ErrConflict) {
+		t.Errorf("an append decided on the version seen, overtaken since: %v, want %v", err, ports.ErrConflict)
+	}
+	// Decided on version 2, above what mine saw: it must look, and go through.
+	if err := mine.Append(t.Context(), retitle(st, id, "three")); err != nil {
+		t.Errorf("an append decided on the current version, above the one seen: %v", err)
+	}
+	// Decided on version 4, which the stream has not reached: appending v5 would leave a gap.
+	st.retitle(id, "four, never appended")
+	if err := mine.Append(t.Context(), retitle(st, id, "five")); !errors.Is(err, ports.ErrConflict) {
+		t.Errorf("an append expecting a version the stream has not reached: %v, want %v", err, ports.ErrConflict)
+	}
+	if got := versions(t, mine, id); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Errorf("stored versions %v, want [1 2 3]", got)
+	}
+
+	// A stream mine never saw, created by the other process: creating it again conflicts.
+	created := newID()
+	appendOK(t, other, st.create(created))
+	if err := mine.Append(t.Context(), create(newStory(t), created)); !errors.Is(err, ports.ErrConflict) {
+		t.Errorf("a create of a stream another process created: %v, want %v", err, ports.ErrConflict)
+	}
+	if got := versions(t, mine, created); !slices.Equal(got, []int64{1}) {
+		t.Errorf("stored versions %v, want [1]", got)
+	}
+}

@@ -35,6 +35,8 @@ type EventStore struct {
 	appended chan struct{}
 	// appends gathers concurrent appends into shared transactions.
 	appends *batch.Group[*pending, error]
+	// seen spares batches the read of versions they can tell from it.
+	seen seenVersions
 	// lastPurge is when (Unix nanoseconds) expired idempotency records were last deleted.
 	lastPurge atomic.Int64
 }
