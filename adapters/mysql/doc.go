@@ -13,6 +13,11 @@
 // append at a time, each behind a savepoint that a failed append rolls back to. An append is
 // answered only after its transaction committed.
 //
+// A batch costs the server at most two round trips: a read of the versions of the streams the
+// store cannot tell about from what it has seen (a lower bound of each stream's version: events
+// are never deleted), then the transaction, START TRANSACTION to COMMIT, as one packet of
+// statements — which is why the store turns the DSN's multiStatements on.
+//
 // The outbox holds only what is not published yet: the relay claims rows with
 // SELECT … FOR UPDATE SKIP LOCKED, publishes them and deletes them in the same transaction. There
 // is no "published up to position N" watermark, because an AUTO_INCREMENT position is taken
