@@ -301,9 +301,9 @@ func together(batch []*pending, versions map[string]int64, answers []error) (*st
 		if k := p.rows.key; k != nil {
 			// A key taken by another append fails the insert: the one-by-one path then
 			// finds out which append it was.
-			tx.add("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND expires_at <= ?", k.Key, dbTime(p.now))
-			tx.add("INSERT INTO idempotency_keys (idempotency_key, fingerprint, created, state, created_at, expires_at) "+
-				"VALUES (?, ?, ?, ?, ?, ?)", k.Key, k.Fingerprint, k.Created, k.State, k.CreatedAt, k.ExpiresAt)
+			forget, insert := keyStatements(k, p.now)
+			tx.add(forget.query, forget.args...)
+			tx.add(insert.query, insert.args...)
 		}
 		versions[stream] += int64(len(a.Changes))
 		written = append(written, p)

@@ -296,19 +296,33 @@ func outboxOf(events []eventRow, states []string) []outboxRow {
 
 // storeKey stores an append's idempotency record, or returns ErrDuplicate if its key is taken.
 func storeKey(ctx context.Context, tx bun.Tx, op string, k *keyRow, now time.Time) error {
-	// An expired record of the same key is forgotten, as Lookup already does.
-	_, err := tx.NewDelete().Model((*keyRow)(nil)).
-		Where("idempotency_key = ?", k.Key).Where("expires_at <= ?", dbTime(now)).Exec(ctx)
-	if err != nil {
+	forget, insert := keyStatements(k, now)
+	if _, err := tx.ExecContext(ctx, forget.query, forget.args...); err != nil {
 		return keep(op, err)
 	}
-	if _, err := tx.NewInsert().Model(k).Exec(ctx); err != nil {
+	if _, err := tx.ExecContext(ctx, insert.query, insert.args...); err != nil {
 		if serverError(err) == errDupEntry {
 			return fmt.Errorf("mysql: %s: idempotency key %q: %w", op, k.Key, ports.ErrDuplicate)
 		}
 		return keep(op, err)
 	}
 	return nil
+}
+
+// statement is an SQL statement and its parameters.
+type statement struct {
+	query string
+	args  []any
+}
+
+// keyStatements are the statements that store an idempotency record: forget an expired record
+// of the same key, as Lookup already does, then insert the record, which fails on the primary
+// key when the key is taken.
+func keyStatements(k *keyRow, now time.Time) (forget, insert statement) {
+	return statement{"DELETE FROM idempotency_keys WHERE idempotency_key = ? AND expires_at <= ?",
+			[]any{k.Key, dbTime(now)}},
+		statement{"INSERT INTO idempotency_keys (idempotency_key, fingerprint, created, state, created_at, expires_at) " +
+			"VALUES (?, ?, ?, ?, ?, ?)", []any{k.Key, k.Fingerprint, k.Created, k.State, k.CreatedAt, k.ExpiresAt}}
 }
 
 // write runs the statements of one append in tx, one after the other, as the only append of a
