@@ -85,7 +85,8 @@ func failAll(ctx context.Context, batch []*pending, err error) []error {
 }
 
 // commitBatch runs one transaction for the batch. It returns each append's answer when the
-// transaction committed, or the error that ended it.
+// transaction committed, or the error that ended it. The versions the committed appends reached
+// are recorded in s.seen.
 func (s *EventStore) commitBatch(ctx context.Context, batch []*pending, oneByOne bool) ([]error, error) {
 	var (
 		answers []error
@@ -100,13 +101,18 @@ func (s *EventStore) commitBatch(ctx context.Context, batch []*pending, oneByOne
 	if err != nil {
 		return nil, err
 	}
+	signalled := false
 	for _, p := range written {
-		if len(p.a.Changes) > 0 {
+		if len(p.a.Changes) == 0 {
+			continue
+		}
+		s.seen.put(streamKey(p.a.PostID), p.a.ExpectedVersion+int64(len(p.a.Changes)))
+		if !signalled {
 			select {
 			case s.appended <- struct{}{}:
 			default: // a signal is pending already; the relay will see this batch too
 			}
-			break
+			signalled = true
 		}
 	}
 	return answers, nil
@@ -131,11 +137,6 @@ func (s *EventStore) commitEach(ctx context.Context, batch []*pending) ([]error,
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, nil, txDone(ctx, err)
-	}
-	for _, p := range written {
-		if len(p.a.Changes) > 0 {
-			s.seen.put(streamKey(p.a.PostID), p.a.ExpectedVersion+int64(len(p.a.Changes)))
-		}
 	}
 	return answers, written, nil
 }
@@ -193,12 +194,6 @@ func (s *EventStore) commitTogether(ctx context.Context, batch []*pending) ([]er
 		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 			s.rollback(conn)
 			return nil, nil, err
-		}
-	}
-	for _, p := range written {
-		if len(p.a.Changes) > 0 {
-			k := streamKey(p.a.PostID)
-			s.seen.put(k, versions[k])
 		}
 	}
 	return answers, written, nil
@@ -272,10 +267,10 @@ func appendOnly(err error) bool {
 }
 
 // together writes the statements of the whole batch: those of the idempotency records, then
-// one insert of all the events and one of all their outbox rows. It decides each append's
-// expected version from versions, the current versions of the batch's streams, in batch order,
-// so an append sees the appends before it in the batch. An append whose stream is at another
-// version gets ErrConflict in answers; an append that would need to be told apart from the
+// one insert of all the events and one of all their outbox rows. It checks each append's
+// expected version against versions (see versionsOf), in batch order, so an append sees the
+// appends before it in the batch. An append whose stream is at another version gets
+// ErrConflict in answers; an append that would need to be told apart from the
 // others returns errOneByOne. It returns the transaction, without its COMMIT, and the appends
 // it writes.
 func together(batch []*pending, versions map[string]int64, answers []error) (*statements, []*pending, error) {
