@@ -20,13 +20,20 @@ import (
 // creation times grow) is appended at the end, and only deleting a post moves the entries
 // after it.
 type Views struct {
-	mu      sync.RWMutex
-	current map[string]post.State
-	// history holds each post's entries sorted by version.
-	history map[string][]ports.HistoryEntry
+	mu    sync.RWMutex
+	posts map[string]*postViews
 	// live lists the posts that are not deleted, oldest first; byAuthor the same per author.
 	live     []listKey
 	byAuthor map[string][]listKey
+}
+
+// postViews is what the read model holds of one post. One map entry per post, pointing here,
+// keeps the map's slots small: a read model that grows under a load of creates copies them
+// each time a table of the map splits.
+type postViews struct {
+	current post.State // Version 0 until the first view is stored
+	// history holds the post's entries sorted by version.
+	history []ports.HistoryEntry
 }
 
 // listKey is a post's place in the list order.
@@ -52,8 +59,7 @@ var (
 // NewViews returns an empty read model. It has nothing to configure.
 func NewViews() *Views {
 	return &Views{
-		current:  map[string]post.State{},
-		history:  map[string][]ports.HistoryEntry{},
+		posts:    map[string]*postViews{},
 		byAuthor: map[string][]listKey{},
 	}
 }
@@ -63,11 +69,12 @@ func NewViews() *Views {
 func (v *Views) PutCurrent(_ context.Context, s post.State) (bool, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	old, ok := v.current[s.ID]
-	if ok && s.Version <= old.Version {
+	p := v.post(s.ID)
+	old, ok := p.current, p.current.Version > 0
+	if s.Version <= old.Version {
 		return false, nil
 	}
-	v.current[s.ID] = s
+	p.current = s
 	if ok && !old.Deleted && !s.Deleted && old.AuthorName == s.AuthorName {
 		return true, nil // same place in every index
 	}
@@ -119,25 +126,36 @@ func removeKey(keys []listKey, k listKey) []listKey {
 func (v *Views) PutHistory(_ context.Context, h ports.HistoryEntry) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	entries := v.history[h.State.ID]
-	i, found := slices.BinarySearchFunc(entries, h.State.Version, func(e ports.HistoryEntry, version int64) int {
+	p := v.post(h.State.ID)
+	i, found := slices.BinarySearchFunc(p.history, h.State.Version, func(e ports.HistoryEntry, version int64) int {
 		return cmp.Compare(e.State.Version, version)
 	})
 	if !found {
-		v.history[h.State.ID] = slices.Insert(entries, i, h)
+		p.history = slices.Insert(p.history, i, h)
 	}
 	return nil
+}
+
+// post returns what the read model holds of the post, adding it if it holds nothing yet. The
+// caller holds v.mu for writing.
+func (v *Views) post(id string) *postViews {
+	p := v.posts[id]
+	if p == nil {
+		p = &postViews{}
+		v.posts[id] = p
+	}
+	return p
 }
 
 // Get returns the post's current view, deleted or not; ports.ErrNotFound if there is none.
 func (v *Views) Get(_ context.Context, id string) (post.State, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	s, ok := v.current[id]
-	if !ok {
+	p := v.posts[id]
+	if p == nil || p.current.Version == 0 {
 		return post.State{}, fmt.Errorf("memory: view of post %s: %w", id, ports.ErrNotFound)
 	}
-	return s, nil
+	return p.current, nil
 }
 
 // List returns up to q.Limit live posts in list order, strictly after q.After, of q.AuthorName
@@ -158,7 +176,7 @@ func (v *Views) List(_ context.Context, q ports.ListQuery) ([]post.State, error)
 	start := end - min(max(q.Limit, 0), end)
 	out := make([]post.State, 0, end-start)
 	for i := end - 1; i >= start; i-- {
-		out = append(out, v.current[keys[i].id])
+		out = append(out, v.posts[keys[i].id].current)
 	}
 	return out, nil
 }
@@ -167,7 +185,10 @@ func (v *Views) List(_ context.Context, q ports.ListQuery) ([]post.State, error)
 func (v *Views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	entries := v.history[id]
+	var entries []ports.HistoryEntry
+	if p := v.posts[id]; p != nil {
+		entries = p.history
+	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("memory: history of post %s: %w", id, ports.ErrNotFound)
 	}

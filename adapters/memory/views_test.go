@@ -52,3 +52,25 @@ func BenchmarkList(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkProjectCreate measures what the projector stores for a new post — its history entry,
+// then its view — in a read model that keeps growing, as under a load of creates.
+func BenchmarkProjectCreate(b *testing.B) {
+	ctx := b.Context()
+	v := memory.NewViews()
+	ids := make([]string, 0, 1<<20)
+	for i := range cap(ids) {
+		ids = append(ids, fmt.Sprintf("%08d-0000-7000-8000-000000000000", i))
+	}
+	i := 0
+	for b.Loop() {
+		s := post.State{ID: ids[i%len(ids)], Version: 1, Title: "t", Content: "c", AuthorName: "a", CreatedAt: t0.Add(time.Duration(i))}
+		i++
+		if err := v.PutHistory(ctx, ports.HistoryEntry{EventID: s.ID, Type: post.EventCreated, OccurredAt: t0, State: s}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.PutCurrent(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
