@@ -50,7 +50,8 @@ type Bus struct {
 // decoded copy would arrive; payload is set for raw messages, and filled in for a change when
 // it moves to the dead letters, which show messages as they were on the bus.
 type message struct {
-	change  *ports.Change
+	change  ports.Change // unless raw
+	raw     bool         // published with PublishRaw or redriven: payload is the message
 	payload []byte
 	// failures counts the deliveries whose handler failed.
 	failures int
@@ -92,9 +93,11 @@ func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	batch := make([]message, len(changes)) // one allocation for the messages of a publish
 	msgs := make([]*message, len(changes))
 	for i, c := range changes {
-		msgs[i] = &message{change: &c}
+		batch[i].change = c
+		msgs[i] = &batch[i]
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -111,7 +114,7 @@ func (b *Bus) PublishRaw(ctx context.Context, payload []byte) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.enqueue(false, &message{payload: slices.Clone(payload)})
+	b.enqueue(false, &message{raw: true, payload: slices.Clone(payload)})
 	return nil
 }
 
@@ -156,10 +159,8 @@ func (b *Bus) take(ctx context.Context) *message {
 }
 
 func (b *Bus) deliver(ctx context.Context, m *message, h ports.Handler) {
-	var c ports.Change
-	if m.change != nil {
-		c = *m.change
-	} else {
+	c := m.change
+	if m.raw {
 		var err error
 		if c, err = wire.Decode(m.payload); err != nil {
 			b.bury(m, nil, 1, ports.CauseUndecodable, err)
@@ -178,7 +179,8 @@ func (b *Bus) deliver(ctx context.Context, m *message, h ports.Handler) {
 	}
 	m.failures++
 	if m.failures >= b.cfg.MaxAttempts {
-		b.bury(m, &c, m.failures, ports.CauseAttemptsExhausted, err)
+		dead := c // only here on the heap: a change delivered is not
+		b.bury(m, &dead, m.failures, ports.CauseAttemptsExhausted, err)
 		return
 	}
 	b.cfg.Observer.Retrying()
@@ -205,7 +207,7 @@ func (b *Bus) backoff(failures int) time.Duration {
 // bury moves m to the dead letters. c is nil when the payload could not be decoded.
 func (b *Bus) bury(m *message, c *ports.Change, attempts int, why ports.DeadLetterCause, cause error) {
 	if m.payload == nil {
-		if p, err := wire.Encode(*m.change); err == nil {
+		if p, err := wire.Encode(m.change); err == nil {
 			m.payload = p
 		}
 	}
@@ -267,7 +269,7 @@ func (b *Bus) Redrive(_ context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	b.enqueue(false, &message{payload: d.Payload})
+	b.enqueue(false, &message{raw: true, payload: d.Payload})
 	return nil
 }
 
