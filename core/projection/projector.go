@@ -55,8 +55,9 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 		return fmt.Errorf("history %s v%d: %w", e.PostID, e.Version, err)
 	}
 	if later, ok := ports.Following(ctx); ok && supersedes(later, c) {
-		p.log.Info("event projected", "post_id", e.PostID, "version", e.Version, "event_id", e.ID,
-			"event_type", string(e.Type), "current", false, "view_left_to_version", later.Event.Version)
+		p.log.LogAttrs(ctx, slog.LevelInfo, "event projected", slog.String("post_id", e.PostID),
+			slog.Int64("version", e.Version), slog.String("event_id", e.ID), slog.String("event_type", string(e.Type)),
+			slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
 	stored, err := p.views.PutCurrent(ctx, c.State)
@@ -68,8 +69,10 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 	} else {
 		p.notify.Broadcast(e.PostID)
 	}
-	p.log.Info("event projected", "post_id", e.PostID, "version", e.Version, "event_id", e.ID,
-		"event_type", string(e.Type), "current", stored)
+	// Attrs, not key-value pairs: a line per change is formatted without boxing its values.
+	p.log.LogAttrs(ctx, slog.LevelInfo, "event projected", slog.String("post_id", e.PostID),
+		slog.Int64("version", e.Version), slog.String("event_id", e.ID), slog.String("event_type", string(e.Type)),
+		slog.Bool("current", stored))
 	return nil
 }
 
