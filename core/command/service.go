@@ -199,8 +199,13 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 	defer st.mu.Unlock()
 
 	// p is the state to decide on; current tells whether it is known to be the stored one. A
-	// new id has no stream to load; a post not in the cache is loaded whole.
-	p, current := st.get(id), false
+	// new id (a create's, made here) has no stream to load, nor a cached state to look for; a
+	// post not in the cache is loaded whole.
+	var p *post.Post
+	if op != opCreate {
+		p = st.get(id)
+	}
+	current := false
 	if p == nil {
 		p, _ = post.FromHistory(id, nil)
 		current = op == opCreate
@@ -334,8 +339,8 @@ func (l commandLog) at(ctx context.Context, level slog.Level, msg string, attrs 
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	all := make([]slog.Attr, 0, 3+len(attrs))
-	all = append(all, slog.String("op", l.op), slog.String("post_id", l.id))
+	var buf [8]slog.Attr // on the stack: a line has at most 7 attributes
+	all := append(buf[:0], slog.String("op", l.op), slog.String("post_id", l.id))
 	if l.key != "" {
 		all = append(all, slog.String("idempotency_key", l.key))
 	}
