@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,16 +42,23 @@ func (h *Handler) createFast(a huma.API, ctx huma.Context, next func(huma.Contex
 	if t := ctx.Operation().BodyReadTimeout; t > 0 {
 		_ = ctx.SetReadDeadline(time.Now().Add(t)) // as huma does before it reads a body; huma ignores a failure too
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, api.MaxBodyBytes))
+	buf := bodies.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, api.MaxBodyBytes))
+	body := buf.Bytes()
 	in := &CreateInput{Conditions: Conditions{IdempotencyKey: key}}
 	var ok bool
 	if err == nil && len(body) < api.MaxBodyBytes {
-		in.Body.Title, in.Body.Content, in.Body.AuthorName, ok = decodeCreate(body)
+		in.Body.Title, in.Body.Content, in.Body.AuthorName, ok = decodeCreate(body) // copies what it keeps
 	}
 	if !ok {
+		// huma reads the body after this returns: it keeps the buffer.
 		r.Body = restored{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
 		next(ctx)
 		return
+	}
+	if buf.Cap() <= maxPooledBody {
+		bodies.Put(buf)
 	}
 	out, err := h.create(ctx.Context(), in)
 	if err != nil {
@@ -61,6 +69,14 @@ func (h *Handler) createFast(a huma.API, ctx huma.Context, next func(huma.Contex
 	ctx.SetHeader("ETag", out.ETag)
 	write(a, ctx, http.StatusCreated, out.Body)
 }
+
+// bodies holds the buffers plain creates' bodies are read into, for the next ones: a body is
+// decoded into strings of its own, so its buffer is free again once it has been decoded.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest buffer kept for another body: a rare big post does not leave
+// its buffer in the pool.
+const maxPooledBody = 64 << 10
 
 // restored is a request body put back together from what was read of it and the rest.
 type restored struct {
