@@ -38,7 +38,7 @@ func (r *recorder) all() (string, int) {
 func TestLineWriterKeepsEveryLineWholeAndInOrder(t *testing.T) {
 	t.Parallel()
 	out := &recorder{}
-	w := newLineWriter(out)
+	w := newLineWriter(out, logLinger)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -73,7 +73,7 @@ func TestLineWriterKeepsEveryLineWholeAndInOrder(t *testing.T) {
 func TestLineWriterWritesWhatGathersDuringAWriteInOneWrite(t *testing.T) {
 	t.Parallel()
 	out := &recorder{gate: make(chan struct{}), holding: make(chan struct{})}
-	w := newLineWriter(out)
+	w := newLineWriter(out, logLinger)
 
 	_, _ = w.Write([]byte("first\n"))
 	<-out.holding // the first line's write is under way and held
@@ -96,5 +96,46 @@ func TestLineWriterWritesWhatGathersDuringAWriteInOneWrite(t *testing.T) {
 	}
 	if writes != 2 {
 		t.Errorf("%d writes, want 2: the first line, then the 100 handed over while it was written", writes)
+	}
+}
+
+func TestLineWriterGathersTheLinesOfItsLingerInOneWrite(t *testing.T) {
+	t.Parallel()
+	out := &recorder{gate: make(chan struct{}), holding: make(chan struct{})}
+	lingering, over := make(chan struct{}), make(chan struct{})
+	w := startLineWriter(out, func(<-chan struct{}) {
+		select {
+		case lingering <- struct{}{}: // the first wait: the test goes on while it lasts
+			<-over
+		case <-over:
+		}
+	})
+
+	var want bytes.Buffer
+	line := func(i int) {
+		_, _ = fmt.Fprintf(w, "line %d\n", i)
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	line(0)
+	select {
+	case <-lingering:
+	case <-out.holding:
+		t.Fatal("the first line was written without waiting for others")
+	}
+	for i := 1; i < 100; i++ {
+		line(i)
+	}
+	close(over)
+	close(out.gate)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	text, writes := out.all()
+	if text != want.String() {
+		t.Errorf("written %q, want %q", text, want.String())
+	}
+	if writes != 1 {
+		t.Errorf("%d writes, want 1: the lines handed over while the first one lingered go with it", writes)
 	}
 }

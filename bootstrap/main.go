@@ -83,7 +83,7 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 	}
 	// Log lines go out in as few writes as the load allows (see lineWriter); the process's
 	// other messages take the same way, so they keep their place among the lines.
-	lines := newLineWriter(stderr)
+	lines := newLineWriter(stderr, logLinger)
 	defer func() { _ = lines.Close() }()
 	stderr = lines
 	log := newLogger(cfg, stderr)
