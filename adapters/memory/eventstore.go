@@ -110,16 +110,18 @@ func (s *EventStore) Append(_ context.Context, a ports.Append) error {
 		}
 	}
 	if len(a.Changes) > 0 {
-		if v := int64(len(s.streams[a.PostID])); v != a.ExpectedVersion {
+		stream := s.streams[a.PostID]
+		if v := int64(len(stream)); v != a.ExpectedVersion {
 			return fmt.Errorf("memory: append %s: expected version %d, stream is at %d: %w",
 				a.PostID, a.ExpectedVersion, v, ports.ErrConflict)
 		}
 		for _, c := range a.Changes {
 			c = copyChange(c)
-			s.streams[a.PostID] = append(s.streams[a.PostID], c.Event)
+			stream = append(stream, c.Event)
 			s.all.append(c.Event)
 			s.pending = append(s.pending, &outboxEntry{change: c})
 		}
+		s.streams[a.PostID] = stream
 	}
 	if a.Idempotency != nil {
 		s.keys[a.Idempotency.Key] = storedKey{rec: *a.Idempotency, at: now}
