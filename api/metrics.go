@@ -40,8 +40,8 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 	return m, nil
 }
 
-// Wrap instruments a server's handler. Routes are the mux patterns, so the label set stays
-// bounded whatever paths clients send.
+// Wrap instruments a server's handler. Routes are the mux patterns and methods the standard
+// ones or "other", so the label set stays bounded whatever clients send.
 func (m *HTTPMetrics) Wrap(server string, next http.Handler) http.Handler {
 	inFlight := m.inFlight.WithLabelValues(server)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,9 +54,21 @@ func (m *HTTPMetrics) Wrap(server string, next http.Handler) http.Handler {
 		if route == "" || route == "/" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(server, r.Method, route, strconv.Itoa(sw.Status)).Inc()
-		m.duration.WithLabelValues(server, r.Method, route).Observe(time.Since(start).Seconds())
+		method := methodLabel(r.Method)
+		m.requests.WithLabelValues(server, method, route, strconv.Itoa(sw.Status)).Inc()
+		m.duration.WithLabelValues(server, method, route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// methodLabel is the method's label: a client may send any token as a method, and each new one
+// would otherwise start series of its own that stay for the life of the process.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // StatusWriter remembers the status a handler answered with, for the middleware that wraps it

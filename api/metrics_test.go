@@ -58,3 +58,39 @@ func TestHTTPMetricsInFlight(t *testing.T) {
 		t.Errorf("in flight = %v during the request and %v after it, want 1 and 0", during, after)
 	}
 }
+
+// TestHTTPMetricsBoundMethods: methods a client makes up share one label, so they cannot grow
+// the metrics without bound.
+func TestHTTPMetricsBoundMethods(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := api.NewHTTPMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.Wrap("command", http.NotFoundHandler())
+	for _, method := range []string{"FOOA", "FOOB", "FOOC", http.MethodGet} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/posts", nil))
+	}
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "hexapost_http_requests_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "method" {
+					got[l.GetValue()] += s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(got) != 2 || got["other"] != 3 || got[http.MethodGet] != 1 {
+		t.Errorf("requests by method label = %v, want other: 3 and GET: 1", got)
+	}
+}
