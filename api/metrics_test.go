@@ -15,11 +15,7 @@ import (
 // shutdown: it counts a request from its start to its answer.
 func TestHTTPMetricsInFlight(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
-	m, err := api.NewHTTPMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newHTTPMetrics(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	h := m.Wrap("command", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		entered <- struct{}{}
@@ -63,11 +59,7 @@ func TestHTTPMetricsInFlight(t *testing.T) {
 // the metrics without bound.
 func TestHTTPMetricsBoundMethods(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
-	m, err := api.NewHTTPMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newHTTPMetrics(t)
 	h := m.Wrap("command", http.NotFoundHandler())
 	for _, method := range []string{"FOOA", "FOOB", "FOOC", http.MethodGet} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/posts", nil))
@@ -93,4 +85,15 @@ func TestHTTPMetricsBoundMethods(t *testing.T) {
 	if len(got) != 2 || got["other"] != 3 || got[http.MethodGet] != 1 {
 		t.Errorf("requests by method label = %v, want other: 3 and GET: 1", got)
 	}
+}
+
+// newHTTPMetrics returns HTTP metrics registered on a registry of their own.
+func newHTTPMetrics(t *testing.T) (*prometheus.Registry, *api.HTTPMetrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := api.NewHTTPMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, m
 }
