@@ -175,8 +175,11 @@ func (s *EventStore) commitTogether(ctx context.Context, batch []*pending) ([]er
 	}
 	answers := make([]error, len(batch))
 	tx, written, err := together(batch, versions, answers)
-	if err != nil || tx.empty() {
-		return answers, written, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if tx.empty() { // every append conflicted or changes nothing: there is nothing to send
+		return answers, written, nil
 	}
 	hooked := s.cfg.BeforeCommit != nil
 	if !hooked {
