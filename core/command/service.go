@@ -339,7 +339,7 @@ func (l commandLog) at(ctx context.Context, level slog.Level, msg string, attrs 
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	var buf [8]slog.Attr // on the stack: a line has at most 7 attributes
+	var buf [8]slog.Attr // on the stack: a line has at most 6 attributes
 	all := append(buf[:0], slog.String("op", l.op), slog.String("post_id", l.id))
 	if l.key != "" {
 		all = append(all, slog.String("idempotency_key", l.key))
