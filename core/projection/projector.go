@@ -181,6 +181,13 @@ func (w *Wait) Forget() {
 	}
 }
 
+// Next ends the wait and returns a new one for the post's change after the one just waited
+// for.
+func (w *Wait) Next() *Wait {
+	w.Forget()
+	return w.n.Wait(w.id)
+}
+
 // Watch returns a channel that is closed at the next change of postID, and a function to call
 // once the channel is no longer waited on.
 func (n *Notifier) Watch(postID string) (<-chan struct{}, func()) {

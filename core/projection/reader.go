@@ -90,8 +90,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 		switch woke {
 		case wokenByChange:
 			stored, known := w.Stored()
-			w.Forget()
-			w = r.notify.Wait(id) // before reading again
+			w = w.Next() // before reading again
 			if known {
 				s, err = stored, nil
 				continue
@@ -106,8 +105,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 		s, err = r.views.Get(ctx, id)
 		if err == nil && s.Version > before && woke == wokenToPoll {
 			r.notify.Stored(s) // what another process projected, for the other readers of the post
-			w.Forget()
-			w = r.notify.Wait(id)
+			w = w.Next()
 		}
 	}
 }

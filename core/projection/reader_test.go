@@ -260,6 +260,28 @@ func TestNotifierWakesOnlyTheWatchersOfThePostThatChanged(t *testing.T) {
 	}
 }
 
+func TestNextWaitsForTheChangeAfterTheOneWaitedFor(t *testing.T) {
+	t.Parallel()
+	n := projection.NewNotifier()
+	w := n.Wait("p1")
+	n.Stored(post.State{ID: "p1", Version: 2})
+	if !closed(w.Changed()) {
+		t.Fatal("the wait was not woken by the change")
+	}
+	if s, known := w.Stored(); !known || s.Version != 2 {
+		t.Fatalf("Stored() = v%d, %t; want v2, true", s.Version, known)
+	}
+	w = w.Next()
+	defer w.Forget()
+	if closed(w.Changed()) {
+		t.Fatal("the next wait is woken by the change before it")
+	}
+	n.Broadcast("p1")
+	if !closed(w.Changed()) {
+		t.Error("the next wait was not woken by the next change")
+	}
+}
+
 func TestReaderStopsWaitingWhenTheContextEnds(t *testing.T) {
 	t.Parallel()
 	v, n := newViews(), projection.NewNotifier()
