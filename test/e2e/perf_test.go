@@ -50,6 +50,16 @@ type perfRow struct {
 	How    string
 }
 
+// ratioText is the ratio with two decimals, or four where two would show a ratio just short of
+// its target (or just past it) as equal to it.
+func (r perfRow) ratioText() string {
+	text := fmt.Sprintf("%.2f", r.Ratio)
+	if text == fmt.Sprintf("%.2f", r.Target) && r.Ratio != r.Target {
+		text = fmt.Sprintf("%.4f", r.Ratio)
+	}
+	return text
+}
+
 func (r perfRow) verdict() string {
 	switch {
 	case math.IsNaN(r.Ratio):
@@ -72,7 +82,7 @@ func BenchmarkPerformance(b *testing.B) {
 	var rows []perfRow
 	add := func(r perfRow) {
 		rows = append(rows, r)
-		b.Logf("%s: %s (ceiling %s) ratio %.2f, target %s%.2f: %s", r.What, r.Figure, r.Ceiling, r.Ratio,
+		b.Logf("%s: %s (ceiling %s) ratio %s, target %s%.2f: %s", r.What, r.Figure, r.Ceiling, r.ratioText(),
 			map[bool]string{true: "≥ ", false: "≤ "}[r.Higher], r.Target, r.verdict())
 	}
 
@@ -387,7 +397,7 @@ func perfTable(rows []perfRow) string {
 		if r.Higher {
 			op = "≥"
 		}
-		ratio := fmt.Sprintf("%.2f", r.Ratio)
+		ratio := r.ratioText()
 		if !r.Higher && r.Target > 10 { // a latency bound, in ms
 			ratio, op = fmt.Sprintf("%.1f ms", r.Ratio), "≤ "+fmt.Sprintf("%.0f ms", r.Target)
 			fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s |\n", r.What, r.Figure, r.Ceiling, ratio, op, r.verdict())
@@ -467,4 +477,17 @@ func rssKiB(b *testing.B, p *process) int64 {
 	}
 	b.Fatal("no VmRSS in /proc status")
 	return 0
+}
+
+func TestPerfTableShowsARatioJustShortOfItsTargetAsShort(t *testing.T) {
+	t.Parallel()
+	table := perfTable([]perfRow{
+		{What: "short", Ratio: 12501.0 / 25024, Target: 0.5, Higher: true},
+		{What: "plain", Ratio: 0.7312, Target: 0.7, Higher: true},
+	})
+	for _, want := range []string{"| short |  |  | 0.4996 | ≥ 0.50 | missed |", "| plain |  |  | 0.73 | ≥ 0.70 | met |"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table has no row %q:\n%s", want, table)
+		}
+	}
 }
