@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"hexapost/core/post"
 	"hexapost/ports"
@@ -16,15 +15,15 @@ import (
 // the list order kept as sorted indexes so that a page costs a binary search and the page
 // itself, not a sort of every post.
 //
-// The indexes are sorted slices, oldest first, read backwards for a page: a new post (ids and
-// creation times grow) is appended at the end, and only deleting a post moves the entries
-// after it.
+// The indexes are sorted oldest first and read backwards for a page: a new post (ids and
+// creation times grow) goes at the end. They are kept in chunks (keyIndex), so neither a delete
+// nor growth moves more than a chunk of them.
 type Views struct {
 	mu    sync.RWMutex
 	posts map[string]*postViews
 	// live lists the posts that are not deleted, oldest first; byAuthor the same per author.
-	live     []listKey
-	byAuthor map[string][]listKey
+	live     keyIndex
+	byAuthor map[string]*keyIndex
 }
 
 // postViews is what the read model holds of one post. One map entry per post, pointing here,
@@ -34,20 +33,6 @@ type postViews struct {
 	current post.State // Version 0 until the first view is stored
 	// history holds the post's entries sorted by version.
 	history []ports.HistoryEntry
-}
-
-// listKey is a post's place in the list order.
-type listKey struct {
-	createdAt time.Time
-	id        string
-}
-
-// compareKeys orders keys oldest first, then by id; lists show them in the reverse order.
-func compareKeys(a, b listKey) int {
-	if c := a.createdAt.Compare(b.createdAt); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.id, b.id)
 }
 
 var (
@@ -60,7 +45,7 @@ var (
 func NewViews() *Views {
 	return &Views{
 		posts:    map[string]*postViews{},
-		byAuthor: map[string][]listKey{},
+		byAuthor: map[string]*keyIndex{},
 	}
 }
 
@@ -89,37 +74,24 @@ func (v *Views) PutCurrent(_ context.Context, s post.State) (bool, error) {
 
 func (v *Views) index(s post.State) {
 	k := listKey{createdAt: s.CreatedAt, id: s.ID}
-	v.live = insertKey(v.live, k)
-	v.byAuthor[s.AuthorName] = insertKey(v.byAuthor[s.AuthorName], k)
+	v.live.insert(k)
+	author := v.byAuthor[s.AuthorName]
+	if author == nil {
+		author = &keyIndex{}
+		v.byAuthor[s.AuthorName] = author
+	}
+	author.insert(k)
 }
 
 func (v *Views) unindex(s post.State) {
 	k := listKey{createdAt: s.CreatedAt, id: s.ID}
-	v.live = removeKey(v.live, k)
-	if keys := removeKey(v.byAuthor[s.AuthorName], k); len(keys) > 0 {
-		v.byAuthor[s.AuthorName] = keys
-	} else {
-		delete(v.byAuthor, s.AuthorName)
+	v.live.remove(k)
+	if author := v.byAuthor[s.AuthorName]; author != nil {
+		author.remove(k)
+		if author.len() == 0 {
+			delete(v.byAuthor, s.AuthorName)
+		}
 	}
-}
-
-func insertKey(keys []listKey, k listKey) []listKey {
-	if n := len(keys); n == 0 || compareKeys(keys[n-1], k) < 0 {
-		return append(keys, k) // the usual case: the newest post
-	}
-	i, found := slices.BinarySearchFunc(keys, k, compareKeys)
-	if found {
-		return keys
-	}
-	return slices.Insert(keys, i, k)
-}
-
-func removeKey(keys []listKey, k listKey) []listKey {
-	i, found := slices.BinarySearchFunc(keys, k, compareKeys)
-	if !found {
-		return keys
-	}
-	return slices.Delete(keys, i, i+1)
 }
 
 // PutHistory stores h under (post id, version) unless that version is stored already.
@@ -164,19 +136,25 @@ func (v *Views) Get(_ context.Context, id string) (post.State, error) {
 func (v *Views) List(_ context.Context, q ports.ListQuery) ([]post.State, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	keys := v.live
+	keys := &v.live
 	if q.AuthorName != "" {
 		keys = v.byAuthor[q.AuthorName]
 	}
-	// The page is keys[start:end] read backwards: the newest ones older than the cursor.
-	end := len(keys)
-	if q.After != nil {
-		end, _ = slices.BinarySearchFunc(keys, listKey{createdAt: q.After.CreatedAt, id: q.After.ID}, compareKeys)
+	limit := max(q.Limit, 0)
+	if keys == nil || limit == 0 {
+		return []post.State{}, nil
 	}
-	start := end - min(max(q.Limit, 0), end)
-	out := make([]post.State, 0, end-start)
-	for i := end - 1; i >= start; i-- {
-		out = append(out, v.posts[keys[i].id].current)
+	// The page: the newest keys older than the cursor.
+	var after *listKey
+	if q.After != nil {
+		after = &listKey{createdAt: q.After.CreatedAt, id: q.After.ID}
+	}
+	out := make([]post.State, 0, min(limit, keys.len()))
+	for k := range keys.before(after) {
+		out = append(out, v.posts[k.id].current)
+		if len(out) == limit {
+			break
+		}
 	}
 	return out, nil
 }

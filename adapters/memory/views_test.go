@@ -2,6 +2,8 @@ package memory_test
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +33,70 @@ func TestListMovesAPostWhoseAuthorChanged(t *testing.T) {
 		if err != nil || len(got) != want {
 			t.Errorf("List(%q) = %d posts, %v; want %d", author, len(got), err, want)
 		}
+	}
+}
+
+// TestListPagesThroughThousandsOfPosts pages through more posts than one chunk of an index
+// holds, for everyone and per author, before and after deleting every third post, and checks
+// that the pages together are every live post once, newest first.
+func TestListPagesThroughThousandsOfPosts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	v := memory.NewViews()
+	const n = 3000
+	states := make([]post.State, n)
+	for i := range states {
+		// Two posts share each creation time, so pages also break ties by id.
+		states[i] = post.State{ID: fmt.Sprintf("p%05d", i), Version: 1, AuthorName: fmt.Sprintf("author %d", i%3),
+			CreatedAt: t0.Add(time.Duration(i/2) * time.Millisecond)}
+	}
+	// Out of order, as concurrent creates are projected.
+	for _, i := range rand.New(rand.NewPCG(7, 7)).Perm(n) {
+		if _, err := v.PutCurrent(ctx, states[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(author string, live func(i int) bool) {
+		t.Helper()
+		var want []string
+		for i := n - 1; i >= 0; i-- {
+			if live(i) && (author == "" || states[i].AuthorName == author) {
+				want = append(want, states[i].ID)
+			}
+		}
+		var got []string
+		q := ports.ListQuery{AuthorName: author, Limit: 97}
+		for {
+			page, err := v.List(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range page {
+				got = append(got, s.ID)
+			}
+			if len(page) < q.Limit {
+				break
+			}
+			last := page[len(page)-1]
+			q.After = &ports.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("author %q: the pages list %d posts, want %d newest first", author, len(got), len(want))
+		}
+	}
+	all := func(int) bool { return true }
+	for _, author := range []string{"", "author 1"} {
+		check(author, all)
+	}
+	for i := 0; i < n; i += 3 {
+		deleted := states[i]
+		deleted.Version, deleted.Deleted = 2, true
+		if _, err := v.PutCurrent(ctx, deleted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, author := range []string{"", "author 0", "author 2"} {
+		check(author, func(i int) bool { return i%3 != 0 })
 	}
 }
 
