@@ -29,8 +29,10 @@ type EventStore struct {
 	now      func() time.Time
 	appended chan struct{}
 
-	mu      sync.Mutex
-	streams map[string][]post.Event
+	mu sync.Mutex
+	// streams lists each post's events in version order as their indexes in all: an event is
+	// held once, and a stream holds no pointers for the garbage collector to follow.
+	streams map[string][]int64
 	// all holds every event in position order: the event at index i has position i+1.
 	all eventLog
 	// pending holds the outbox entries not yet published, in position order.
@@ -74,7 +76,7 @@ func NewEventStore(cfg EventStoreConfig) *EventStore {
 	return &EventStore{
 		now:      cfg.Now,
 		appended: make(chan struct{}, 1),
-		streams:  map[string][]post.Event{},
+		streams:  map[string][]int64{},
 		keys:     map[string]storedKey{},
 	}
 }
@@ -87,8 +89,8 @@ func (s *EventStore) Load(_ context.Context, postID string, after int64) ([]post
 	stream := s.streams[postID]
 	stream = stream[min(max(after, 0), int64(len(stream))):] // versions are 1, 2, 3, …
 	out := make([]post.Event, len(stream))
-	for i, e := range stream {
-		out[i] = copyEvent(e)
+	for i, at := range stream {
+		out[i] = copyEvent(s.all.at(at))
 	}
 	return out, nil
 }
@@ -117,7 +119,7 @@ func (s *EventStore) Append(_ context.Context, a ports.Append) error {
 		}
 		for _, c := range a.Changes {
 			c = copyChange(c)
-			stream = append(stream, c.Event)
+			stream = append(stream, s.all.len())
 			s.all.append(c.Event)
 			s.pending = append(s.pending, &outboxEntry{change: c})
 		}
