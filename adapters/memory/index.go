@@ -73,7 +73,9 @@ func (x *keyIndex) insert(k listKey) {
 	chunk := x.chunks[c]
 	if len(chunk) == indexChunk {
 		if c == len(x.chunks)-1 && i == len(chunk) {
-			x.chunks = append(x.chunks, []listKey{k}) // a new post starts the next chunk
+			// A new post starts the next chunk: an index that has filled one gets chunks of
+			// full size at once, instead of growing each from one key.
+			x.chunks = append(x.chunks, append(make([]listKey, 0, indexChunk), k))
 			x.n++
 			return
 		}
