@@ -55,9 +55,7 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 		return fmt.Errorf("history %s v%d: %w", e.PostID, e.Version, err)
 	}
 	if later, ok := ports.Following(ctx); ok && supersedes(later, c) {
-		p.log.LogAttrs(ctx, slog.LevelInfo, "event projected", slog.String("post_id", e.PostID),
-			slog.Int64("version", e.Version), slog.String("event_id", e.ID), slog.String("event_type", string(e.Type)),
-			slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
+		p.projected(ctx, e, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
 	stored, err := p.views.PutCurrent(ctx, c.State)
@@ -69,11 +67,23 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 	} else {
 		p.notify.Broadcast(e.PostID)
 	}
-	// Attrs, not key-value pairs: a line per change is formatted without boxing its values.
-	p.log.LogAttrs(ctx, slog.LevelInfo, "event projected", slog.String("post_id", e.PostID),
-		slog.Int64("version", e.Version), slog.String("event_id", e.ID), slog.String("event_type", string(e.Type)),
-		slog.Bool("current", stored))
+	p.projected(ctx, e, slog.Bool("current", stored))
 	return nil
+}
+
+// projected logs the line of a projected change, with attributes, not key-value pairs, so that
+// its values are not boxed, and to the handler, not through Logger.LogAttrs: the line carries
+// no source, so it need not pay for the stack trace Logger takes for one (runtime.Callers).
+func (p *Projector) projected(ctx context.Context, e post.Event, more ...slog.Attr) {
+	h := p.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "event projected", 0)
+	r.AddAttrs(slog.String("post_id", e.PostID), slog.Int64("version", e.Version), slog.String("event_id", e.ID),
+		slog.String("event_type", string(e.Type)))
+	r.AddAttrs(more...)
+	_ = h.Handle(ctx, r) // as Logger does: a line that cannot be written is dropped
 }
 
 // supersedes reports whether later is a valid change of c's post with a higher version.
