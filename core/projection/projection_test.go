@@ -1,12 +1,15 @@
 package projection_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,6 +338,49 @@ func TestProjectorLeavesTheViewToALaterChangeOfThePostInTheBatch(t *testing.T) {
 	}
 	if h, _ := v.History(t.Context(), "p1"); len(h) != 3 {
 		t.Errorf("history holds %d versions, want 3", len(h))
+	}
+}
+
+// TestProjectorLogLinesNameTheChange pins the line an operator follows a change by on the
+// query side: its post, version, event and type, and whether its view is now the current one
+// or was left to a later change of the same batch.
+func TestProjectorLogLinesNameTheChange(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	p := projection.NewProjector(newViews(), projection.NewNotifier(),
+		slog.New(slog.NewJSONHandler(&out, nil)).With("server", "query"))
+	v2 := change("p1", 2, post.EventUpdated)
+	for _, apply := range []struct {
+		ctx context.Context
+		c   ports.Change
+	}{
+		{t.Context(), change("p1", 1, post.EventCreated)},
+		{ports.WithFollowing(t.Context(), v2), change("p1", 1, post.EventCreated)},
+	} {
+		if err := p.Apply(apply.ctx, apply.c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []map[string]any{
+		{"level": "INFO", "msg": "event projected", "server": "query", "post_id": "p1", "version": 1.0,
+			"event_id": "p1-e1", "event_type": "post.created", "current": true},
+		{"level": "INFO", "msg": "event projected", "server": "query", "post_id": "p1", "version": 1.0,
+			"event_id": "p1-e1", "event_type": "post.created", "current": false, "view_left_to_version": 2.0},
+	}
+	var got []map[string]any
+	for line := range strings.Lines(out.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if _, ok := m["time"].(string); !ok {
+			t.Errorf("line without a time: %q", line)
+		}
+		delete(m, "time")
+		got = append(got, m)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("log lines:\n%v\nwant\n%v", got, want)
 	}
 }
 
