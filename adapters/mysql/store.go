@@ -372,10 +372,12 @@ func (s *EventStore) write(ctx context.Context, tx bun.Tx, p *pending) error {
 	return nil
 }
 
-// conflict is the answer to an append whose stream is at current instead of its expected
-// version.
+// conflict is the answer to an append whose stream is at current, or later, instead of its
+// expected version. The version a batch decides on is a lower bound when it comes from what
+// the store has seen (see seenVersions), and a read one may be overtaken before the commit, so
+// the message claims no more than that.
 func conflict(a ports.Append, current int64) error {
-	return fmt.Errorf("mysql: append %s: expected version %d, stream is at %d: %w",
+	return fmt.Errorf("mysql: append %s: expected version %d, stream is at %d or later: %w",
 		a.PostID, a.ExpectedVersion, current, ports.ErrConflict)
 }
 
