@@ -182,7 +182,7 @@ func busOption(cfg Config) (fx.Option, error) {
 			fx.Provide(
 				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*nats.Bus, error) {
 					b, err := nats.Open(context.Background(), nats.Config{
-						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxAttempts: cfg.MaxAttempts,
+						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxMsgs: cfg.NATSMaxMsgs, MaxAttempts: cfg.MaxAttempts,
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
 					if err != nil {

@@ -135,6 +135,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_READ_WAIT", "soon", `POSTS_READ_WAIT="soon": must be a positive duration`},
 		{"POSTS_READ_WAIT", "-1s", `POSTS_READ_WAIT="-1s": must be a positive duration`},
 		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
+		{"POSTS_REDIS_MAXLEN", "999", `POSTS_REDIS_MAXLEN="999": must be a whole number of at least 1000`},
+		{"POSTS_NATS_MAX_MSGS", "1e6", `POSTS_NATS_MAX_MSGS="1e6": must be a whole number of at least 1000`},
 		{"POSTS_LOG_LEVEL", "loud", `POSTS_LOG_LEVEL="loud": must be one of debug, info, warn, error`},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", `OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4318": must be an http or https URL`},
 		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317", `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="grpc://collector:4317": must be an http or https URL`},
@@ -160,6 +162,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := []string{"memory", "memory", "memory", ":3000", ":4000", "2s"}
 	if strings.Join(got, " ") != strings.Join(want, " ") || cfg.MaxAttempts != 3 {
 		t.Fatalf("defaults %v attempts %d, want %v attempts 3", got, cfg.MaxAttempts, want)
+	}
+	if cfg.RedisMaxLen != 1_000_000 || cfg.NATSMaxMsgs != 1_000_000 {
+		t.Errorf("stream bounds: Redis %d, NATS %d; want 1 000 000 each", cfg.RedisMaxLen, cfg.NATSMaxMsgs)
 	}
 }
 

@@ -22,6 +22,7 @@ type Config struct {
 
 	ConsumerGroup string // POSTS_CONSUMER_GROUP: the query servers that share the work
 	RedisMaxLen   int64  // POSTS_REDIS_MAXLEN: approximate bound of the Redis stream
+	NATSMaxMsgs   int64  // POSTS_NATS_MAX_MSGS: bound of the JetStream stream
 
 	CommandAddr string // POSTS_COMMAND_ADDR
 	QueryAddr   string // POSTS_QUERY_ADDR
@@ -50,6 +51,19 @@ func text(set func(c *Config, v string)) func(*Config, string) error {
 	return func(c *Config, v string) error { set(c, v); return nil }
 }
 
+// streamBound parses the number of changes a bus's stream keeps: at least 1000, so that a
+// typo cannot make the bus drop changes the query side has not read yet within a second.
+func streamBound(set func(c *Config, n int64)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1000 {
+			return fmt.Errorf("must be a whole number of at least 1000")
+		}
+		set(c, n)
+		return nil
+	}
+}
+
 func duration(set func(c *Config, d time.Duration)) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -70,14 +84,8 @@ var variables = []variable{
 	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},
 	{"POSTS_MONGO_URI", "", nil, text(func(c *Config, v string) { c.MongoURI = v })},
 	{"POSTS_CONSUMER_GROUP", "hexapost-query", nil, text(func(c *Config, v string) { c.ConsumerGroup = v })},
-	{"POSTS_REDIS_MAXLEN", "1000000", nil, func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1000 {
-			return fmt.Errorf("must be a whole number of at least 1000")
-		}
-		c.RedisMaxLen = n
-		return nil
-	}},
+	{"POSTS_REDIS_MAXLEN", "1000000", nil, streamBound(func(c *Config, n int64) { c.RedisMaxLen = n })},
+	{"POSTS_NATS_MAX_MSGS", "1000000", nil, streamBound(func(c *Config, n int64) { c.NATSMaxMsgs = n })},
 	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *Config, v string) { c.CommandAddr = v })},
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *Config, v string) { c.QueryAddr = v })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *Config, d time.Duration) { c.ReadWait = d })},

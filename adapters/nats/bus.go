@@ -1,6 +1,7 @@
 // Package nats is the event bus on NATS JetStream: changes are published to a file-backed
-// stream with the event id as Nats-Msg-Id, so the broker drops a relay's duplicate within its
-// duplicate window, and read through one durable pull consumer that all query servers share.
+// stream, bounded at Config.MaxMsgs, with the event id as Nats-Msg-Id, so the broker drops a
+// relay's duplicate within its duplicate window, and read through one durable pull consumer
+// that all query servers share.
 //
 // Retries: a change whose handler failed is negatively acknowledged with the backoff of its
 // delivery count (Backoff·2^(n-1), capped at MaxBackoff); the delivery count from the message
@@ -37,6 +38,11 @@ type Config struct {
 	// Durable is the consumer the query servers share (POSTS_CONSUMER_GROUP, default
 	// hexapost-query).
 	Durable string
+	// MaxMsgs bounds the changes stream (POSTS_NATS_MAX_MSGS, default DefaultMaxMsgs): once it
+	// holds more, JetStream drops the oldest. A dropped change is gone whether or not it was
+	// acknowledged, so MaxMsgs must exceed the number of changes published during the longest
+	// query-side outage to be survived. The dead-letter stream is never trimmed.
+	MaxMsgs int64
 	// MaxAttempts is how many deliveries a change gets before it is dead-lettered (default 3).
 	MaxAttempts int
 	// Backoff is the delay before the first redelivery, doubling (default 100ms), capped at
@@ -70,10 +76,18 @@ var (
 	_ ports.Pinger      = (*Bus)(nil)
 )
 
+// DefaultMaxMsgs is the bound of the changes stream when Config.MaxMsgs is zero: without one,
+// a stream under Limits retention keeps every change ever published, and the broker's disk
+// fills.
+const DefaultMaxMsgs = 1_000_000
+
 // Open connects, proves JetStream answers and creates or updates the streams and the consumer.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("nats: POSTS_NATS_URL is empty")
+	}
+	if cfg.MaxMsgs < 0 {
+		return nil, fmt.Errorf("nats: MaxMsgs %d is negative", cfg.MaxMsgs)
 	}
 	cfg = withDefaults(cfg)
 	nc, err := gonats.Connect(cfg.URL, gonats.Timeout(cfg.Timeout), gonats.MaxReconnects(-1),
@@ -104,7 +118,7 @@ func (b *Bus) setUp(ctx context.Context) error {
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: b.cfg.Stream, Subjects: []string{b.cfg.Subject}, Storage: jetstream.FileStorage,
-		Duplicates: 2 * time.Minute,
+		Duplicates: 2 * time.Minute, MaxMsgs: b.cfg.MaxMsgs, Discard: jetstream.DiscardOld,
 	}); err != nil {
 		return fmt.Errorf("nats: stream %s: %w", b.cfg.Stream, err)
 	}
@@ -133,6 +147,9 @@ func withDefaults(cfg Config) Config {
 	def(&cfg.DeadStream, cfg.Stream+"_DEAD")
 	def(&cfg.DeadSubject, cfg.Subject+".dead")
 	def(&cfg.Durable, "hexapost-query")
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = DefaultMaxMsgs
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}

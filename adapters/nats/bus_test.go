@@ -63,6 +63,72 @@ func TestOpenFailsFastWithoutJetStream(t *testing.T) {
 	}
 }
 
+// TestStreamKeepsAtMostMaxMsgs checks that the changes stream drops its oldest changes beyond
+// MaxMsgs, that a stream made before with no bound gets it when the bus opens again, and that
+// a negative bound is refused.
+func TestStreamKeepsAtMostMaxMsgs(t *testing.T) {
+	t.Parallel()
+	url := contract.Backend(t, "POSTS_NATS_URL")
+	if _, err := nats.Open(t.Context(), nats.Config{URL: url, MaxMsgs: -1}); err == nil ||
+		!strings.Contains(err.Error(), "MaxMsgs") {
+		t.Fatalf("Open with MaxMsgs -1: error %v, want one naming MaxMsgs", err)
+	}
+	name := "T" + strings.ToUpper(rand.Text())
+	cfg := nats.Config{URL: url, Stream: name, Subject: "hexapost.test." + name}
+	// The stream as an earlier hexapost made it: no bound.
+	if _, err := jetStream(t, url).CreateStream(t.Context(), jetstream.StreamConfig{
+		Name: name, Subjects: []string{cfg.Subject}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := nats.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Purge(context.Background()); _ = first.Close() })
+	if got := streamInfo(t, url, name).Config.MaxMsgs; got != nats.DefaultMaxMsgs {
+		t.Errorf("the stream keeps at most %d messages once a bus without MaxMsgs opened, want %d", got, nats.DefaultMaxMsgs)
+	}
+
+	cfg.MaxMsgs = 10
+	bus, err := nats.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bus.Close() })
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	var changes []ports.Change
+	for i := range 25 {
+		id := fmt.Sprintf("%s-p%d", name, i)
+		changes = append(changes, ports.Change{
+			Event: post.Event{ID: id + "-e", PostID: id, Version: 1, Type: post.EventDeleted, OccurredAt: at},
+			State: post.State{ID: id, Version: 1, CreatedAt: at, UpdatedAt: at, Deleted: true},
+		})
+	}
+	if err := bus.Publish(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+	state := streamInfo(t, url, name).State
+	if state.Msgs != 10 || state.FirstSeq != 16 || state.LastSeq != 25 {
+		t.Errorf("after 25 changes the stream holds %d, sequences %d–%d; want the last 10, 16–25",
+			state.Msgs, state.FirstSeq, state.LastSeq)
+	}
+}
+
+// streamInfo returns what the server says of stream.
+func streamInfo(t *testing.T, url, stream string) *jetstream.StreamInfo {
+	t.Helper()
+	s, err := jetStream(t, url).Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
 // TestMessagesCarryTraceContext checks that a change's W3C trace context goes as the
 // traceparent and tracestate headers of its message, and that a change without one has none.
 func TestMessagesCarryTraceContext(t *testing.T) {
@@ -127,8 +193,8 @@ func TestMessagesCarryTraceContext(t *testing.T) {
 	}
 }
 
-// lastMessage reads the last message on subject in stream, as it is stored.
-func lastMessage(t *testing.T, url, stream, subject string) *jetstream.RawStreamMsg {
+// jetStream connects to the server at url, for a look at what it stores.
+func jetStream(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := gonats.Connect(url)
 	if err != nil {
@@ -139,7 +205,13 @@ func lastMessage(t *testing.T, url, stream, subject string) *jetstream.RawStream
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(t.Context(), stream)
+	return js
+}
+
+// lastMessage reads the last message on subject in stream, as it is stored.
+func lastMessage(t *testing.T, url, stream, subject string) *jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := jetStream(t, url).Stream(t.Context(), stream)
 	if err != nil {
 		t.Fatal(err)
 	}
