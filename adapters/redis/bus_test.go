@@ -341,14 +341,19 @@ func TestLogsEachRetryAndTheDeadLetter(t *testing.T) {
 
 	dead := waitDeadLetters(t, bus, 1)[0]
 	var retries, deadLettered []map[string]any
-	for _, l := range logs.lines(t) {
-		switch l["msg"] {
-		case "projection failed; will retry":
-			retries = append(retries, l)
-		case "message dead-lettered":
-			deadLettered = append(deadLettered, l)
+	// The dead-letter line follows the dead letter's write: wait for it too.
+	eventually(t, "the dead-letter line", func() bool {
+		retries, deadLettered = nil, nil
+		for _, l := range logs.lines(t) {
+			switch l["msg"] {
+			case "projection failed; will retry":
+				retries = append(retries, l)
+			case "message dead-lettered":
+				deadLettered = append(deadLettered, l)
+			}
 		}
-	}
+		return len(deadLettered) > 0
+	})
 	if len(retries) != 1 || len(deadLettered) != 1 {
 		t.Fatalf("%d retry and %d dead-letter lines, want 1 and 1:\n%v", len(retries), len(deadLettered), logs.lines(t))
 	}
