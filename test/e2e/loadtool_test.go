@@ -1,9 +1,13 @@
 package e2e_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"hexapost/bootstrap"
 )
@@ -55,4 +59,56 @@ func TestBenchCommand(t *testing.T) {
 	}
 	t.Logf("bench: %d commands at %.0f/s, p50 %.2f ms, p99 %.2f ms; visible p99 %.2f ms",
 		r.Commands, r.PerSecond, r.Command.P50, r.Command.P99, r.Visibility.P99)
+}
+
+// TestBenchCeilingServerRunsInAProcessOfItsOwn checks the bare server that `bench -ceiling`
+// loads: started as `bench -serve-ceiling`, it prints its URL, answers a create as a JSON API
+// does, and exits once its standard input closes, as it does when the bench that started it
+// ends; and `bench -ceiling` measures it without errors.
+func TestBenchCeilingServerRunsInAProcessOfItsOwn(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary, "bench", "-serve-ceiling", "127.0.0.1:0")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	url, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no URL printed: %v", err)
+	}
+	status, err := postJSON(strings.TrimSpace(url)+"/posts", `{"title":"t","content":"c","author_name":"a"}`)
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("create: status %d, %v; want 201", status, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	_ = stdin.Close()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after its standard input closed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after its standard input closed")
+	}
+
+	out, err := exec.Command(binary, "bench", "-ceiling", "-duration", "1s", "-concurrency", "2", "-json", "-quiet").Output()
+	if err != nil {
+		t.Fatalf("hexapost bench -ceiling: %v\n%s", err, out)
+	}
+	var r bootstrap.BenchResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("bench -json printed %q: %v", out, err)
+	}
+	if r.Commands == 0 || r.Errors != 0 || r.ByStatus["201"] != r.Commands {
+		t.Errorf("bench -ceiling: %d commands, answers %v; want only 201s", r.Commands, r.ByStatus)
+	}
 }
