@@ -86,7 +86,8 @@ func BenchmarkPerformance(b *testing.B) {
 			map[bool]string{true: "≥ ", false: "≤ "}[r.Higher], r.Target, r.verdict())
 	}
 
-	// 1. Memory mode, creates at 16 clients, against bare net/http decoding the same JSON.
+	// 1. Memory mode, creates at 16 clients, against bare net/http decoding the same JSON, each
+	// server in a process of its own.
 	ceiling := runBench(b, bin, "-ceiling", "-concurrency", "16", "-duration", window.String())
 	mem := startBench(b, bin, nil)
 	creates := runBench(b, bin, "-command", mem.CommandURL, "-query", "", "-mix", "create=1",
@@ -94,7 +95,7 @@ func BenchmarkPerformance(b *testing.B) {
 	mem.Kill(b) // each measure runs without the servers of the ones before it
 	add(perfRow{
 		What: "memory mode, creates, 16 clients", Figure: perSecond(creates.PerSecond),
-		Ceiling: perSecond(ceiling.PerSecond) + " bare net/http JSON", Ratio: creates.PerSecond / ceiling.PerSecond,
+		Ceiling: perSecond(ceiling.PerSecond) + " bare net/http JSON, own process", Ratio: creates.PerSecond / ceiling.PerSecond,
 		Target: 0.5, Higher: true, How: "hexapost bench -ceiling; hexapost bench -mix create=1",
 	})
 
