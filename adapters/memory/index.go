@@ -38,14 +38,14 @@ type keyIndex struct {
 // len returns how many keys the index holds.
 func (x *keyIndex) len() int { return x.n }
 
-// locate returns where k is or would be inserted: chunk c at index i, i possibly the chunk's
-// length. An empty index has no chunk to point to, and returns c = -1.
-func (x *keyIndex) locate(k listKey) (c, i int) {
+// locate returns where k is, found, or would be inserted: chunk c at index i, i possibly the
+// chunk's length. An empty index has no chunk to point to, and returns c = -1.
+func (x *keyIndex) locate(k listKey) (c, i int, found bool) {
 	if len(x.chunks) == 0 {
-		return -1, 0
+		return -1, 0, false
 	}
 	if last := x.chunks[len(x.chunks)-1]; compareKeys(last[len(last)-1], k) < 0 {
-		return len(x.chunks) - 1, len(last) // the usual case: the newest post
+		return len(x.chunks) - 1, len(last), false // the usual case: the newest post
 	}
 	// The first chunk whose first key sorts after k; k belongs in the one before it.
 	c, _ = slices.BinarySearchFunc(x.chunks, k, func(chunk []listKey, k listKey) int {
@@ -55,19 +55,19 @@ func (x *keyIndex) locate(k listKey) (c, i int) {
 		return 1
 	})
 	c = max(c-1, 0)
-	i, _ = slices.BinarySearchFunc(x.chunks[c], k, compareKeys)
-	return c, i
+	i, found = slices.BinarySearchFunc(x.chunks[c], k, compareKeys)
+	return c, i, found
 }
 
 // insert adds k unless the index holds it already.
 func (x *keyIndex) insert(k listKey) {
-	c, i := x.locate(k)
+	c, i, found := x.locate(k)
 	switch {
+	case found:
+		return
 	case c < 0:
 		x.chunks = [][]listKey{{k}}
 		x.n++
-		return
-	case i < len(x.chunks[c]) && compareKeys(x.chunks[c][i], k) == 0:
 		return
 	}
 	chunk := x.chunks[c]
@@ -97,8 +97,8 @@ func (x *keyIndex) insert(k listKey) {
 // merged into a neighbour with room for it, so deletes do not leave the index a long list of
 // nearly empty chunks.
 func (x *keyIndex) remove(k listKey) {
-	c, i := x.locate(k)
-	if c < 0 || i == len(x.chunks[c]) || compareKeys(x.chunks[c][i], k) != 0 {
+	c, i, found := x.locate(k)
+	if !found {
 		return
 	}
 	chunk := slices.Delete(x.chunks[c], i, i+1)
@@ -125,7 +125,7 @@ func (x *keyIndex) before(k *listKey) iter.Seq[listKey] {
 		}
 		end := len(x.chunks[c])
 		if k != nil {
-			c, end = x.locate(*k)
+			c, end, _ = x.locate(*k)
 		}
 		for ; c >= 0; c-- {
 			chunk := x.chunks[c]
