@@ -168,18 +168,26 @@ func StartMariaDB(t testing.TB, within time.Duration) (*Server, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// A temporary directory of its own: a mariadbd that starts deletes the temporary files it
+	// finds in its tmpdir, and with the default /tmp it deleted those of a data directory that
+	// another test was initialising at the same moment ("Error on delete of
+	// '/tmp/#sql-temptable-…'").
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("chown", "-R", "mysql:mysql", dir).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v\n%s", err, out)
 	}
 	install := exec.Command("mariadb-install-db", "--user=mysql", "--datadir="+filepath.Join(dir, "data"),
-		"--auth-root-authentication-method=socket", "--skip-test-db")
+		"--tmpdir="+tmp, "--auth-root-authentication-method=socket", "--skip-test-db")
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	sock, port := filepath.Join(dir, "mysqld.sock"), FreePort(t)
 	s := StartServer(t, "mariadbd", port, within,
 		"mariadbd", "--no-defaults", "--user=mysql", "--datadir="+filepath.Join(dir, "data"),
-		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+sock,
+		"--tmpdir="+tmp, "--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+sock,
 		"--pid-file="+filepath.Join(dir, "mysqld.pid"), "--innodb-buffer-pool-size=64M", "--skip-log-bin")
 	cmd := exec.Command("mariadb", "--socket="+sock, "-uroot")
 	cmd.Stdin = strings.NewReader(`CREATE USER 'hexapost'@'127.0.0.1' IDENTIFIED BY 'secret';
