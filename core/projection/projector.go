@@ -58,6 +58,8 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 		p.projected(ctx, e, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
+	done := p.notify.writing(c.State)
+	defer done()
 	stored, err := p.views.PutCurrent(ctx, c.State)
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
@@ -115,6 +117,37 @@ func validate(c ports.Change) error {
 type Notifier struct {
 	mu      sync.Mutex
 	waiting map[string]*watch // by post id; present while some reader waits for that post
+	// found is when a reader's look last found a view newer than the one it had, which this
+	// process's projector had not announced: another process projects into the read model too.
+	found time.Time
+	// inflight is, by post id, the highest version this process's projector is writing: a look
+	// that finds it before the projector announces it has not found another process's change.
+	inflight map[string]inflight
+}
+
+type inflight struct {
+	version int64
+	writers int
+}
+
+// writing records that the projector is writing the view s until the returned function is
+// called.
+func (n *Notifier) writing(s post.State) (done func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f := n.inflight[s.ID]
+	f.version, f.writers = max(f.version, s.Version), f.writers+1
+	n.inflight[s.ID] = f
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if f := n.inflight[s.ID]; f.writers > 1 {
+			f.writers--
+			n.inflight[s.ID] = f
+		} else {
+			delete(n.inflight, s.ID)
+		}
+	}
 }
 
 // watch is the next change of one post, as the readers waiting for it see it.
@@ -131,7 +164,9 @@ type watch struct {
 }
 
 // NewNotifier returns a Notifier.
-func NewNotifier() *Notifier { return &Notifier{waiting: map[string]*watch{}} }
+func NewNotifier() *Notifier {
+	return &Notifier{waiting: map[string]*watch{}, inflight: map[string]inflight{}}
+}
 
 // Wait is one reader's wait for the next change of a post. Forget must be called once it is no
 // longer waited on.
@@ -209,8 +244,28 @@ func (n *Notifier) Watch(postID string) (<-chan struct{}, func()) {
 func (n *Notifier) Broadcast(postID string) { n.wake(postID, post.State{}, false) }
 
 // Stored wakes everyone watching the post of s, handing them s: the post's view as it was just
-// stored (or read).
+// stored.
 func (n *Notifier) Stored(s post.State) { n.wake(s.ID, s, true) }
+
+// Found is Stored for a view that a reader's look found in the read model, newer than the one it
+// had while this process's projector had announced nothing. Unless the projector is writing
+// that version at the moment, it is a change of another process, and Found marks the time for
+// FoundWithin.
+func (n *Notifier) Found(s post.State) {
+	n.mu.Lock()
+	if n.inflight[s.ID].version < s.Version {
+		n.found = time.Now()
+	}
+	n.mu.Unlock()
+	n.wake(s.ID, s, true)
+}
+
+// FoundWithin reports whether a look found another process's change within d.
+func (n *Notifier) FoundWithin(d time.Duration) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.found.IsZero() && time.Since(n.found) < d
+}
 
 func (n *Notifier) wake(postID string, s post.State, known bool) {
 	n.mu.Lock()

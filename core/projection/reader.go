@@ -16,6 +16,10 @@ import (
 // costs a change projected by another query server at most that much more latency.
 const maxPollBackoff = 32
 
+// quietPollFactor is how much later than Poll a waiting read first looks while no look has
+// found another process's change for PeerMemory: 20 × 50ms.
+const quietPollFactor = 20
+
 // ErrNotCaughtUp is returned when the read model did not reach the asked version in time.
 var ErrNotCaughtUp = errors.New("read model has not caught up with the requested version")
 
@@ -28,6 +32,16 @@ type ReaderConfig struct {
 	// Each check that finds nothing doubles the delay, up to maxPollBackoff times Poll, so a
 	// read side that falls behind is not read ever harder by the readers waiting for it.
 	Poll time.Duration
+	// QuietPoll replaces Poll as the first delay while no look of this process has found a
+	// change projected by another process for PeerMemory (default 20 × Poll, and 1 minute).
+	// A query server that projects alone — one process serving both sides, or the only query
+	// server of its group — then hears of every change from its own projector, and its waiting
+	// readers' looks would only add reads to a read model that is already behind. With other
+	// query servers in the group their looks find changes often and stay at Poll; after a
+	// minute without one, the first change of another process that a reader waits for can take
+	// up to QuietPoll to be seen.
+	QuietPoll  time.Duration
+	PeerMemory time.Duration
 }
 
 // Reader answers single-post reads, optionally waiting for a version (read your own writes).
@@ -48,6 +62,12 @@ func NewReader(views ports.ViewReader, n *Notifier, cfg ReaderConfig) *Reader {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
+	}
+	if cfg.QuietPoll <= 0 {
+		cfg.QuietPoll = quietPollFactor * cfg.Poll
+	}
+	if cfg.PeerMemory <= 0 {
+		cfg.PeerMemory = time.Minute
 	}
 	return &Reader{views: views, notify: n, cfg: cfg, draining: make(chan struct{})}
 }
@@ -79,7 +99,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 	w := r.notify.Wait(id) // before reading, so no change is missed
 	defer func() { w.Forget() }()
 	s, err := r.views.Get(ctx, id)
-	for poll := r.cfg.Poll; ; {
+	for poll := r.firstPoll(); ; {
 		if (err != nil && !errors.Is(err, ports.ErrNotFound)) || (err == nil && s.Version >= minVersion) {
 			return settled(id, s, err)
 		}
@@ -96,7 +116,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 				continue
 			}
 		case wokenToPoll:
-			poll = min(2*poll, maxPollBackoff*r.cfg.Poll)
+			poll = r.nextPoll(poll)
 			if !w.PollDue(poll / 2) {
 				continue // another reader of this post looked a moment ago
 			}
@@ -104,7 +124,11 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 		before := s.Version
 		s, err = r.views.Get(ctx, id)
 		if err == nil && s.Version > before && woke == wokenToPoll {
-			r.notify.Stored(s) // what another process projected, for the other readers of the post
+			if local, ok := w.Stored(); ok && local.Version >= s.Version {
+				w = w.Next() // this process's projector stored it while the look was under way
+				continue
+			}
+			r.notify.Found(s) // what another process projected, for the other readers of the post
 			w = w.Next()
 		}
 	}
@@ -120,7 +144,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 func (r *Reader) History(ctx context.Context, id string) ([]ports.HistoryEntry, error) {
 	deadline := time.NewTimer(r.cfg.Wait)
 	defer deadline.Stop()
-	for poll := r.cfg.Poll; ; poll = min(2*poll, maxPollBackoff*r.cfg.Poll) {
+	for poll := r.firstPoll(); ; poll = r.nextPoll(poll) {
 		changed, forget := r.notify.Watch(id)
 		entries, err := r.views.History(ctx, id)
 		n := unbroken(entries)
@@ -139,6 +163,21 @@ func (r *Reader) History(ctx context.Context, id string) ([]ports.HistoryEntry, 
 			return nil, err
 		}
 	}
+}
+
+// firstPoll is how long a read waits before its first look for another process's change:
+// Poll while such looks have found changes lately, QuietPoll otherwise.
+func (r *Reader) firstPoll() time.Duration {
+	if r.notify.FoundWithin(r.cfg.PeerMemory) {
+		return r.cfg.Poll
+	}
+	return r.cfg.QuietPoll
+}
+
+// nextPoll doubles the delay between looks, up to maxPollBackoff times Poll (or QuietPoll, if
+// that is longer).
+func (r *Reader) nextPoll(poll time.Duration) time.Duration {
+	return min(2*poll, max(maxPollBackoff*r.cfg.Poll, r.cfg.QuietPoll))
 }
 
 // unbroken returns how many of the entries, oldest first, are versions 1, 2, 3, … without a

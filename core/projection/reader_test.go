@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"testing"
 	"time"
@@ -216,7 +217,7 @@ func TestReaderPollsLessOftenTheLongerItWaits(t *testing.T) {
 	t.Parallel()
 	v, n := newViews(), projection.NewNotifier()
 	const poll, wait = 10 * time.Millisecond, 600 * time.Millisecond
-	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: wait, Poll: poll})
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: wait, Poll: poll, QuietPoll: poll})
 
 	_, err := r.Get(t.Context(), "p1", 1)
 
@@ -227,6 +228,88 @@ func TestReaderPollsLessOftenTheLongerItWaits(t *testing.T) {
 	// fires early). Polling every 10 ms would look about 60 times.
 	if reads := v.reads.Load(); reads > 6 {
 		t.Errorf("the reader looked %d times in %v, want at most 6", reads, wait)
+	}
+}
+
+func TestReaderLooksForOtherProcessesChangesOnceOneWasFound(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	if _, err := v.PutCurrent(t.Context(), change("p1", 1, post.EventCreated).State); err != nil {
+		t.Fatal(err)
+	}
+	const wait = 200 * time.Millisecond
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: wait, Poll: time.Millisecond, QuietPoll: time.Hour})
+	missing := func() int64 {
+		t.Helper()
+		before := v.reads.Load()
+		if _, err := r.Get(t.Context(), "p1", 3); !errors.Is(err, projection.ErrNotCaughtUp) {
+			t.Fatalf("error = %v, want %v", err, projection.ErrNotCaughtUp)
+		}
+		return v.reads.Load() - before
+	}
+
+	// No look has found a change of another process: the reader looks once, then listens to
+	// this process's projector only.
+	if reads := missing(); reads != 1 {
+		t.Errorf("with no other process seen, a read waiting %v looked %d times, want 1", wait, reads)
+	}
+
+	// A reader's look finds version 2, which another process projected.
+	finder := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: time.Millisecond,
+		QuietPoll: 10 * time.Millisecond})
+	found := getAsync(t.Context(), finder, "p1", 2)
+	eventually(t, "the finder has looked once", func() bool { return v.reads.Load() >= 2 })
+	want := change("p1", 2, post.EventUpdated).State
+	if _, err := v.PutCurrent(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	if got := await(t, 5*time.Second, found); got.err != nil || got.state != want {
+		t.Fatalf("Get = %+v, %v; want %+v", got.state, got.err, want)
+	}
+
+	// Now waiting reads look for such changes from the start: at 1, 2, 4, … ms.
+	if reads := missing(); reads < 4 {
+		t.Errorf("once another process was seen, a read waiting %v looked %d times, want at least 4", wait, reads)
+	}
+}
+
+// heldViews stores a view, then holds the projector's PutCurrent until release is closed.
+type heldViews struct {
+	*views
+	release chan struct{}
+}
+
+func (v heldViews) PutCurrent(ctx context.Context, s post.State) (bool, error) {
+	stored, err := v.views.PutCurrent(ctx, s)
+	<-v.release
+	return stored, err
+}
+
+func TestALookFindingWhatThisProcessIsWritingIsNoOtherProcessesChange(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	held := heldViews{views: v, release: make(chan struct{})}
+	p := projection.NewProjector(held, n, slog.New(slog.DiscardHandler))
+	if _, err := v.PutCurrent(t.Context(), change("p1", 1, post.EventCreated).State); err != nil {
+		t.Fatal(err)
+	}
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: time.Millisecond,
+		QuietPoll: time.Millisecond})
+	read := getAsync(t.Context(), r, "p1", 2)
+	eventually(t, "the reader has looked once", func() bool { return v.reads.Load() >= 1 })
+	applied := make(chan error, 1)
+	go func() { applied <- p.Apply(t.Context(), change("p1", 2, post.EventUpdated)) }()
+
+	// The projector has stored version 2 and not yet announced it; the reader's look finds it.
+	if got := await(t, 5*time.Second, read); got.err != nil || got.state.Version != 2 {
+		t.Fatalf("Get = %+v, %v; want version 2", got.state, got.err)
+	}
+	if n.FoundWithin(time.Hour) {
+		t.Error("a look that found the version this process's projector was writing counts as another process's change")
+	}
+	close(held.release)
+	if err := <-applied; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -443,7 +526,8 @@ func TestReadersOfOnePostShareTheirLooks(t *testing.T) {
 	if _, err := v.PutCurrent(t.Context(), change("p1", 1, post.EventCreated).State); err != nil {
 		t.Fatal(err)
 	}
-	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 10 * time.Second, Poll: 5 * time.Millisecond})
+	r := projection.NewReader(v, n, projection.ReaderConfig{Wait: 10 * time.Second, Poll: 5 * time.Millisecond,
+		QuietPoll: 5 * time.Millisecond})
 	const readers = 20
 	var results []<-chan readResult
 	for range readers {
