@@ -247,11 +247,16 @@ func (n *Notifier) Broadcast(postID string) { n.wake(postID, post.State{}, false
 // stored.
 func (n *Notifier) Stored(s post.State) { n.wake(s.ID, s, true) }
 
-// Found is Stored for a view that a reader's look found in the read model, newer than the one it
-// had while this process's projector had announced nothing. Unless the projector is writing
-// that version at the moment, it is a change of another process, and Found marks the time for
-// FoundWithin.
-func (n *Notifier) Found(s post.State) {
+// Found takes a view that this reader's look found in the read model, newer than the one it
+// had. If this process's projector announced it while the look was under way, the readers
+// have it already. Otherwise it is handed to the post's readers as Stored does and, unless the
+// projector is writing that version at the moment, it is a change of another process: Found
+// marks the time for FoundWithin.
+func (w *Wait) Found(s post.State) {
+	if local, announced := w.Stored(); announced && local.Version >= s.Version {
+		return
+	}
+	n := w.n
 	n.mu.Lock()
 	if n.inflight[s.ID].version < s.Version {
 		n.found = time.Now()

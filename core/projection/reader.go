@@ -124,11 +124,7 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 		before := s.Version
 		s, err = r.views.Get(ctx, id)
 		if err == nil && s.Version > before && woke == wokenToPoll {
-			if local, ok := w.Stored(); ok && local.Version >= s.Version {
-				w = w.Next() // this process's projector stored it while the look was under way
-				continue
-			}
-			r.notify.Found(s) // what another process projected, for the other readers of the post
+			w.Found(s) // for the other readers of the post, and the next waits' first looks
 			w = w.Next()
 		}
 	}

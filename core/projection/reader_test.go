@@ -313,6 +313,47 @@ func TestALookFindingWhatThisProcessIsWritingIsNoOtherProcessesChange(t *testing
 	}
 }
 
+// slowLooks answers a reader's first read at once and holds every later one (its looks) until
+// release is closed, telling looking when one begins.
+type slowLooks struct {
+	*views
+	looking, release chan struct{}
+}
+
+func (v slowLooks) Get(ctx context.Context, id string) (post.State, error) {
+	if v.reads.Load() > 0 {
+		v.looking <- struct{}{}
+		<-v.release
+	}
+	return v.views.Get(ctx, id)
+}
+
+func TestALookFindingWhatThisProcessAnnouncedMeanwhileIsNoOtherProcessesChange(t *testing.T) {
+	t.Parallel()
+	v, n := newViews(), projection.NewNotifier()
+	if _, err := v.PutCurrent(t.Context(), change("p1", 1, post.EventCreated).State); err != nil {
+		t.Fatal(err)
+	}
+	slow := slowLooks{views: v, looking: make(chan struct{}, 1), release: make(chan struct{})}
+	r := projection.NewReader(slow, n, projection.ReaderConfig{Wait: 5 * time.Second, Poll: time.Millisecond,
+		QuietPoll: time.Millisecond})
+	read := getAsync(t.Context(), r, "p1", 2)
+	<-slow.looking
+
+	// While the reader's look is under way, this process's projector stores version 2 and
+	// announces it; then the look returns it.
+	if err := newProjector(v, n).Apply(t.Context(), change("p1", 2, post.EventUpdated)); err != nil {
+		t.Fatal(err)
+	}
+	close(slow.release)
+	if got := await(t, 5*time.Second, read); got.err != nil || got.state.Version != 2 {
+		t.Fatalf("Get = %+v, %v; want version 2", got.state, got.err)
+	}
+	if n.FoundWithin(time.Hour) {
+		t.Error("a look that found the version this process's projector announced meanwhile counts as another process's change")
+	}
+}
+
 func TestNotifierWakesOnlyTheWatchersOfThePostThatChanged(t *testing.T) {
 	t.Parallel()
 	n := projection.NewNotifier()
