@@ -1,11 +1,13 @@
 package projection_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,5 +76,40 @@ func TestApplyWaitingStopsWithItsContext(t *testing.T) {
 	defer cancel()
 	if err := p.ApplyWaiting(ctx, createdChange("p1")); !errors.Is(err, ports.ErrUnavailable) {
 		t.Fatalf("error %v, want the outage", err)
+	}
+}
+
+// A replay (at startup, or a rebuild's) waits through a read-model outage instead of ending half
+// done, and a quiet projector still says that it waits.
+func TestReplayRidesOutAnOutage(t *testing.T) {
+	t.Parallel()
+	var events allEvents
+	for i := range 3 {
+		id := fmt.Sprint("p", i)
+		p, err := post.FromHistory(id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := p.Create(post.Create{Title: "t", Content: "c", AuthorName: "a"}, post.Stamp{EventID: id + "-1", At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ports.Recorded{Position: int64(i + 1), Event: e})
+	}
+	v := &flakyViews{currentViews: currentViews{current: map[string]post.State{}, history: map[string]int{}},
+		failures: 2, err: fmt.Errorf("mongo: put history: %w", ports.ErrUnavailable)}
+	var log bytes.Buffer
+	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(&log, nil))).Quiet()
+
+	n, err := projection.Replay(t.Context(), events, p)
+
+	if err != nil || n != len(events) || len(v.current) != len(events) {
+		t.Fatalf("replayed %d events into %d views, error %v; want %d, no error", n, len(v.current), err, len(events))
+	}
+	if got := strings.Count(log.String(), "read model unavailable"); got != 2 {
+		t.Errorf("%d outage warnings, want 2; log:\n%s", got, log.String())
+	}
+	if strings.Contains(log.String(), "event projected") {
+		t.Errorf("a quiet projector logged a projected change:\n%s", log.String())
 	}
 }

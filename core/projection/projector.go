@@ -21,6 +21,7 @@ type Projector struct {
 	views  ports.ViewWriter
 	log    *slog.Logger
 	notify *Notifier
+	quiet  bool // no line per projected change
 }
 
 // NewProjector returns a Projector that signals n after every applied change.
@@ -28,11 +29,11 @@ func NewProjector(views ports.ViewWriter, n *Notifier, log *slog.Logger) *Projec
 	return &Projector{views: views, log: log, notify: n}
 }
 
-// Quiet returns a projector that applies like p but logs nothing per change, for bulk replays
-// where one line per event would drown the log.
+// Quiet returns a projector that applies like p but logs no line per change, for bulk replays
+// where one line per event would drown the log. It still warns while the read model is down.
 func (p *Projector) Quiet() *Projector {
 	q := *p
-	q.log = slog.New(slog.DiscardHandler)
+	q.quiet = true
 	return &q
 }
 
@@ -78,7 +79,7 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 // no source, so it need not pay for the stack trace Logger takes for one (runtime.Callers).
 func (p *Projector) projected(ctx context.Context, e post.Event, more ...slog.Attr) {
 	h := p.log.Handler()
-	if !h.Enabled(ctx, slog.LevelInfo) {
+	if p.quiet || !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	r := slog.NewRecord(time.Now(), slog.LevelInfo, "event projected", 0)

@@ -19,8 +19,7 @@ func Rebuild(ctx context.Context, events ports.EventReader, r ports.ViewRebuilde
 	if err != nil {
 		return 0, 0, fmt.Errorf("rebuild: fresh read model: %w", err)
 	}
-	quiet := slog.New(slog.DiscardHandler)
-	n, err := Replay(ctx, events, NewProjector(fresh, NewNotifier(), quiet))
+	n, err := Replay(ctx, events, NewProjector(fresh, NewNotifier(), log).Quiet())
 	if err != nil {
 		return n, 0, fmt.Errorf("rebuild: %w", err)
 	}
@@ -28,7 +27,7 @@ func Rebuild(ctx context.Context, events ports.EventReader, r ports.ViewRebuilde
 	if err := r.Swap(ctx); err != nil {
 		return n, 0, fmt.Errorf("rebuild: swap: %w", err)
 	}
-	m, err := Replay(ctx, events, NewProjector(live, NewNotifier(), quiet))
+	m, err := Replay(ctx, events, NewProjector(live, NewNotifier(), log).Quiet())
 	if err != nil {
 		return n, m, fmt.Errorf("rebuild: catch-up after the swap: %w", err)
 	}

@@ -16,7 +16,9 @@ const ReplayBatch = 500
 // come from the bus, a batch at a time, telling each change of the last later change of its
 // post in the batch (ports.WithFollowing) as the buses do: a post's view is written once per
 // batch. It is safe while the projector runs, because applying is idempotent and keeps the
-// highest version. It returns how many events it applied.
+// highest version. While the read model is unavailable it waits and applies again
+// (Projector.ApplyWaiting), so an outage delays a replay, bounded by ctx, instead of ending it
+// half done. It returns how many events it applied.
 //
 // A post whose history in the store is not a valid sequence is an error: the store is the
 // source of truth, and a read model built from a corrupt one would hide the problem.
@@ -50,7 +52,7 @@ func Replay(ctx context.Context, events ports.EventReader, p *Projector) (int, e
 			if j := last[c.Event.PostID]; j > i {
 				applyCtx = ports.WithFollowing(ctx, changes[j])
 			}
-			if err := p.Apply(applyCtx, c); err != nil {
+			if err := p.ApplyWaiting(applyCtx, c); err != nil {
 				return n, fmt.Errorf("replay position %d: %w", batch[i].Position, err)
 			}
 			after = batch[i].Position
