@@ -66,7 +66,7 @@ type privateFerretDB struct{ privateServer }
 
 func startPrivateFerretDB(t *testing.T) *privateFerretDB {
 	t.Helper()
-	s, _, _ := harness.StartFerretDB(t, 15*time.Second)
+	s, _, _ := harness.StartFerretDB(t, 30*time.Second)
 	return &privateFerretDB{privateServer{Server: s}}
 }
 

@@ -25,6 +25,7 @@ type Server struct {
 	port   int
 	args   []string
 	within time.Duration
+	ready  func() error // nil once the server serves; nil func: listening is enough
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -33,7 +34,11 @@ type Server struct {
 // to listen on the loopback port, and kills it when the test ends.
 func StartServer(t testing.TB, name string, port int, within time.Duration, args ...string) *Server {
 	t.Helper()
-	s := &Server{name: name, port: port, args: args, within: within}
+	return startServer(t, &Server{name: name, port: port, args: args, within: within})
+}
+
+func startServer(t testing.TB, s *Server) *Server {
+	t.Helper()
 	s.Start(t)
 	t.Cleanup(s.Kill)
 	return s
@@ -42,7 +47,8 @@ func StartServer(t testing.TB, name string, port int, within time.Duration, args
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// Start starts the server (again) and waits until it listens.
+// Start starts the server (again) and waits until it listens and, for a server with a readiness
+// check, until that passes.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
@@ -52,21 +58,32 @@ func (s *Server) Start(t testing.TB) {
 	s.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.exited)
 	deadline := time.Now().Add(s.within)
-	for {
+	listening := func() error {
 		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 		if err == nil {
 			_ = c.Close()
-			return
 		}
-		select {
-		case <-s.exited:
-			t.Fatalf("%s exited while starting", s.name)
-		default:
+		return err
+	}
+	for _, check := range []struct {
+		what string
+		ok   func() error
+	}{{"listen", listening}, {"pass its readiness check", s.ready}} {
+		for check.ok != nil {
+			err := check.ok()
+			if err == nil {
+				break
+			}
+			select {
+			case <-s.exited:
+				t.Fatalf("%s exited while starting", s.name)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not %s within %s: %v", s.name, check.what, s.within, err)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen within %s", s.name, s.within)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
 }
 
@@ -136,9 +153,18 @@ func StartFerretDB(t testing.TB, within time.Duration) (*Server, string, string)
 	})
 	pgURL.Path = "/" + name
 	port := FreePort(t)
-	s := StartServer(t, "ferretdb", port, within, bin, "serve", "-listen", "127.0.0.1:"+strconv.Itoa(port),
-		"-postgresql-url", pgURL.String())
-	return s, "mongodb://" + s.Addr() + "/hexapost", pgURL.String()
+	uri := "mongodb://127.0.0.1:" + strconv.Itoa(port) + "/hexapost"
+	// Ready when a ping has gone through to PostgreSQL: FerretDB listens before it has connected
+	// there, and the first command opens its connection pool.
+	ready := func() error {
+		if out, err := exec.Command(bin, "ping", uri).CombinedOutput(); err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	s := startServer(t, &Server{name: "ferretdb", port: port, within: within, ready: ready,
+		args: []string{bin, "serve", "-listen", "127.0.0.1:" + strconv.Itoa(port), "-postgresql-url", pgURL.String()}})
+	return s, uri, pgURL.String()
 }
 
 // Psql runs sql on the PostgreSQL database at pgURL with the psql client, stopping at the first
