@@ -21,9 +21,9 @@ const (
 	// insertSlots is how many InsertManys of one inserter run at once. With one, the inserts
 	// that arrive while an InsertMany runs all go in the next. On the 2-core test box, 16
 	// goroutines applying creates through the projector reached 1 710-1 780/s with one slot,
-	// 1 600/s with two and 1 350/s with four; with one, FerretDB and PostgreSQL spent a sixth
-	// less CPU per change than with two. (Before the test server's _id lookups used an index,
-	// 1, 2, 4 and 8 measured alike.)
+	// 1 440-1 620/s with two and 1 340-1 360/s with four; FerretDB and PostgreSQL spent
+	// 0.61-0.65 ms of CPU per change with one, 0.73-0.85 with two. (Before the test server's
+	// _id lookups used an index, 1, 2, 4 and 8 measured alike.)
 	insertSlots = 1
 )
 
