@@ -590,8 +590,9 @@ func startCeilingProcess() (string, func(), error) {
 	return strings.TrimSpace(url), stop, nil
 }
 
-// serveCeilingUntilEOF serves the ceiling server on addr, prints its URL, and returns once in
-// closes: the process that started it closes it to stop it, and so does that process's exit.
+// serveCeilingUntilEOF serves the ceiling server on addr, prints its URL, and returns once in,
+// its standard input, closes: the process that started it closes it to stop it, and so does
+// that process's exit.
 func serveCeilingUntilEOF(addr string, in io.Reader, stdout, stderr io.Writer) int {
 	url, stop, err := startCeilingServer(addr)
 	if err != nil {

@@ -85,16 +85,7 @@ func TestReplayRidesOutAnOutage(t *testing.T) {
 	t.Parallel()
 	var events allEvents
 	for i := range 3 {
-		id := fmt.Sprint("p", i)
-		p, err := post.FromHistory(id, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := p.Create(post.Create{Title: "t", Content: "c", AuthorName: "a"}, post.Stamp{EventID: id + "-1", At: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, ports.Recorded{Position: int64(i + 1), Event: e})
+		events = append(events, ports.Recorded{Position: int64(i + 1), Event: createdChange(fmt.Sprint("p", i)).Event})
 	}
 	v := &flakyViews{currentViews: currentViews{current: map[string]post.State{}, history: map[string]int{}},
 		failures: 2, err: fmt.Errorf("mongo: put history: %w", ports.ErrUnavailable)}
