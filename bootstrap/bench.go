@@ -28,6 +28,9 @@ const benchUsage = `Usage: hexapost bench [flags]
 Sends commands to a running command server from concurrent clients and, for a sample of the
 acknowledged ones, measures how long until the query server returns that version. Bounded by
 -duration and -requests, whichever comes first; Ctrl-C ends it early with the figures so far.
+After the load it waits until the query server returns the command acknowledged last, and
+reports the rate the whole pipeline absorbed ("end to end"), which is lower than the command
+rate when the read side falls behind.
 
 `
 
@@ -122,6 +125,15 @@ type BenchResult struct {
 	VisibilityFailed int `json:"visibility_failed"`
 	// VisibilitySkipped counts samples left unmeasured because too many reads were in flight.
 	VisibilitySkipped int `json:"visibility_skipped,omitempty"`
+	// CaughtUp is how many seconds after the load the query server returned the command
+	// acknowledged last. The bus hands a query server the changes in the order they were
+	// stored, so by then the read side had applied what the load sent.
+	CaughtUp float64 `json:"caught_up_seconds,omitempty"`
+	// EndToEnd is the commands a second the whole pipeline absorbed: Commands over the load's
+	// length plus CaughtUp. Where the read side keeps up, it is PerSecond.
+	EndToEnd float64 `json:"end_to_end_per_second,omitempty"`
+	// CatchUpFailed says why the catch-up was not measured, when it was not.
+	CatchUpFailed string `json:"catch_up_failed,omitempty"`
 }
 
 type acked struct {
@@ -144,8 +156,10 @@ type benchRun struct {
 	visibleFail int
 	// visibleSkipped counts samples not measured because maxVisibilityReads were in flight.
 	visibleSkipped int
-	reads          chan struct{} // a slot per sampled read in flight
-	readers        sync.WaitGroup
+	// last is the command acknowledged last, for the catch-up.
+	last    acked
+	reads   chan struct{} // a slot per sampled read in flight
+	readers sync.WaitGroup
 
 	sent atomic.Int64
 	done atomic.Int64
@@ -180,7 +194,14 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	clients.Wait()
 	elapsed := time.Since(begin)
 	stopProgress()
+	var caughtUp time.Duration
+	var catchUpErr error
+	var catchingUp sync.WaitGroup
+	if cfg.QueryURL != "" && r.last.path != "" {
+		catchingUp.Go(func() { caughtUp, catchUpErr = r.catchUp(ctx, begin.Add(elapsed)) })
+	}
 	r.readers.Wait()
+	catchingUp.Wait()
 
 	res := BenchResult{
 		Concurrency: cfg.Concurrency, Mix: cfg.Mix.String(), Rate: cfg.Rate, Seconds: elapsed.Seconds(),
@@ -189,6 +210,13 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		VisibilitySkipped: r.visibleSkipped,
 	}
 	res.PerSecond = float64(res.Commands) / elapsed.Seconds()
+	switch {
+	case catchUpErr != nil:
+		res.CatchUpFailed = catchUpErr.Error()
+	case caughtUp > 0:
+		res.CaughtUp = caughtUp.Seconds()
+		res.EndToEnd = float64(res.Commands) / (elapsed + caughtUp).Seconds()
+	}
 	for status, n := range r.byStatus {
 		if !strings.HasPrefix(status, "2") {
 			res.Errors += n
@@ -234,10 +262,14 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 	total := m.Create + m.Update + m.Delete
 	var lat []time.Duration
 	kinds, statuses := map[string]int{}, map[string]int{}
+	var last acked
 	defer func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.latencies = append(r.latencies, lat...)
+		if last.at.After(r.last.at) {
+			r.last = last
+		}
 		for k, n := range kinds {
 			r.byKind[k] += n
 		}
@@ -264,11 +296,12 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 			}
 		}
 		// The answer is decoded only where it is used: the work of the tool is taken from the
-		// servers it measures on a shared machine.
+		// servers it measures on a shared machine. With a query server, every answer may be the
+		// last, which the catch-up reads.
 		sampled := r.cfg.Sample > 0 && r.cfg.QueryURL != "" && rng.Float64() < r.cfg.Sample
 		deletable := kind == "create" && m.Delete > 0
 		begin := time.Now()
-		status, loc, version, err := r.send(ctx, method, path, body, sampled || deletable)
+		status, loc, version, err := r.send(ctx, method, path, body, sampled || deletable || r.cfg.QueryURL != "")
 		if err != nil && ctx.Err() != nil {
 			return // cut off by the end of the run: not a result
 		}
@@ -286,8 +319,9 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 		if deletable {
 			r.addDeletable(loc)
 		}
+		last = acked{path: loc, version: version, at: time.Now()}
 		if sampled {
-			r.sample(acked{path: loc, version: version, at: time.Now()})
+			r.sample(last)
 		}
 	}
 }
@@ -373,6 +407,38 @@ func (r *benchRun) measureVisibility(s acked) {
 		return
 	}
 	r.visible = append(r.visible, took)
+}
+
+// catchUpWithin bounds the wait for the read side after the load.
+const catchUpWithin = 5 * time.Minute
+
+// catchUp reads the command acknowledged last from the query server until it is returned, and
+// says how long after loadEnd that was. Each read waits on the server (min_version) for the
+// server's read wait; one that ends without the version is made again.
+func (r *benchRun) catchUp(ctx context.Context, loadEnd time.Time) (time.Duration, error) {
+	ctx, cancel := context.WithDeadline(ctx, loadEnd.Add(catchUpWithin))
+	defer cancel()
+	url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, r.last.path, r.last.version)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err
+		}
+		res, err := r.client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusGone {
+				return time.Since(loadEnd), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("the query server did not return %s version %d within %s of the load's end: %w",
+				r.last.path, r.last.version, catchUpWithin, context.Cause(ctx))
+		case <-time.After(100 * time.Millisecond): // the server already waited; do not spin on a fast error
+		}
+	}
 }
 
 // progress prints a line a second until stop is called.
@@ -537,6 +603,12 @@ func printBench(w io.Writer, r BenchResult) {
 	}
 	if r.VisibilitySkipped > 0 {
 		fmt.Fprintf(w, "              %d samples skipped: %d reads were in flight\n", r.VisibilitySkipped, maxVisibilityReads)
+	}
+	switch {
+	case r.CatchUpFailed != "":
+		fmt.Fprintf(w, "caught up     no: %s\n", r.CatchUpFailed)
+	case r.CaughtUp > 0:
+		fmt.Fprintf(w, "caught up     %.2f s after the load: end to end %.0f/s\n", r.CaughtUp, r.EndToEnd)
 	}
 	kinds := make([]string, 0, len(r.ByKind))
 	for k, n := range r.ByKind {

@@ -57,8 +57,12 @@ func TestBenchCommand(t *testing.T) {
 	if r.PerSecond <= 0 || r.Command.P50 <= 0 || r.Command.P50 > r.Command.P99 || r.Command.P99 > r.Command.Max {
 		t.Errorf("latency figures out of order: %+v at %.0f/s", r.Command, r.PerSecond)
 	}
-	t.Logf("bench: %d commands at %.0f/s, p50 %.2f ms, p99 %.2f ms; visible p99 %.2f ms",
-		r.Commands, r.PerSecond, r.Command.P50, r.Command.P99, r.Visibility.P99)
+	if r.CatchUpFailed != "" || r.CaughtUp <= 0 || r.EndToEnd <= 0 || r.EndToEnd > r.PerSecond {
+		t.Errorf("caught up after %.3f s (failed: %q), end to end %.0f/s against %.0f/s sent; want a catch-up and at most the command rate",
+			r.CaughtUp, r.CatchUpFailed, r.EndToEnd, r.PerSecond)
+	}
+	t.Logf("bench: %d commands at %.0f/s, p50 %.2f ms, p99 %.2f ms; visible p99 %.2f ms; caught up %.3f s after, end to end %.0f/s",
+		r.Commands, r.PerSecond, r.Command.P50, r.Command.P99, r.Visibility.P99, r.CaughtUp, r.EndToEnd)
 }
 
 // TestBenchCeilingServerRunsInAProcessOfItsOwn checks the bare server that `bench -ceiling`

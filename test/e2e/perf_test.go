@@ -138,22 +138,42 @@ func BenchmarkPerformance(b *testing.B) {
 		query := startBench(b, bin, env, "serve", "query")
 		env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
 		command := startBench(b, bin, env, "serve", "command")
+		// The maximum is what the whole pipeline absorbs: the commands of a run at full speed
+		// over its length plus the time the read side then took to catch up (the tool waits
+		// for that). Where the read side keeps up it is the command rate; where it cannot, a
+		// command rate above it is not a throughput the system has, only a backlog growing.
 		full := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
 			"-concurrency", "16", "-duration", window.String(), "-sample", "0.05")
-		drain(b, command.CommandURL, query.QueryURL)
-		half := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
-			"-concurrency", "16", "-duration", window.String(), "-sample", "0.25",
-			"-rate", strconv.Itoa(int(full.PerSecond/2)))
-		query.Kill(b)
-		command.Kill(b)
-		bus.kill()
+		most := min(full.PerSecond, full.EndToEnd)
+		atHalf := func(rate float64) bootstrap.BenchResult {
+			return runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
+				"-concurrency", "16", "-duration", window.String(), "-sample", "0.25",
+				"-rate", strconv.Itoa(int(rate/2)))
+		}
+		half := atHalf(most)
 		add(perfRow{
 			What: "visibility p99, " + c.name + ", at half of max",
 			Figure: fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", half.Visibility.P99, half.Visibility.P50,
 				perSecond(half.PerSecond)),
-			Ceiling: "max " + perSecond(full.PerSecond), Ratio: half.Visibility.P99, Target: c.target,
-			How: "hexapost bench, then again with -rate at half",
+			Ceiling: fmt.Sprintf("max %s end to end (%s acknowledged, caught up %.1f s later)",
+				perSecond(most), perSecond(full.PerSecond), full.CaughtUp),
+			Ratio: half.Visibility.P99, Target: c.target,
+			How: "hexapost bench, then again with -rate at half of its end-to-end rate",
 		})
+		if most < 0.9*full.PerSecond {
+			// For comparison with runs 1-20, which took half of the acknowledged rate.
+			half = atHalf(full.PerSecond)
+			add(perfRow{
+				What: "visibility p99, " + c.name + ", at half of the acknowledged rate",
+				Figure: fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", half.Visibility.P99, half.Visibility.P50,
+					perSecond(half.PerSecond)),
+				Ceiling: "max " + perSecond(full.PerSecond) + " acknowledged", Ratio: half.Visibility.P99,
+				Target: c.target, How: "hexapost bench, then again with -rate at half of its command rate",
+			})
+		}
+		query.Kill(b)
+		command.Kill(b)
+		bus.kill()
 	}
 
 	// 4. The projector on the MongoDB-wire server against that server's raw upsert.
@@ -194,27 +214,6 @@ func startBench(b *testing.B, bin string, env map[string]string, args ...string)
 
 func perSecond(v float64) string { return fmt.Sprintf("%.0f/s", v) }
 
-// drain waits until the read side has caught up with everything sent so far: a post created
-// now is projected after every change before it (the bus delivers in order to one query
-// server), so the next run does not measure the last one's backlog.
-func drain(b *testing.B, commandURL, queryURL string) {
-	b.Helper()
-	id := mustCreate(b, commandURL)
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		res, err := benchClient.Get(queryURL + "/posts/" + id + "?min_version=1")
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the read side did not catch up within 5 minutes: %v", err)
-		}
-	}
-}
-
 // runBench runs `hexapost bench` with args and returns its result.
 func runBench(b *testing.B, bin string, args ...string) bootstrap.BenchResult {
 	b.Helper()
@@ -229,8 +228,9 @@ func runBench(b *testing.B, bin string, args ...string) bootstrap.BenchResult {
 	if err := json.Unmarshal(out, &r); err != nil {
 		b.Fatalf("hexapost bench printed %q: %v", out, err)
 	}
-	if r.Errors > 0 || r.VisibilityFailed > 0 {
-		b.Fatalf("hexapost bench %v: errors by status %v, %d reads not returned", args, r.ByStatus, r.VisibilityFailed)
+	if r.Errors > 0 || r.VisibilityFailed > 0 || r.CatchUpFailed != "" {
+		b.Fatalf("hexapost bench %v: errors by status %v, %d reads not returned, catch-up: %q", args, r.ByStatus,
+			r.VisibilityFailed, r.CatchUpFailed)
 	}
 	return r
 }
@@ -426,6 +426,8 @@ func BenchmarkSoak(b *testing.B) {
 	query := startBench(b, bin, env, "serve", "query")
 	env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
 	command := startBench(b, bin, env, "serve", "command")
+	// Half of the acknowledged rate, not of the end-to-end one that point 3 takes: the more
+	// commands, the harder the test of memory.
 	full := runBench(b, bin, "-command", command.CommandURL, "-query", "", "-concurrency", "16",
 		"-duration", perfWindow().String(), "-sample", "0")
 
