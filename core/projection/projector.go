@@ -154,7 +154,12 @@ func (n *Notifier) writing(s post.State) (done func()) {
 // watch is the next change of one post, as the readers waiting for it see it.
 type watch struct {
 	changed chan struct{} // closed at the change
+	// readers counts the readers waiting on this watch; at the change they move to next.
 	readers int
+	// next is the post's watch after this one's change, made at the change with this one's
+	// readers, so a reader that goes on waiting (Wait.Next) misses no change made between the
+	// change that woke it and its next wait.
+	next *watch
 	// stored is the post's view as the change left it, when known is set; both are written
 	// before changed is closed and read only after.
 	stored post.State
@@ -217,21 +222,35 @@ func (w *Wait) PollDue(every time.Duration) bool {
 	return false
 }
 
+// current is the watch that holds the count of a reader of w: w, or, as each change moves the
+// readers on to the next watch, the post's latest. Called with the notifier's lock held.
+func (w *watch) current() *watch {
+	for w.next != nil {
+		w = w.next
+	}
+	return w
+}
+
 // Forget ends the wait; the notifier forgets the post when no reader is left.
 func (w *Wait) Forget() {
 	w.n.mu.Lock()
 	defer w.n.mu.Unlock()
-	w.w.readers--
-	if w.w.readers == 0 && w.n.waiting[w.id] == w.w {
+	c := w.w.current()
+	c.readers--
+	if c.readers == 0 && w.n.waiting[w.id] == c {
 		delete(w.n.waiting, w.id)
 	}
 }
 
-// Next ends the wait and returns a new one for the post's change after the one just waited
-// for.
+// Next returns the wait for the post's change after the one just waited for. It is made at
+// that change, so it is already woken if the post changed again since.
 func (w *Wait) Next() *Wait {
-	w.Forget()
-	return w.n.Wait(w.id)
+	w.n.mu.Lock()
+	defer w.n.mu.Unlock()
+	if w.w.next == nil { // not woken yet: the next change is still the one waited for
+		return w
+	}
+	return &Wait{n: w.n, id: w.id, w: w.w.next}
 }
 
 // Watch returns a channel that is closed at the next change of postID, and a function to call
@@ -278,8 +297,10 @@ func (n *Notifier) wake(postID string, s post.State, known bool) {
 	defer n.mu.Unlock()
 	if w := n.waiting[postID]; w != nil {
 		w.stored, w.known = s, known
+		w.next = &watch{changed: make(chan struct{}), readers: w.readers, polled: w.polled}
+		w.readers = 0
+		n.waiting[postID] = w.next
 		close(w.changed)
-		delete(n.waiting, postID)
 	}
 }
 
