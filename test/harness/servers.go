@@ -24,6 +24,7 @@ type Server struct {
 	name   string
 	port   int
 	args   []string
+	env    []string // added to the test's environment
 	within time.Duration
 	ready  func() error // nil once the server serves; nil func: listening is enough
 	cmd    *exec.Cmd
@@ -52,6 +53,9 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	if len(s.env) > 0 {
+		s.cmd.Env = append(os.Environ(), s.env...)
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +115,14 @@ func StartRedis(t testing.TB, within time.Duration) (*Server, string) {
 }
 
 // StartNATS starts a private nats-server with file-backed JetStream and returns it with its
-// nats:// URL. POSTS_NATS_URL is the real-backend switch.
+// nats:// URL. POSTS_NATS_URL is the real-backend switch. Like the shared one of
+// test/backends/up.sh, it runs with GOMAXPROCS=1 (see there).
 func StartNATS(t testing.TB, within time.Duration) (*Server, string) {
 	t.Helper()
 	contract.Backend(t, "POSTS_NATS_URL")
 	dir, port := t.TempDir(), FreePort(t)
-	s := StartServer(t, "nats-server", port, within,
-		"nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir)
+	s := startServer(t, &Server{name: "nats-server", port: port, within: within, env: []string{"GOMAXPROCS=1"},
+		args: []string{"nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir}})
 	return s, "nats://" + s.Addr()
 }
 
