@@ -391,14 +391,8 @@ func (r *benchRun) sample(s acked) {
 // measureVisibility reads a sampled version back from the query server, waiting for it with
 // min_version, and records how long after the acknowledgement it was returned.
 func (r *benchRun) measureVisibility(s acked) {
-	url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, s.path, s.version)
-	res, err := r.client.Get(url)
-	ok := err == nil
-	if ok {
-		_, _ = io.Copy(io.Discard, res.Body)
-		_ = res.Body.Close()
-		ok = res.StatusCode == http.StatusOK || res.StatusCode == http.StatusGone
-	}
+	ok, err := r.readBack(context.Background(), s)
+	ok = ok && err == nil
 	took := time.Since(s.at)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -407,6 +401,25 @@ func (r *benchRun) measureVisibility(s acked) {
 		return
 	}
 	r.visible = append(r.visible, took)
+}
+
+// readBack reads an acknowledged version from the query server with min_version, which waits
+// for it up to the server's read wait, and reports whether the server returned it (200, or 410
+// for a post deleted at or before that version). The error is a request that cannot be made;
+// one that gets no answer is not returned.
+func (r *benchRun) readBack(ctx context.Context, a acked) (bool, error) {
+	url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, a.path, a.version)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return false, nil
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return res.StatusCode == http.StatusOK || res.StatusCode == http.StatusGone, nil
 }
 
 // catchUpWithin bounds the wait for the read side after the load.
@@ -418,19 +431,12 @@ const catchUpWithin = 5 * time.Minute
 func (r *benchRun) catchUp(ctx context.Context, loadEnd time.Time) (time.Duration, error) {
 	ctx, cancel := context.WithDeadline(ctx, loadEnd.Add(catchUpWithin))
 	defer cancel()
-	url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, r.last.path, r.last.version)
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
+		switch returned, err := r.readBack(ctx, r.last); {
+		case err != nil:
 			return 0, err
-		}
-		res, err := r.client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, res.Body)
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusGone {
-				return time.Since(loadEnd), nil
-			}
+		case returned:
+			return time.Since(loadEnd), nil
 		}
 		select {
 		case <-ctx.Done():

@@ -152,9 +152,8 @@ func BenchmarkPerformance(b *testing.B) {
 		}
 		half := atHalf(most)
 		add(perfRow{
-			What: "visibility p99, " + c.name + ", at half of max",
-			Figure: fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", half.Visibility.P99, half.Visibility.P50,
-				perSecond(half.PerSecond)),
+			What:   "visibility p99, " + c.name + ", at half of max",
+			Figure: visibilityFigure(half),
 			Ceiling: fmt.Sprintf("max %s end to end (%s acknowledged, caught up %.1f s later)",
 				perSecond(most), perSecond(full.PerSecond), full.CaughtUp),
 			Ratio: half.Visibility.P99, Target: c.target,
@@ -164,9 +163,8 @@ func BenchmarkPerformance(b *testing.B) {
 			// For comparison with runs 1-20, which took half of the acknowledged rate.
 			half = atHalf(full.PerSecond)
 			add(perfRow{
-				What: "visibility p99, " + c.name + ", at half of the acknowledged rate",
-				Figure: fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", half.Visibility.P99, half.Visibility.P50,
-					perSecond(half.PerSecond)),
+				What:    "visibility p99, " + c.name + ", at half of the acknowledged rate",
+				Figure:  visibilityFigure(half),
 				Ceiling: "max " + perSecond(full.PerSecond) + " acknowledged", Ratio: half.Visibility.P99,
 				Target: c.target, How: "hexapost bench, then again with -rate at half of its command rate",
 			})
@@ -213,6 +211,11 @@ func startBench(b *testing.B, bin string, env map[string]string, args ...string)
 }
 
 func perSecond(v float64) string { return fmt.Sprintf("%.0f/s", v) }
+
+// visibilityFigure is a paced run's visibility, as the table shows it.
+func visibilityFigure(r bootstrap.BenchResult) string {
+	return fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", r.Visibility.P99, r.Visibility.P50, perSecond(r.PerSecond))
+}
 
 // runBench runs `hexapost bench` with args and returns its result.
 func runBench(b *testing.B, bin string, args ...string) bootstrap.BenchResult {
