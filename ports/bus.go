@@ -25,18 +25,19 @@ type Subscriber interface {
 	// A message that cannot be decoded is dead-lettered at once. Several subscribers of one group
 	// (in one or many processes) share the work: each change goes to one of them in steady state.
 	//
-	// A subscriber that holds, in the same batch, a later change of the same post that it will
-	// hand to h after this one (the last such change) passes it in ctx with WithFollowing.
+	// A subscriber that holds, waiting behind the change in hand, a later change of the same post
+	// that it will hand to h after this one (the last such change) passes it in ctx with
+	// WithFollowing.
 	Subscribe(ctx context.Context, h Handler) error
 }
 
 type followingKey struct{}
 
-// WithFollowing returns ctx telling the handler that later, a change of the same post delivered
-// in the same batch, will be handed to it after the change in hand, whatever becomes of that one.
+// WithFollowing returns ctx telling the handler that later, a change of the same post the
+// subscriber holds, will be handed to it after the change in hand, whatever becomes of that one.
 // A handler may then leave to later what later supersedes: the projector stores the history entry
 // of the change in hand and leaves the current view to later, so a post's backlog costs one view
-// write per batch instead of one per change.
+// write per run of its changes instead of one per change.
 func WithFollowing(ctx context.Context, later Change) context.Context {
 	return context.WithValue(ctx, followingKey{}, later)
 }

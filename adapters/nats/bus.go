@@ -260,17 +260,34 @@ func (b *Bus) publish(ctx context.Context, msg *gonats.Msg, msgID string) error 
 	return nil
 }
 
-// Subscribe pulls from the shared consumer until ctx ends; see the package comment.
+// Subscribe pulls from the shared consumer until ctx ends; see the package comment. The changes
+// pulled go to lanes that apply up to wire.PostsInParallel posts' changes at once, each post's in
+// order, while the loop pulls on: a slow change holds up only the changes of its own post. At
+// most fetchBatch changes are in hand at a time. Once ctx ends, the changes not begun are handed
+// back and Subscribe returns when those begun are finished.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
+	handed := func(d delivery) (string, bool) { return d.change.Event.PostID, d.undecodable == nil }
+	lanes := wire.NewLanes(wire.PostsInParallel, handed, func(d delivery, later *delivery) {
+		if ctx.Err() != nil {
+			_ = d.msg.Nak() // not begun: another query server may take it now
+			return
+		}
+		if later != nil {
+			d.later = &later.change
+		}
+		b.handle(ctx, h, d)
+	})
+	defer lanes.Wait()
 	idle := true
 	for ctx.Err() == nil {
+		lanes.WaitBelow(fetchBatch)
 		// Idle, wait up to a second for the next message; busy, take at once what is there.
 		var batch jetstream.MessageBatch
 		var err error
 		if idle {
 			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		} else {
-			batch, err = b.cons.FetchNoWait(fetchBatch)
+			batch, err = b.cons.FetchNoWait(fetchBatch - lanes.Held())
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -289,19 +306,7 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			msgs = append(msgs, delivery{msg: m, change: c, undecodable: err})
 		}
 		idle = len(msgs) == 0
-		handed := func(d delivery) (string, bool) { return d.change.Event.PostID, d.undecodable == nil }
-		for i, j := range wire.Following(msgs, handed) {
-			if j >= 0 {
-				msgs[i].later = &msgs[j].change
-			}
-		}
-		wire.InParallel(msgs, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
-			if ctx.Err() != nil {
-				_ = d.msg.Nak() // not begun: another query server may take it now
-				return
-			}
-			b.handle(ctx, h, d)
-		})
+		lanes.Add(msgs...)
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			b.cfg.Log.Warn("nats: fetch failed; retrying", "error", err)
 			select {
@@ -322,13 +327,13 @@ type delivery struct {
 	msg         jetstream.Msg
 	change      ports.Change
 	undecodable error
-	// later is the change of the same post handed to the handler after this one in the batch,
-	// if there is one (see ports.WithFollowing).
+	// later is the change of the same post handed to the handler after this one, if one is
+	// waiting behind it (see ports.WithFollowing).
 	later *ports.Change
 }
 
-// fetchBatch is how many messages one pull takes of those waiting; a graceful stop hands back
-// those not begun at once, a crash leaves them to AckWait.
+// fetchBatch is how many messages a query server holds at most, and one pull takes of those
+// waiting; a graceful stop hands back those not begun at once, a crash leaves them to AckWait.
 const fetchBatch = 128
 
 func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {

@@ -23,11 +23,11 @@
 //     (XPENDING IDLE, XCLAIM). The delivery that never finished counts as an attempt, so a
 //     change delivered MaxAttempts times without an outcome, one that kills every process
 //     that takes it, is dead-lettered when next claimed instead of being retried forever.
-//   - Shutdown. When Subscribe's context ends, the change in hand is finished. If its handler
-//     failed because of the shutdown it is handed to ~awaiting-retry, and so are the changes
-//     of the batch not yet handled: due at once and with the count they had before they were
-//     taken, so another consumer takes them within its next pass and the shutdown costs no
-//     attempt.
+//   - Shutdown. When Subscribe's context ends, the changes being applied are finished. If a
+//     handler failed because of the shutdown its change is handed to ~awaiting-retry, and so
+//     are the changes taken and not yet begun: due at once and with the count they had before
+//     they were taken, so another consumer takes them within its next pass and the shutdown
+//     costs no attempt.
 //   - Redrive. A Lua script adds the dead letter's payload to the stream as a new entry (so
 //     its count starts again) and deletes the dead letter, atomically.
 //

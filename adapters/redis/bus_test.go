@@ -689,6 +689,54 @@ func TestTakesBackADeliveryLostOnTheWay(t *testing.T) {
 	})
 }
 
+// TestAChangeInHandIsNotTakenAgain holds a change in its handler for many times the visibility
+// timeout, while the subscriber goes on reading and scanning the group for lost and abandoned
+// changes: it must not take back the change it has in hand.
+func TestAChangeInHandIsNotTakenAgain(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.VisibilityTimeout = 40 * time.Millisecond // a scan every 10 ms
+	bus := open(t, cfg)
+	raw := rawClient(t, cfg.URL)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	h, got := deliveries(func(context.Context) error {
+		<-release
+		return nil
+	})
+	subscribe(t.Context(), t, bus, h)
+	sent := changes(1)
+	if err := bus.Publish(t.Context(), sent); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, "the change")
+
+	// Redis resets a pending entry's idle time and counts one more delivery whenever it is
+	// claimed: an entry idle for 25 visibility timeouts was taken by no scan meanwhile.
+	var entry goredis.XPendingExt
+	eventually(t, "the change to stay in hand for 25 visibility timeouts", func() bool {
+		pending, err := raw.XPendingExt(t.Context(), &goredis.XPendingExtArgs{
+			Stream: cfg.Stream, Group: cfg.Group, Start: "-", End: "+", Count: 10,
+		}).Result()
+		if err != nil || len(pending) != 1 {
+			return false
+		}
+		entry = pending[0]
+		return entry.Idle >= 25*cfg.VisibilityTimeout || entry.RetryCount > 1 || len(got) > 0
+	})
+	if entry.RetryCount != 1 || len(got) > 0 {
+		t.Errorf("the change in hand was delivered %d times and handed over again %d times, want once and never",
+			entry.RetryCount, len(got))
+	}
+	unblock()
+	eventually(t, "the change to be acknowledged", func() bool {
+		pending, err := raw.XPending(t.Context(), cfg.Stream, cfg.Group).Result()
+		return err == nil && pending.Count == 0
+	})
+}
+
 // blockedReader tells whether CLIENT LIST shows a client blocked in XREADGROUP.
 func blockedReader(clients string) bool {
 	for line := range strings.Lines(clients) {

@@ -46,8 +46,9 @@ type Config struct {
 	// holds its changes. It must exceed the slowest handler, or a change still being applied is
 	// applied a second time elsewhere (which the projector tolerates, but wastes work).
 	VisibilityTimeout time.Duration
-	// Batch is how many new changes one read takes (default 128), applied up to 16 posts at a
-	// time, each post in order. A consumer that dies holds that many until VisibilityTimeout.
+	// Batch is how many changes a consumer holds at most, taken but not finished (default 128),
+	// applied up to 16 posts at a time, each post in order. A consumer that dies holds that many
+	// until VisibilityTimeout.
 	Batch int
 	// Log receives one line per retry, per dead letter and per failed read (default
 	// slog.Default()).

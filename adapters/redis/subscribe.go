@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -27,8 +28,8 @@ type delivery struct {
 	attempt     int
 	change      ports.Change
 	undecodable error
-	// later is the change of the same post handed to the handler after this one in the batch,
-	// if there is one (see ports.WithFollowing).
+	// later is the change of the same post handed to the handler after this one, if one is
+	// waiting behind it (see ports.WithFollowing).
 	later *ports.Change
 }
 
@@ -50,18 +51,43 @@ type subscription struct {
 	// been lost on the way (Redis recorded the delivery, then the connection or the server
 	// went), or an acknowledgement may have failed.
 	recover bool
+
+	mu sync.Mutex
+	// inHand are the ids of the changes this consumer took and has not finished: they are
+	// pending in the group, and no scan may take them again.
+	inHand map[string]struct{}
 }
 
 // Subscribe reads the group and calls h for each change until ctx ends, then returns nil once
-// the change in hand is finished. Each pass claims the retries that are due and the changes
+// the changes in hand are finished. Each pass claims the retries that are due and the changes
 // abandoned by dead consumers, then reads new changes, blocking at most until the next retry
 // is due and never more than half a second, which bounds how long it takes to notice that ctx
-// ended. A failed pass (Redis down) is logged and retried with backoff; Subscribe returns only
-// when ctx ends. The package comment gives the rules.
+// ended. The changes taken go to lanes that apply up to wire.PostsInParallel posts' changes at
+// once, each post's in order, while the next pass reads on: a slow change holds up only the
+// changes of its own post. At most Batch changes are in hand at a time. A failed pass (Redis
+// down) is logged and retried with backoff; Subscribe returns only when ctx ends. The package
+// comment gives the rules.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
-	s := &subscription{b: b, recover: true}
+	s := &subscription{b: b, recover: true, inHand: map[string]struct{}{}}
+	handed := func(d delivery) (string, bool) {
+		return d.change.Event.PostID, d.undecodable == nil && d.attempt <= b.cfg.MaxAttempts
+	}
+	lanes := wire.NewLanes(wire.PostsInParallel, handed, func(d delivery, later *delivery) {
+		defer s.finished(d)
+		if ctx.Err() != nil {
+			b.release(ctx, []delivery{d}) // not begun: back to the group at once
+			return
+		}
+		if later != nil {
+			d.later = &later.change
+		}
+		b.handle(ctx, h, d)
+	})
+	defer lanes.Wait()
 	for ctx.Err() == nil {
-		batch, err := s.next(ctx)
+		lanes.WaitBelow(b.cfg.Batch)
+		held := lanes.Held()
+		batch, err := s.next(ctx, b.cfg.Batch-held, held > 0)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil
@@ -70,46 +96,56 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			continue
 		}
 		s.failures = 0
+		s.mu.Lock()
 		for i := range batch {
 			batch[i].change, batch[i].undecodable = wire.Decode(field(batch[i].msg, "payload"))
+			s.inHand[batch[i].msg.ID] = struct{}{}
 		}
-		handed := func(d delivery) (string, bool) {
-			return d.change.Event.PostID, d.undecodable == nil && d.attempt <= b.cfg.MaxAttempts
-		}
-		for i, j := range wire.Following(batch, handed) {
-			if j >= 0 {
-				batch[i].later = &batch[j].change
-			}
-		}
-		wire.InParallel(batch, func(d delivery) string { return d.change.Event.PostID }, wire.PostsInParallel, func(d delivery) {
-			if ctx.Err() != nil {
-				b.release(ctx, []delivery{d}) // not begun: back to the group at once
-				return
-			}
-			b.handle(ctx, h, d)
-		})
+		s.mu.Unlock()
+		lanes.Add(batch...)
 	}
 	return nil
 }
 
-// next returns the changes to handle now, oldest retries first; it may be empty.
-func (s *subscription) next(ctx context.Context) ([]delivery, error) {
+// finished forgets a change in hand once its outcome is recorded in the group.
+func (s *subscription) finished(d delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inHand, d.msg.ID)
+}
+
+// held reports whether the change with this id is in hand.
+func (s *subscription) held(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.inHand[id]
+	return ok
+}
+
+// next returns at most room changes to handle now, oldest retries first; it may be empty. busy
+// tells that changes are in hand: one of them may fail meanwhile and be due for its retry
+// Backoff later, so the read then blocks no longer than that.
+func (s *subscription) next(ctx context.Context, room int, busy bool) ([]delivery, error) {
 	b := s.b
-	due, wait, err := b.dueRetries(ctx)
+	due, wait, err := b.dueRetries(ctx, room)
 	if err != nil {
 		return nil, err
 	}
+	if busy {
+		wait = min(wait, b.cfg.Backoff)
+	}
 	scanEvery := min(max(b.cfg.VisibilityTimeout/4, 10*time.Millisecond), maxBlock)
 	if since := time.Since(s.scanned); s.recover || since >= scanEvery {
-		abandoned, err := b.abandoned(ctx)
+		abandoned, err := b.abandoned(ctx, s.held)
 		if err != nil {
 			return nil, err
 		}
-		own, err := b.ownPending(ctx)
+		own, err := b.ownPending(ctx, s.held)
 		if err != nil {
 			return nil, err
 		}
 		due = append(append(due, abandoned...), own...)
+		due = due[:min(len(due), room)]
 		s.scanned, s.recover = time.Now(), false
 		wait = min(wait, scanEvery)
 	} else {
@@ -119,11 +155,14 @@ func (s *subscription) next(ctx context.Context) ([]delivery, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(batch) >= room {
+		return batch, nil
+	}
 	block := max(wait, time.Millisecond) // BLOCK 0 would wait forever
 	if len(batch) > 0 {
 		block = -1 // do not wait: there is work in hand already
 	}
-	fresh, err := b.read(ctx, block)
+	fresh, err := b.read(ctx, block, room-len(batch))
 	if err != nil && len(batch) > 0 {
 		return batch, nil // the claimed changes are ours now; the next pass meets the error again
 	}
@@ -154,10 +193,10 @@ func (s *subscription) pause(ctx context.Context, err error) {
 	}
 }
 
-// dueRetries returns the changes awaiting a retry whose backoff has passed, and how long until
-// the next one that is not yet due (maxBlock if none). It looks at the scanCount oldest; any
-// beyond wait until those are retried or dead-lettered.
-func (b *Bus) dueRetries(ctx context.Context) ([]claimable, time.Duration, error) {
+// dueRetries returns at most room changes awaiting a retry whose backoff has passed, and how
+// long until the next one that is not yet due (maxBlock if none). It looks at the scanCount
+// oldest; any beyond wait until those are retried or dead-lettered.
+func (b *Bus) dueRetries(ctx context.Context, room int) ([]claimable, time.Duration, error) {
 	pending, err := b.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: b.cfg.Stream, Group: b.cfg.Group, Start: "-", End: "+", Count: scanCount,
 		Consumer: retryConsumer,
@@ -174,7 +213,7 @@ func (b *Bus) dueRetries(ctx context.Context) ([]claimable, time.Duration, error
 			wait = min(wait, backoff-p.Idle)
 			continue
 		}
-		if len(due) < b.cfg.Batch {
+		if len(due) < room {
 			due = append(due, claimable{id: p.ID, minIdle: backoff, attempt: failed + 1})
 		}
 	}
@@ -182,8 +221,9 @@ func (b *Bus) dueRetries(ctx context.Context) ([]claimable, time.Duration, error
 }
 
 // abandoned returns the changes that a consumer has held for longer than VisibilityTimeout:
-// its process died, or its handler is slower than the timeout.
-func (b *Bus) abandoned(ctx context.Context) ([]claimable, error) {
+// its process died, or its handler is slower than the timeout. Those this consumer has in
+// hand (held) are left to it.
+func (b *Bus) abandoned(ctx context.Context, held func(id string) bool) ([]claimable, error) {
 	pending, err := b.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: b.cfg.Stream, Group: b.cfg.Group, Idle: b.cfg.VisibilityTimeout, Start: "-", End: "+",
 		Count: scanCount,
@@ -199,17 +239,20 @@ func (b *Bus) abandoned(ctx context.Context) ([]claimable, error) {
 		if p.Consumer == retryConsumer {
 			continue // retries follow their own backoff, in dueRetries
 		}
+		if p.Consumer == b.cfg.Consumer && held(p.ID) {
+			continue
+		}
 		out = append(out, claimable{id: p.ID, minIdle: b.cfg.VisibilityTimeout, attempt: int(p.RetryCount) + 1})
 	}
 	return out, nil
 }
 
 // ownPending returns the changes Redis has recorded as delivered to this consumer and not yet
-// acknowledged. Between two passes this consumer holds nothing, so each is a change whose
-// delivery never arrived (the answer was lost with the connection, perhaps hidden by the
-// client's own retry of the read) or whose acknowledgement failed: it is taken back at once
-// rather than after VisibilityTimeout. Each delivery counts, as for an abandoned change.
-func (b *Bus) ownPending(ctx context.Context) ([]claimable, error) {
+// acknowledged, other than those in hand (held). Each is a change whose delivery never arrived
+// (the answer was lost with the connection, perhaps hidden by the client's own retry of the
+// read) or whose acknowledgement failed: it is taken back at once rather than after
+// VisibilityTimeout. Each delivery counts, as for an abandoned change.
+func (b *Bus) ownPending(ctx context.Context, held func(id string) bool) ([]claimable, error) {
 	pending, err := b.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: b.cfg.Stream, Group: b.cfg.Group, Start: "-", End: "+", Count: scanCount,
 		Consumer: b.cfg.Consumer,
@@ -219,7 +262,9 @@ func (b *Bus) ownPending(ctx context.Context) ([]claimable, error) {
 	}
 	out := make([]claimable, 0, len(pending))
 	for _, p := range pending {
-		out = append(out, claimable{id: p.ID, attempt: int(p.RetryCount) + 1})
+		if !held(p.ID) {
+			out = append(out, claimable{id: p.ID, attempt: int(p.RetryCount) + 1})
+		}
 	}
 	return out, nil
 }
@@ -262,16 +307,16 @@ func (b *Bus) claim(ctx context.Context, entries []claimable) ([]delivery, error
 	return out, nil
 }
 
-// read takes up to Batch new changes, waiting up to block for the first (not at all when block
+// read takes up to count new changes, waiting up to block for the first (not at all when block
 // is negative).
-func (b *Bus) read(ctx context.Context, block time.Duration) ([]delivery, error) {
+func (b *Bus) read(ctx context.Context, block time.Duration, count int) ([]delivery, error) {
 	// The read is not cancelled with ctx: changes Redis handed over must reach this process,
 	// or they would wait VisibilityTimeout. block is short, so shutdown is not held up.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(block, 0)+ioTimeout)
 	defer cancel()
 	streams, err := b.client.XReadGroup(rctx, &goredis.XReadGroupArgs{
 		Group: b.cfg.Group, Consumer: b.cfg.Consumer, Streams: []string{b.cfg.Stream, ">"},
-		Count: int64(b.cfg.Batch), Block: block,
+		Count: int64(count), Block: block,
 	}).Result()
 	switch {
 	case errors.Is(err, goredis.Nil):

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,10 +51,13 @@ type BusFeatures struct {
 	// several cases wait for a message's every attempt, but well above the bus's own timer
 	// granularity, or that noise can make a later wait look shorter than an earlier one.
 	Backoff time.Duration
-	// Following says that the subscriber takes changes in batches and tells the handler, with
-	// ports.WithFollowing, of the last later change of the same post that the batch holds; a
-	// subscriber without it must never say so.
+	// Following says that the subscriber tells the handler, with ports.WithFollowing, of the
+	// last later change of the same post that it holds behind the change in hand; a subscriber
+	// without it must never say so.
 	Following bool
+	// Lanes says that the subscriber applies several posts' changes at once and goes on taking
+	// changes while it does, so that a slow change holds up only the changes of its own post.
+	Lanes bool
 	// Timeout bounds each wait of the suite (default 10s). A bus that hands an unacknowledged
 	// message to another subscriber only after an acknowledgement deadline (JetStream's
 	// AckWait, a Redis claim idle time) needs it well above that deadline.
@@ -87,7 +91,8 @@ func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPa
 		{"redrive delivers again with a fresh attempt count", busRedrive},
 		{"discard removes a dead letter", busDiscard},
 		{"unknown dead letter is not found", busUnknownDeadLetter},
-		{"tells the handler of the last later change of the post in the batch", busFollowing},
+		{"tells the handler of the last later change of the post it holds", busFollowing},
+		{"a slow change holds up only the changes of its own post", busSlowChangeHoldsOnlyItsPost},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -440,7 +445,7 @@ func busFollowing(t *testing.T, p BusPair, f BusFeatures) {
 	}
 	st.create("another post", "body", "bob")
 	sent := st.changes
-	publish(t, p.A, sent...) // before anyone subscribes: the first batch holds them all
+	publish(t, p.A, sent...) // before anyone subscribes: the subscriber takes them all at once
 	var (
 		mu        sync.Mutex
 		following = map[string]int64{} // event id → the version said to follow it, 0 for none
@@ -478,6 +483,58 @@ func busFollowing(t *testing.T, p BusPair, f BusFeatures) {
 		if got != want {
 			t.Errorf("%s v%d: told that v%d follows, want v%d (0: none)", c.Event.PostID, c.Event.Version, got, want)
 		}
+	}
+}
+
+func busSlowChangeHoldsOnlyItsPost(t *testing.T, p BusPair, f BusFeatures) {
+	if !f.Lanes {
+		t.Skip("the subscriber applies one change at a time")
+	}
+	st := newStory(t, epoch)
+	slow := st.create("slow post", "body", "ada")
+	st.update(slow, post.Update{Content: ptr("body 2")})
+	st.create("another post", "body", "bob")
+	slow1, slow2, other := st.changes[0], st.changes[1], st.changes[2]
+	begun, release := make(chan struct{}), make(chan struct{})
+	var (
+		mu          sync.Mutex
+		order       []string // event ids, as handled
+		releaseOnce sync.Once
+	)
+	// Deferred too, so that a failure below does not leave the handler blocked.
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock()
+	subscribe(t.Context(), t, f, p.B, func(_ context.Context, c ports.Change) error {
+		if c.Event.ID == slow1.Event.ID {
+			close(begun)
+			<-release
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, c.Event.ID)
+		return nil
+	})
+	handled := func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(order, id)
+	}
+
+	publish(t, p.A, slow1)
+	receive(t, f.Timeout, begun, "the slow change to be begun")
+	// Published while the slow change is in hand, so the subscriber takes them after it.
+	publish(t, p.A, slow2, other)
+	eventually(t, f.Timeout, func() bool { return handled(other.Event.ID) },
+		"the other post's change to be applied while the slow one is in hand")
+	if handled(slow2.Event.ID) {
+		t.Error("the slow post's second change was applied before its first")
+	}
+	unblock()
+	eventually(t, f.Timeout, func() bool { return handled(slow2.Event.ID) }, "the slow post's second change to be applied")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{other.Event.ID, slow1.Event.ID, slow2.Event.ID}; !slices.Equal(order, want) {
+		t.Errorf("handled %v, want %v (the other post's change, then the slow post's in order)", order, want)
 	}
 }
 

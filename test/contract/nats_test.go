@@ -38,5 +38,5 @@ func TestNATSBus(t *testing.T) {
 		a, bb := open(), open()
 		t.Cleanup(func() { _ = a.Purge(context.Background()) })
 		return contract.BusPair{A: a, B: bb, DeadLetters: a, PublishRaw: a.PublishRaw}
-	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Timeout: 15 * time.Second})
+	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Timeout: 15 * time.Second})
 }

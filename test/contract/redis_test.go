@@ -47,5 +47,5 @@ func TestRedisBus(t *testing.T) {
 			}
 		})
 		return contract.BusPair{A: a, B: b, DeadLetters: a, PublishRaw: a.PublishRaw}
-	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true})
+	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true})
 }
