@@ -2,12 +2,14 @@ package bootstrap
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -28,9 +30,9 @@ const benchUsage = `Usage: hexapost bench [flags]
 Sends commands to a running command server from concurrent clients and, for a sample of the
 acknowledged ones, measures how long until the query server returns that version. Bounded by
 -duration and -requests, whichever comes first; Ctrl-C ends it early with the figures so far.
-After the load it waits until the query server returns the command acknowledged last, and
-reports the rate the whole pipeline absorbed ("end to end"), which is lower than the command
-rate when the read side falls behind.
+After the load it waits until the query server returns the last version acknowledged of every
+post the load changed, and reports the rate the whole pipeline absorbed ("end to end"), which
+is lower than the command rate when the read side falls behind.
 
 `
 
@@ -125,9 +127,10 @@ type BenchResult struct {
 	VisibilityFailed int `json:"visibility_failed"`
 	// VisibilitySkipped counts samples left unmeasured because too many reads were in flight.
 	VisibilitySkipped int `json:"visibility_skipped,omitempty"`
-	// CaughtUp is how many seconds after the load the query server returned the command
-	// acknowledged last. The bus hands a query server the changes in the order they were
-	// stored, so by then the read side had applied what the load sent.
+	// CaughtUp is how many seconds after the load the query server had returned the last
+	// version acknowledged of every post the load changed. A query server applies each post's
+	// changes in order, but different posts' side by side, so by then, and not before, the read
+	// side had applied what the load sent.
 	CaughtUp float64 `json:"caught_up_seconds,omitempty"`
 	// EndToEnd is the commands a second the whole pipeline absorbed: Commands over the load's
 	// length plus CaughtUp. Where the read side keeps up, it is PerSecond.
@@ -156,8 +159,8 @@ type benchRun struct {
 	visibleFail int
 	// visibleSkipped counts samples not measured because maxVisibilityReads were in flight.
 	visibleSkipped int
-	// last is the command acknowledged last, for the catch-up.
-	last    acked
+	// lastOf holds, per post the load changed, its last version acknowledged, for the catch-up.
+	lastOf  map[string]acked
 	reads   chan struct{} // a slot per sampled read in flight
 	readers sync.WaitGroup
 
@@ -175,7 +178,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConns: 2 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency,
 		}},
-		byKind: map[string]int{}, byStatus: map[string]int{},
+		byKind: map[string]int{}, byStatus: map[string]int{}, lastOf: map[string]acked{},
 	}
 	defer r.client.CloseIdleConnections()
 	if err := r.setup(ctx); err != nil {
@@ -197,7 +200,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	var caughtUp time.Duration
 	var catchUpErr error
 	var catchingUp sync.WaitGroup
-	if cfg.QueryURL != "" && r.last.path != "" {
+	if cfg.QueryURL != "" && len(r.lastOf) > 0 {
 		catchingUp.Go(func() { caughtUp, catchUpErr = r.catchUp(ctx, begin.Add(elapsed)) })
 	}
 	r.readers.Wait()
@@ -262,13 +265,15 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 	total := m.Create + m.Update + m.Delete
 	var lat []time.Duration
 	kinds, statuses := map[string]int{}, map[string]int{}
-	var last acked
+	lastOf := map[string]acked{}
 	defer func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.latencies = append(r.latencies, lat...)
-		if last.at.After(r.last.at) {
-			r.last = last
+		for path, a := range lastOf {
+			if a.version > r.lastOf[path].version {
+				r.lastOf[path] = a
+			}
 		}
 		for k, n := range kinds {
 			r.byKind[k] += n
@@ -296,8 +301,8 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 			}
 		}
 		// The answer is decoded only where it is used: the work of the tool is taken from the
-		// servers it measures on a shared machine. With a query server, every answer may be the
-		// last, which the catch-up reads.
+		// servers it measures on a shared machine. With a query server, every answer may be its
+		// post's last, which the catch-up reads.
 		sampled := r.cfg.Sample > 0 && r.cfg.QueryURL != "" && rng.Float64() < r.cfg.Sample
 		deletable := kind == "create" && m.Delete > 0
 		begin := time.Now()
@@ -319,9 +324,12 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 		if deletable {
 			r.addDeletable(loc)
 		}
-		last = acked{path: loc, version: version, at: time.Now()}
+		a := acked{path: loc, version: version, at: time.Now()}
+		if r.cfg.QueryURL != "" && a.version > lastOf[loc].version {
+			lastOf[loc] = a
+		}
 		if sampled {
-			r.sample(last)
+			r.sample(a)
 		}
 	}
 }
@@ -425,23 +433,65 @@ func (r *benchRun) readBack(ctx context.Context, a acked) (bool, error) {
 // catchUpWithin bounds the wait for the read side after the load.
 const catchUpWithin = 5 * time.Minute
 
-// catchUp reads the command acknowledged last from the query server until it is returned, and
-// says how long after loadEnd that was. Each read waits on the server (min_version) for the
-// server's read wait; one that ends without the version is made again.
+// catchUpReaders is how many posts the catch-up reads back at once.
+const catchUpReaders = 8
+
+// catchUp reads the last version acknowledged of every post the load changed from the query
+// server until each is returned, oldest acknowledgement first, and says how long after loadEnd
+// the last of them was. Each read waits on the server (min_version) for the server's read wait;
+// one that ends without the version is made again.
 func (r *benchRun) catchUp(ctx context.Context, loadEnd time.Time) (time.Duration, error) {
-	ctx, cancel := context.WithDeadline(ctx, loadEnd.Add(catchUpWithin))
+	ctx, cancel := context.WithDeadlineCause(ctx, loadEnd.Add(catchUpWithin),
+		fmt.Errorf("the read side did not catch up within %s of the load's end", catchUpWithin))
 	defer cancel()
+	posts := slices.SortedFunc(maps.Values(r.lastOf), func(a, b acked) int { return a.at.Compare(b.at) })
+	next := make(chan acked)
+	go func() {
+		defer close(next)
+		for _, a := range posts {
+			select {
+			case next <- a:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var (
+		readers  sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range catchUpReaders {
+		readers.Go(func() {
+			for a := range next {
+				if err := r.waitFor(ctx, a); err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+					cancel()
+				}
+			}
+		})
+	}
+	readers.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return time.Since(loadEnd), nil
+}
+
+// waitFor reads an acknowledged version back until the query server returns it.
+func (r *benchRun) waitFor(ctx context.Context, a acked) error {
 	for {
-		switch returned, err := r.readBack(ctx, r.last); {
+		switch returned, err := r.readBack(ctx, a); {
 		case err != nil:
-			return 0, err
+			return err
 		case returned:
-			return time.Since(loadEnd), nil
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("the query server did not return %s version %d within %s of the load's end: %w",
-				r.last.path, r.last.version, catchUpWithin, context.Cause(ctx))
+			return fmt.Errorf("the query server did not return %s version %d: %w", a.path, a.version, context.Cause(ctx))
 		case <-time.After(100 * time.Millisecond): // the server already waited; do not spin on a fast error
 		}
 	}
