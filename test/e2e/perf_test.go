@@ -116,28 +116,16 @@ func BenchmarkPerformance(b *testing.B) {
 	// 3. Visibility at half of the maximum throughput, per bus and read model, with the command
 	// and query servers in separate processes.
 	for _, c := range []struct {
-		name   string
-		env    func() (map[string]string, *privateServer)
-		target float64
+		name      string
+		bus       func(testing.TB) (map[string]string, *privateServer)
+		withMongo bool
+		target    float64
 	}{
-		{"Redis bus, memory read model", func() (map[string]string, *privateServer) {
-			bus := startPrivateRedis(b)
-			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": bus.URL()}, bus
-		}, 50},
-		{"NATS bus, memory read model", func() (map[string]string, *privateServer) {
-			bus := startPrivateNATS(b)
-			return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": bus.URL()}, bus
-		}, 50},
-		{"Redis bus, Mongo read model", func() (map[string]string, *privateServer) {
-			bus := startPrivateRedis(b)
-			return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": bus.URL(),
-				"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(b)}, bus
-		}, 250},
+		{"Redis bus, memory read model", redisBus, false, 50},
+		{"NATS bus, memory read model", natsBus, false, 50},
+		{"Redis bus, Mongo read model", redisBus, true, 250},
 	} {
-		env, bus := c.env()
-		query := startBench(b, bin, env, "serve", "query")
-		env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
-		command := startBench(b, bin, env, "serve", "command")
+		command, query, bus := startPipeline(b, bin, c.bus, c.withMongo)
 		// The maximum is what the whole pipeline absorbs: the commands of a run at full speed
 		// over its length plus the time the read side then took to catch up (the tool waits
 		// for that). Where the read side keeps up it is the command rate; where it cannot, a
@@ -190,15 +178,84 @@ func BenchmarkPerformance(b *testing.B) {
 		How: "sequential PATCHes on the MySQL store",
 	})
 
+	// The set by client count: the MySQL event store with each bus and the Mongo read model.
+	var scaling []scaleRow
+	for _, c := range []struct {
+		name string
+		bus  func(testing.TB) (map[string]string, *privateServer)
+	}{{"MySQL + Redis + Mongo", redisBus}, {"MySQL + NATS + Mongo", natsBus}} {
+		command, query, bus := startPipeline(b, bin, c.bus, true)
+		for _, clients := range []int{1, 16, 64} {
+			r := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
+				"-concurrency", strconv.Itoa(clients), "-duration", (window / 2).String(), "-sample", "0.05")
+			scaling = append(scaling, scaleRow{setup: c.name, clients: clients, r: r})
+			b.Log(scaling[len(scaling)-1].cells())
+		}
+		query.Kill(b)
+		command.Kill(b)
+		bus.kill()
+	}
+
 	out := os.Getenv("HEXAPOST_BENCH_OUT")
 	if out == "" {
 		out = "bench.md"
 	}
-	table := perfTable(rows)
+	table := perfTable(rows) + scalingTable(scaling)
 	if err := os.WriteFile(out, []byte(table), 0o644); err != nil { //nolint:gosec // a report for people
 		b.Fatal(err)
 	}
 	fmt.Print(table)
+}
+
+// redisBus and natsBus start a private bus and return the environment that points hexapost at it.
+func redisBus(t testing.TB) (map[string]string, *privateServer) {
+	bus := startPrivateRedis(t)
+	return map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": bus.URL()}, bus
+}
+
+func natsBus(t testing.TB) (map[string]string, *privateServer) {
+	bus := startPrivateNATS(t)
+	return map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": bus.URL()}, bus
+}
+
+// startPipeline starts a command server on the MySQL event store and a query server, each in a
+// process of its own, on a private bus and, withMongo, the Mongo read model (else the memory one).
+func startPipeline(b *testing.B, bin string, newBus func(testing.TB) (map[string]string, *privateServer),
+	withMongo bool) (command, query *process, bus *privateServer) {
+	b.Helper()
+	env, bus := newBus(b)
+	if withMongo {
+		env["POSTS_READ_MODEL"], env["POSTS_MONGO_URI"] = "mongo", mongoDatabase(b)
+	}
+	query = startBench(b, bin, env, "serve", "query")
+	env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
+	command = startBench(b, bin, env, "serve", "command")
+	return command, query, bus
+}
+
+// scaleRow is a line of the table by client count: a run at full speed.
+type scaleRow struct {
+	setup   string
+	clients int
+	r       bootstrap.BenchResult
+}
+
+// cells is the row's line of the table.
+func (s scaleRow) cells() string {
+	return fmt.Sprintf("| %s | %d | %s | %.1f / %.1f ms | %.1f / %.1f ms | %s (caught up %.1f s later) |",
+		s.setup, s.clients, perSecond(s.r.PerSecond), s.r.Command.P50, s.r.Command.P99, s.r.Visibility.P50,
+		s.r.Visibility.P99, perSecond(s.r.EndToEnd), s.r.CaughtUp)
+}
+
+// scalingTable is the table by client count, without targets.
+func scalingTable(rows []scaleRow) string {
+	var sb strings.Builder
+	sb.WriteString("\nAt full speed by client count, create=1,update=8,delete=1 over 100 posts (no targets):\n\n")
+	sb.WriteString("| setup | clients | commands/s | command p50 / p99 | visibility p50 / p99 | end to end |\n|---|---|---|---|---|---|\n")
+	for _, s := range rows {
+		sb.WriteString(s.cells() + "\n")
+	}
+	return sb.String()
 }
 
 // startBench starts a build for measuring: it keeps no more than a thousand log lines, so a
@@ -430,11 +487,7 @@ func BenchmarkSoak(b *testing.B) {
 	if m, err := strconv.Atoi(os.Getenv("HEXAPOST_SOAK_MINUTES")); err == nil && m >= 2 {
 		minutes = m
 	}
-	env := map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": startPrivateRedis(b).URL(),
-		"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": mongoDatabase(b)}
-	query := startBench(b, bin, env, "serve", "query")
-	env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
-	command := startBench(b, bin, env, "serve", "command")
+	command, query, _ := startPipeline(b, bin, redisBus, true)
 	// Half of the acknowledged rate, not of the end-to-end one that point 3 takes: the more
 	// commands, the harder the test of memory.
 	full := runBench(b, bin, "-command", command.CommandURL, "-query", "", "-concurrency", "16",
