@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -234,21 +233,34 @@ func (r *benchRun) setup(ctx context.Context) error {
 		return nil
 	}
 	r.ids = make([]string, r.cfg.Posts)
+	return inTurn(len(r.ids), r.cfg.Concurrency, func(i int) error {
+		status, loc, _, err := r.send(ctx, http.MethodPost, "/posts", createBody(i), true)
+		if err == nil && status != http.StatusCreated {
+			err = fmt.Errorf("status %d", status)
+		}
+		if err != nil {
+			return fmt.Errorf("create post %d of %d at %s: %w", i+1, len(r.ids), r.cfg.CommandURL, err)
+		}
+		r.ids[i] = loc
+		return nil
+	})
+}
+
+// inTurn calls f for 0 to n-1 from up to workers goroutines, each taking the next index in
+// turn, and returns the first error; after an error no further index is begun.
+func inTurn(n, workers int, f func(i int) error) error {
 	var next atomic.Int64
-	errs := make(chan error, r.cfg.Concurrency)
+	var failed atomic.Bool
+	errs := make(chan error, max(min(workers, n), 1))
 	var wg sync.WaitGroup
-	for range min(r.cfg.Concurrency, r.cfg.Posts) {
+	for range min(workers, n) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(r.ids); i = int(next.Add(1) - 1) {
-				status, loc, _, err := r.send(ctx, http.MethodPost, "/posts", createBody(i), true)
-				if err == nil && status != http.StatusCreated {
-					err = fmt.Errorf("status %d", status)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("create post %d of %d at %s: %w", i+1, len(r.ids), r.cfg.CommandURL, err)
+			for i := int(next.Add(1) - 1); i < n && !failed.Load(); i = int(next.Add(1) - 1) {
+				if err := f(i); err != nil {
+					failed.Store(true)
+					errs <- err
 					return
 				}
-				r.ids[i] = loc
 			}
 		})
 	}
@@ -306,7 +318,7 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 		sampled := r.cfg.Sample > 0 && r.cfg.QueryURL != "" && rng.Float64() < r.cfg.Sample
 		deletable := kind == "create" && m.Delete > 0
 		begin := time.Now()
-		status, loc, version, err := r.send(ctx, method, path, body, sampled || deletable || r.cfg.QueryURL != "")
+		status, loc, version, err := r.send(ctx, method, path, body, deletable || r.cfg.QueryURL != "")
 		if err != nil && ctx.Err() != nil {
 			return // cut off by the end of the run: not a result
 		}
@@ -445,37 +457,18 @@ func (r *benchRun) catchUp(ctx context.Context, loadEnd time.Time) (time.Duratio
 		fmt.Errorf("the read side did not catch up within %s of the load's end", catchUpWithin))
 	defer cancel()
 	posts := slices.SortedFunc(maps.Values(r.lastOf), func(a, b acked) int { return a.at.Compare(b.at) })
-	next := make(chan acked)
-	go func() {
-		defer close(next)
-		for _, a := range posts {
-			select {
-			case next <- a:
-			case <-ctx.Done():
-				return
-			}
+	// The first failure is the answer; it ends the other readers' waits, whose failures follow.
+	var first error
+	var once sync.Once
+	err := inTurn(len(posts), catchUpReaders, func(i int) error {
+		err := r.waitFor(ctx, posts[i])
+		if err != nil {
+			once.Do(func() { first = err; cancel() })
 		}
-	}()
-	var (
-		readers  sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range catchUpReaders {
-		readers.Go(func() {
-			for a := range next {
-				if err := r.waitFor(ctx, a); err != nil {
-					mu.Lock()
-					firstErr = cmp.Or(firstErr, err)
-					mu.Unlock()
-					cancel()
-				}
-			}
-		})
-	}
-	readers.Wait()
-	if firstErr != nil {
-		return 0, firstErr
+		return err
+	})
+	if err != nil {
+		return 0, first
 	}
 	return time.Since(loadEnd), nil
 }

@@ -125,7 +125,7 @@ func BenchmarkPerformance(b *testing.B) {
 		{"NATS bus, memory read model", natsBus, false, 50},
 		{"Redis bus, Mongo read model", redisBus, true, 250},
 	} {
-		command, query, bus := startPipeline(b, bin, c.bus, c.withMongo)
+		command, query, stop := startPipeline(b, bin, c.bus, c.withMongo)
 		// The maximum is what the whole pipeline absorbs: the commands of a run at full speed
 		// over its length plus the time the read side then took to catch up (the tool waits
 		// for that). Where the read side keeps up it is the command rate; where it cannot, a
@@ -157,9 +157,7 @@ func BenchmarkPerformance(b *testing.B) {
 				Target: c.target, How: "hexapost bench, then again with -rate at half of its command rate",
 			})
 		}
-		query.Kill(b)
-		command.Kill(b)
-		bus.kill()
+		stop()
 	}
 
 	// 4. The projector on the MongoDB-wire server against that server's raw upsert.
@@ -184,16 +182,14 @@ func BenchmarkPerformance(b *testing.B) {
 		name string
 		bus  func(testing.TB) (map[string]string, *privateServer)
 	}{{"MySQL + Redis + Mongo", redisBus}, {"MySQL + NATS + Mongo", natsBus}} {
-		command, query, bus := startPipeline(b, bin, c.bus, true)
+		command, query, stop := startPipeline(b, bin, c.bus, true)
 		for _, clients := range []int{1, 16, 64} {
 			r := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
 				"-concurrency", strconv.Itoa(clients), "-duration", (window / 2).String(), "-sample", "0.05")
 			scaling = append(scaling, scaleRow{setup: c.name, clients: clients, r: r})
 			b.Log(scaling[len(scaling)-1].cells())
 		}
-		query.Kill(b)
-		command.Kill(b)
-		bus.kill()
+		stop()
 	}
 
 	out := os.Getenv("HEXAPOST_BENCH_OUT")
@@ -220,8 +216,9 @@ func natsBus(t testing.TB) (map[string]string, *privateServer) {
 
 // startPipeline starts a command server on the MySQL event store and a query server, each in a
 // process of its own, on a private bus and, withMongo, the Mongo read model (else the memory one).
+// stop kills the three, so that the next measure runs without them.
 func startPipeline(b *testing.B, bin string, newBus func(testing.TB) (map[string]string, *privateServer),
-	withMongo bool) (command, query *process, bus *privateServer) {
+	withMongo bool) (command, query *process, stop func()) {
 	b.Helper()
 	env, bus := newBus(b)
 	if withMongo {
@@ -230,7 +227,11 @@ func startPipeline(b *testing.B, bin string, newBus func(testing.TB) (map[string
 	query = startBench(b, bin, env, "serve", "query")
 	env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(b)
 	command = startBench(b, bin, env, "serve", "command")
-	return command, query, bus
+	return command, query, func() {
+		query.Kill(b)
+		command.Kill(b)
+		bus.kill()
+	}
 }
 
 // scaleRow is a line of the table by client count: a run at full speed.
