@@ -223,7 +223,9 @@ if ! ferretdb_ping >/dev/null 2>&1; then
 			command -v go >/dev/null || { log "go is needed to build FerretDB"; exit 1; }
 			log "building FerretDB (a minute or two when the build cache is cold)"
 			# GOFLAGS replaced, not extended: the environment's (e.g. -mod=vendor) is for the main module.
-			(cd "$src" && GOFLAGS=-buildvcs=false GOWORK=off go build -o "$ferretdb_bin.tmp" .) >&2
+			# On the service's own toolchain (go.mod's toolchain line), whatever GOTOOLCHAIN the machine sets.
+			(cd "$src" && GOTOOLCHAIN=$(sed -n 's/^toolchain //p' "$here/../../go.mod") \
+				GOFLAGS=-buildvcs=false GOWORK=off go build -o "$ferretdb_bin.tmp" .) >&2
 			mv -f "$ferretdb_bin.tmp" "$ferretdb_bin"
 		fi
 		log "starting FerretDB on 127.0.0.1:27017"

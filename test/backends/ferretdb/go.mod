@@ -2,6 +2,8 @@ module hexapost/test/backends/ferretdb
 
 go 1.26
 
+toolchain go1.27.3
+
 require (
 	github.com/FerretDB/FerretDB v1.24.0
 	go.mongodb.org/mongo-driver v1.16.0
