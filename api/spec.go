@@ -45,17 +45,20 @@ func Combine(servers ...Server) *huma.OpenAPI {
 		Tags: []*huma.Tag{
 			{Name: TagCommands, Description: "Change posts (command server)."},
 			{Name: TagQueries, Description: "Read posts (query server)."},
-			{Name: TagAdmin, Description: "Resolve messages the projector could not apply (query server)."},
+			{Name: TagAdmin, Description: "Resolve messages the projector could not apply (query server; " +
+				"needs the admin token)."},
 			{Name: TagOperations, Description: "Health, readiness, metrics and documentation (both servers)."},
 		},
 		Paths: map[string]*huma.PathItem{},
 	}
 	schemas := huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer)
+	security := map[string]*huma.SecurityScheme{}
 	for _, s := range servers {
 		server := &huma.Server{URL: s.URL, Description: s.Description}
 		doc.Servers = append(doc.Servers, server)
 		src := s.API.OpenAPI()
 		maps.Copy(schemas.Map(), src.Components.Schemas.Map())
+		maps.Copy(security, src.Components.SecuritySchemes)
 		for _, path := range slices.Sorted(maps.Keys(src.Paths)) {
 			item := src.Paths[path]
 			into := doc.Paths[path]
@@ -78,7 +81,7 @@ func Combine(servers ...Server) *huma.OpenAPI {
 			}
 		}
 	}
-	doc.Components = &huma.Components{Schemas: schemas}
+	doc.Components = &huma.Components{Schemas: schemas, SecuritySchemes: security}
 	return doc
 }
 

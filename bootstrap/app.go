@@ -343,6 +343,17 @@ func (p serverParams) operations() api.Operations {
 	return api.Operations{Checks: p.Metrics.observeChecks(p.Checks), Metrics: p.Metrics.handler, Spec: spec}
 }
 
+// cors allows the origins configured, or else the bundled docs of both servers.
+func (p serverParams) cors() api.CORS {
+	c := api.CORS{Origins: p.Cfg.CORSOrigins}
+	for _, addr := range []string{p.Cfg.CommandAddr, p.Cfg.QueryAddr} {
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			c.Ports = append(c.Ports, port)
+		}
+	}
+	return c
+}
+
 func runCommandServer(p serverParams, h *apicommand.Handler) error {
 	mux := http.NewServeMux()
 	servers.Command(mux, h, p.operations())
@@ -352,7 +363,10 @@ func runCommandServer(p serverParams, h *apicommand.Handler) error {
 
 func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Reader) error {
 	mux := http.NewServeMux()
-	servers.Query(mux, h, p.operations())
+	servers.Query(mux, h, p.operations(), api.Admin{
+		Token:       p.Cfg.AdminToken,
+		HowToEnable: "set POSTS_ADMIN_TOKEN on the query server and send it as Authorization: Bearer <token>",
+	})
 	srv := listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
 	// A read waiting for min_version would hold the shutdown up for up to POSTS_READ_WAIT, which
 	// may be longer than POSTS_SHUTDOWN_TIMEOUT: it answers at once instead (503, Retry-After).
@@ -365,7 +379,7 @@ func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Read
 // requests in hand finished.
 func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *http.Server {
 	srv := &http.Server{
-		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
+		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, p.cors().Wrap(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,

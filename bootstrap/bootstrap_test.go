@@ -138,6 +138,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_REDIS_MAXLEN", "999", `POSTS_REDIS_MAXLEN="999": must be a whole number of at least 1000`},
 		{"POSTS_NATS_MAX_MSGS", "1e6", `POSTS_NATS_MAX_MSGS="1e6": must be a whole number of at least 1000`},
 		{"POSTS_LOG_LEVEL", "loud", `POSTS_LOG_LEVEL="loud": must be one of debug, info, warn, error`},
+		{"POSTS_CORS_ORIGINS", "app.example.com", `POSTS_CORS_ORIGINS="app.example.com": "app.example.com" is not an origin`},
+		{"POSTS_CORS_ORIGINS", "https://a.example, https://b.example/app", `"https://b.example/app" is not an origin`},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", `OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4318": must be an http or https URL`},
 		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317", `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="grpc://collector:4317": must be an http or https URL`},
 	}
@@ -165,6 +167,17 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.RedisMaxLen != 1_000_000 || cfg.NATSMaxMsgs != 1_000_000 {
 		t.Errorf("stream bounds: Redis %d, NATS %d; want 1 000 000 each", cfg.RedisMaxLen, cfg.NATSMaxMsgs)
+	}
+}
+
+func TestLoadConfigCORSOrigins(t *testing.T) {
+	t.Parallel()
+	cfg, err := bootstrap.LoadConfig(env(map[string]string{"POSTS_CORS_ORIGINS": " https://a.example , http://b.example:8080/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.CORSOrigins, " "); got != "https://a.example http://b.example:8080" {
+		t.Fatalf("origins %q, want the two origins without their trailing slash", got)
 	}
 }
 

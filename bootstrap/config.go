@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ type Config struct {
 	MaxAttempts     int           // POSTS_MAX_ATTEMPTS: projector attempts before dead-letter
 	RetryBackoff    time.Duration // POSTS_RETRY_BACKOFF: delay before the first retry; doubles each time
 	ShutdownTimeout time.Duration // POSTS_SHUTDOWN_TIMEOUT: how long a graceful stop may take
+
+	AdminToken  string   // POSTS_ADMIN_TOKEN: bearer token of /admin/*; empty closes them
+	CORSOrigins []string // POSTS_CORS_ORIGINS: origins allowed cross-origin; empty: the bundled docs only
 
 	LogLevel  string // POSTS_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // POSTS_LOG_FORMAT: text | json
@@ -75,6 +79,27 @@ func duration(set func(c *Config, d time.Duration)) func(*Config, string) error 
 	}
 }
 
+// origins parses a comma-separated list of origins such as https://app.example.com, or "*".
+func origins(c *Config, v string) error {
+	if v == "" {
+		return nil
+	}
+	for o := range strings.SplitSeq(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "*" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("%q is not an origin: want scheme://host[:port], e.g. https://app.example.com, or *", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, u.Scheme+"://"+u.Host)
+	}
+	return nil
+}
+
 var variables = []variable{
 	{"POSTS_EVENT_STORE", "memory", []string{"memory", "mysql"}, text(func(c *Config, v string) { c.EventStore = v })},
 	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *Config, v string) { c.Bus = v })},
@@ -99,6 +124,8 @@ var variables = []variable{
 	}},
 	{"POSTS_RETRY_BACKOFF", "100ms", nil, duration(func(c *Config, d time.Duration) { c.RetryBackoff = d })},
 	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"POSTS_ADMIN_TOKEN", "", nil, text(func(c *Config, v string) { c.AdminToken = v })},
+	{"POSTS_CORS_ORIGINS", "", nil, origins},
 	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *Config, v string) { c.LogLevel = v })},
 	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *Config, v string) { c.LogFormat = v })},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *Config, v string) { c.OTLPEndpoint = v })},

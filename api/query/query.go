@@ -132,22 +132,24 @@ func (h *Handler) Register(a huma.API) {
 	}, h.history)
 
 	admin := []string{api.TagAdmin}
+	// 401 for a missing or wrong token, 403 while the server has none (see api.RequireAdmin).
+	adminErrors := []int{http.StatusUnauthorized, http.StatusForbidden}
 	huma.Register(a, huma.Operation{
 		OperationID: "list-dead-letters", Method: http.MethodGet, Path: "/admin/dead-letters", Tags: admin,
-		Summary: "List dead letters",
+		Summary: "List dead letters", Security: api.AdminSecurity, Errors: adminErrors,
 		Description: "Messages the projector could not apply after its attempts, or could not decode, " +
 			"oldest first, with the reason.",
 	}, h.listDead)
 	huma.Register(a, huma.Operation{
 		OperationID: "redrive-dead-letter", Method: http.MethodPost, Path: "/admin/dead-letters/{id}/redrive",
-		Tags: admin, Summary: "Redrive a dead letter",
+		Tags: admin, Summary: "Redrive a dead letter", Security: api.AdminSecurity,
 		Description:   "Puts the message back on the bus with a fresh attempt count.",
-		DefaultStatus: http.StatusAccepted, Errors: []int{http.StatusNotFound},
+		DefaultStatus: http.StatusAccepted, Errors: append([]int{http.StatusNotFound}, adminErrors...),
 	}, h.redrive)
 	huma.Register(a, huma.Operation{
 		OperationID: "discard-dead-letter", Method: http.MethodDelete, Path: "/admin/dead-letters/{id}",
-		Tags: admin, Summary: "Discard a dead letter",
-		DefaultStatus: http.StatusNoContent, Errors: []int{http.StatusNotFound},
+		Tags: admin, Summary: "Discard a dead letter", Security: api.AdminSecurity,
+		DefaultStatus: http.StatusNoContent, Errors: append([]int{http.StatusNotFound}, adminErrors...),
 	}, h.discard)
 }
 

@@ -20,9 +20,10 @@ func Command(mux *http.ServeMux, h *command.Handler, ops api.Operations) huma.AP
 	return a
 }
 
-// Query registers the query server's operations on mux.
-func Query(mux *http.ServeMux, h *query.Handler, ops api.Operations) huma.API {
+// Query registers the query server's operations on mux, its admin operations behind admin.
+func Query(mux *http.ServeMux, h *query.Handler, ops api.Operations, admin api.Admin) huma.API {
 	a := api.NewAPI(mux, "hexapost query server")
+	api.RequireAdmin(a, admin)
 	h.Register(a)
 	api.RegisterOperations(a, mux, ops)
 	return a
@@ -33,7 +34,7 @@ func Query(mux *http.ServeMux, h *query.Handler, ops api.Operations) huma.API {
 func Spec(commandURL, queryURL string) *huma.OpenAPI {
 	ops := api.Operations{Metrics: http.NotFoundHandler()}
 	cmd := Command(http.NewServeMux(), &command.Handler{}, ops)
-	qry := Query(http.NewServeMux(), &query.Handler{}, ops)
+	qry := Query(http.NewServeMux(), &query.Handler{}, ops, api.Admin{})
 	return api.Combine(
 		api.Server{API: cmd, URL: commandURL, Description: "command server"},
 		api.Server{API: qry, URL: queryURL, Description: "query server"},

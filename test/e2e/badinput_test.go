@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"hexapost/test/harness"
 )
 
 // assertProblemNames fails unless r is a problem+json whose text names want.
@@ -93,8 +95,8 @@ func TestBadInput(t *testing.T) {
 		{"list limit huge", "GET", qry + "/posts?limit=99999999999999999999", ``, nil, 422, "limit"},
 		{"history non-UUID", "GET", qry + "/posts/x/history", ``, nil, 422, "path.id"},
 		{"history unknown post", "GET", qry + "/posts/0190b6a0-0000-7000-8000-000000000000/history", ``, nil, 404, "not found"},
-		{"redrive unknown dead letter", "POST", qry + "/admin/dead-letters/nope/redrive", ``, nil, 404, "not found"},
-		{"discard unknown dead letter", "DELETE", qry + "/admin/dead-letters/nope", ``, nil, 404, "not found"},
+		{"redrive unknown dead letter", "POST", qry + "/admin/dead-letters/nope/redrive", ``, harness.AdminAuth(), 404, "not found"},
+		{"discard unknown dead letter", "DELETE", qry + "/admin/dead-letters/nope", ``, harness.AdminAuth(), 404, "not found"},
 		{"unknown route", "GET", cmd + "/nope", ``, nil, 404, "/nope"},
 		{"wrong method", "PUT", cmd + "/posts/" + id, `{}`, nil, 405, "PUT"},
 	}

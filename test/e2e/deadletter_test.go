@@ -24,6 +24,7 @@ import (
 	"hexapost/core/post"
 	"hexapost/core/projection"
 	"hexapost/ports"
+	"hexapost/test/harness"
 )
 
 // faultyViews fails every PutCurrent while broken, recording when each attempt came.
@@ -87,7 +88,7 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 	ops := api.Operations{Spec: func() *huma.OpenAPI { return nil }}
 	cmdMux, qryMux := http.NewServeMux(), http.NewServeMux()
 	servers.Command(cmdMux, apicommand.NewHandler(svc, log, nil), ops)
-	servers.Query(qryMux, apiquery.NewHandler(reader, views, bus, log), ops)
+	servers.Query(qryMux, apiquery.NewHandler(reader, views, bus, log), ops, api.Admin{Token: harness.AdminToken})
 	cmdSrv, qrySrv := httptest.NewServer(cmdMux), httptest.NewServer(qryMux)
 	t.Cleanup(cmdSrv.Close)
 	t.Cleanup(qrySrv.Close)
@@ -98,7 +99,7 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 
 	var dead []map[string]any
 	eventually(t, 10*time.Second, "the change to be dead-lettered", func() bool {
-		dead = do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()
+		dead = do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()
 		return len(dead) == 1
 	})
 	d := dead[0]
@@ -123,22 +124,22 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the poison message to be dead-lettered", func() bool {
-		return len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()) == 2
+		return len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()) == 2
 	})
 
 	faulty.setBroken(false)
-	do(t, "POST", qrySrv.URL+"/admin/dead-letters/"+d["id"].(string)+"/redrive", nil).Must(t, http.StatusAccepted)
+	do(t, "POST", qrySrv.URL+"/admin/dead-letters/"+d["id"].(string)+"/redrive", nil, harness.AdminAuth()...).Must(t, http.StatusAccepted)
 	got := do(t, "GET", qrySrv.URL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
 	if got.Str("title") != "doomed" {
 		t.Fatalf("after redrive: %s", got.Raw)
 	}
 
-	remaining := do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()
+	remaining := do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()
 	if len(remaining) != 1 || remaining[0]["attempts"] != float64(1) {
 		t.Fatalf("dead letters after redrive: %v, want only the poison message", remaining)
 	}
-	do(t, "DELETE", qrySrv.URL+"/admin/dead-letters/"+remaining[0]["id"].(string), nil).Must(t, http.StatusNoContent)
-	if n := len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()); n != 0 {
+	do(t, "DELETE", qrySrv.URL+"/admin/dead-letters/"+remaining[0]["id"].(string), nil, harness.AdminAuth()...).Must(t, http.StatusNoContent)
+	if n := len(do(t, "GET", qrySrv.URL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()); n != 0 {
 		t.Fatalf("%d dead letters after discard, want 0", n)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"hexapost/bootstrap"
 	"hexapost/core/post"
 	"hexapost/ports"
+	"hexapost/test/harness"
 )
 
 // TestMetrics runs hexapost in memory mode and checks that /metrics counts what was done to it:
@@ -93,7 +94,7 @@ func TestDeadLetterMetrics(t *testing.T) {
 	cfg, err := bootstrap.LoadConfig(func(k string) string {
 		return map[string]string{
 			"POSTS_COMMAND_ADDR": "127.0.0.1:0", "POSTS_QUERY_ADDR": "127.0.0.1:0",
-			"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "20ms",
+			"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "20ms", "POSTS_ADMIN_TOKEN": harness.AdminToken,
 		}[k]
 	})
 	if err != nil {
@@ -161,7 +162,7 @@ func TestDeadLetterMetrics(t *testing.T) {
 func waitDeadLetters(t *testing.T, queryURL string, n int) {
 	t.Helper()
 	eventually(t, 10*time.Second, fmt.Sprintf("%d dead letters", n), func() bool {
-		return len(do(t, "GET", queryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()) == n
+		return len(do(t, "GET", queryURL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()) == n
 	})
 }
 

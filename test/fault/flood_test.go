@@ -16,6 +16,7 @@ import (
 	"hexapost/adapters/wire"
 	"hexapost/core/post"
 	"hexapost/ports"
+	"hexapost/test/harness"
 )
 
 // rss is the resident set size of the process in bytes, from /proc.
@@ -210,7 +211,7 @@ func deadLetterScenario(t *testing.T, sc scale) {
 
 	var dead []map[string]any
 	eventually(t, 30*time.Second, "three messages in the dead letters", func() bool {
-		dead = do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()
+		dead = do(t, "GET", query.QueryURL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()
 		return len(dead) == 3
 	})
 	byPayload, byPost := map[string]map[string]any{}, map[string]map[string]any{}
@@ -253,12 +254,12 @@ func deadLetterScenario(t *testing.T, sc scale) {
 	if err := heal(); err != nil {
 		t.Fatalf("drop the trigger: %v", err)
 	}
-	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+refused["id"].(string)+"/redrive", nil).Must(t, http.StatusAccepted)
+	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+refused["id"].(string)+"/redrive", nil, harness.AdminAuth()...).Must(t, http.StatusAccepted)
 	consistency(t, "6 poison + failing projection", sc, dsn, []string{query.QueryURL}, l)
 
-	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+rejected["id"].(string)+"/redrive", nil).Must(t, http.StatusAccepted)
+	do(t, "POST", query.QueryURL+"/admin/dead-letters/"+rejected["id"].(string)+"/redrive", nil, harness.AdminAuth()...).Must(t, http.StatusAccepted)
 	eventually(t, 30*time.Second, "the redriven change back in the dead letters after its attempts", func() bool {
-		for _, d := range do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items() {
+		for _, d := range do(t, "GET", query.QueryURL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items() {
 			if d["payload"] == string(invalid) && d["attempts"] == float64(3) {
 				rejected = d
 				return true
@@ -267,9 +268,9 @@ func deadLetterScenario(t *testing.T, sc scale) {
 		return false
 	})
 	for _, d := range []map[string]any{poison, rejected} {
-		do(t, "DELETE", query.QueryURL+"/admin/dead-letters/"+d["id"].(string), nil).Must(t, http.StatusNoContent)
+		do(t, "DELETE", query.QueryURL+"/admin/dead-letters/"+d["id"].(string), nil, harness.AdminAuth()...).Must(t, http.StatusNoContent)
 	}
-	if n := len(do(t, "GET", query.QueryURL+"/admin/dead-letters", nil).Must(t, http.StatusOK).Items()); n != 0 {
+	if n := len(do(t, "GET", query.QueryURL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()); n != 0 {
 		t.Errorf("%d dead letters after discarding two and repairing one, want 0", n)
 	}
 }

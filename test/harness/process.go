@@ -27,6 +27,12 @@ type Options struct {
 	MaxLogLines int
 }
 
+// AdminToken is the admin token of the processes Start runs, unless env sets another.
+const AdminToken = "test-admin-token"
+
+// AdminAuth returns the header, as a name and a value, that opens their admin operations.
+func AdminAuth() []string { return []string{"Authorization", "Bearer " + AdminToken} }
+
 // Process is a running hexapost, killed when the test ends.
 type Process struct {
 	// CommandURL and QueryURL are the base URLs the servers logged, empty for a server the
@@ -49,7 +55,7 @@ func Start(t testing.TB, opts Options, env map[string]string, args ...string) *P
 	cmd := exec.Command(opts.Binary, args...)
 	cmd.Env = append(os.Environ(),
 		"POSTS_COMMAND_ADDR=127.0.0.1:0", "POSTS_QUERY_ADDR=127.0.0.1:0", "POSTS_LOG_FORMAT=json",
-		"POSTS_LOG_LEVEL=info", "POSTS_READ_WAIT="+opts.ReadWait.String())
+		"POSTS_LOG_LEVEL=info", "POSTS_READ_WAIT="+opts.ReadWait.String(), "POSTS_ADMIN_TOKEN="+AdminToken)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
