@@ -29,8 +29,7 @@ lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
 
 # The fault suite runs after the other packages, not beside them: beside the end-to-end suite
-# it kept 40-70 threads runnable on 2 cores for half a minute, and a backend starved that long
-# missed its clients' 5 s deadlines (a CI run failed so). Running it alone adds about a minute.
+# it can starve a backend of CPU long enough to miss its clients' deadlines.
 test:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/fault$$')
 	$(GO) test -race -count=1 ./test/fault

@@ -214,7 +214,9 @@ func readModelOption(cfg Config) (fx.Option, error) {
 		return fx.Module("read-model",
 			fx.Provide(
 				func(lc fx.Lifecycle, log *slog.Logger) (*mongo.Views, error) {
-					v, err := mongo.Open(context.Background(), mongo.Config{URI: cfg.MongoURI, Log: log})
+					atomic := map[string]mongo.Atomicity{"auto": mongo.Detect, "on": mongo.Atomic, "off": mongo.NotAtomic}
+					v, err := mongo.Open(context.Background(), mongo.Config{URI: cfg.MongoURI, Log: log,
+						AtomicReplace: atomic[cfg.MongoAtomicReplace]})
 					if err != nil {
 						return nil, err
 					}

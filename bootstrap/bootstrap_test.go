@@ -137,6 +137,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
 		{"POSTS_REDIS_MAXLEN", "999", `POSTS_REDIS_MAXLEN="999": must be a whole number of at least 1000`},
 		{"POSTS_NATS_MAX_MSGS", "1e6", `POSTS_NATS_MAX_MSGS="1e6": must be a whole number of at least 1000`},
+		{"POSTS_MONGO_ATOMIC_REPLACE", "yes", `POSTS_MONGO_ATOMIC_REPLACE="yes": must be one of auto, on, off`},
 		{"POSTS_LOG_LEVEL", "loud", `POSTS_LOG_LEVEL="loud": must be one of debug, info, warn, error`},
 		{"POSTS_CORS_ORIGINS", "app.example.com", `POSTS_CORS_ORIGINS="app.example.com": "app.example.com" is not an origin`},
 		{"POSTS_CORS_ORIGINS", "https://a.example, https://b.example/app", `"https://b.example/app" is not an origin`},

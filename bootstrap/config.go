@@ -20,6 +20,9 @@ type Config struct {
 	RedisURL string // POSTS_REDIS_URL
 	NATSURL  string // POSTS_NATS_URL
 	MongoURI string // POSTS_MONGO_URI
+	// MongoAtomicReplace is POSTS_MONGO_ATOMIC_REPLACE: auto | on | off, whether the read
+	// model's server applies a filtered replace as one step (auto: ask the server).
+	MongoAtomicReplace string
 
 	ConsumerGroup string // POSTS_CONSUMER_GROUP: the query servers that share the work
 	RedisMaxLen   int64  // POSTS_REDIS_MAXLEN: approximate bound of the Redis stream
@@ -108,6 +111,7 @@ var variables = []variable{
 	{"POSTS_REDIS_URL", "", nil, text(func(c *Config, v string) { c.RedisURL = v })},
 	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},
 	{"POSTS_MONGO_URI", "", nil, text(func(c *Config, v string) { c.MongoURI = v })},
+	{"POSTS_MONGO_ATOMIC_REPLACE", "auto", []string{"auto", "on", "off"}, text(func(c *Config, v string) { c.MongoAtomicReplace = v })},
 	{"POSTS_CONSUMER_GROUP", "hexapost-query", nil, text(func(c *Config, v string) { c.ConsumerGroup = v })},
 	{"POSTS_REDIS_MAXLEN", "1000000", nil, streamBound(func(c *Config, n int64) { c.RedisMaxLen = n })},
 	{"POSTS_NATS_MAX_MSGS", "1000000", nil, streamBound(func(c *Config, n int64) { c.NATSMaxMsgs = n })},

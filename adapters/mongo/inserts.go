@@ -11,24 +11,16 @@ import (
 	"hexapost/adapters/batch"
 )
 
-// Inserts made at the same time are sent as one unordered InsertMany. FerretDB on PostgreSQL
-// writes an InsertMany in one statement and one transaction: measured on the test server, 32
-// documents in one InsertMany cost about what 4 to 8 single InsertOnes do. (It gains nothing on
-// filtered writes: every document of a bulk update or upsert is its own filtered read.)
+// Inserts made at the same time are sent as one unordered InsertMany, which a server writes in
+// one go for far less than the same documents one by one. (Filtered writes gain nothing from a
+// bulk command: each of its documents is still its own filtered read.)
 const (
 	// insertBatch is the most documents one InsertMany carries. A create's history entry and
-	// first view go through two inserters in turn, so callers that arrive together would
-	// otherwise move between them in lockstep, each inserter idle while the other runs; at half
-	// of the projector's 16 lanes, the two run side by side. 16 goroutines applying creates
-	// through the projector: 1 551-1 649/s with 8 against 1 366-1 538/s with 32, in four
-	// alternating pairs of runs.
+	// first view go through two inserters in turn; at half of the projector's lanes the two
+	// run side by side instead of in lockstep, each idle while the other runs.
 	insertBatch = 8
 	// insertSlots is how many InsertManys of one inserter run at once. With one, the inserts
-	// that arrive while an InsertMany runs all go in the next. On the 2-core test box, 16
-	// goroutines applying creates through the projector reached 1 710-1 780/s with one slot,
-	// 1 440-1 620/s with two and 1 340-1 360/s with four; FerretDB and PostgreSQL spent
-	// 0.61-0.65 ms of CPU per change with one, 0.73-0.85 with two. (Before the test server's
-	// _id lookups used an index, 1, 2, 4 and 8 measured alike.)
+	// that arrive while an InsertMany runs all go in the next, which makes the largest batches.
 	insertSlots = 1
 )
 

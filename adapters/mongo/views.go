@@ -5,8 +5,8 @@
 // The version guard is a conditional upsert: replace the view where the stored version is lower;
 // when no such view matches, the upsert's insert collides with the existing _id, and that
 // duplicate-key answer means "already newer" — counted as applied. Where the server does not
-// apply the filter and the write atomically, a writer repairs what a concurrent lower write may
-// have undone (see PutCurrent). Times are stored as integer
+// apply the filter and the write atomically (see Atomicity), a writer repairs what a concurrent
+// lower write may have undone. Times are stored as integer
 // microseconds since the epoch, because BSON dates keep only milliseconds and the list cursor
 // and the history must round-trip what the write side recorded.
 package mongo
@@ -40,7 +40,25 @@ type Config struct {
 	Timeout time.Duration
 	// Log receives what the adapter reports on its own (default: discarded).
 	Log *slog.Logger
+	// AtomicReplace says whether the server applies a filtered replace as one step (default:
+	// Detect).
+	AtomicReplace Atomicity
 }
+
+// Atomicity says whether a server applies a replace's filter and its write as one step. Where
+// it does not, a lower version written late can undo a higher one written meanwhile, so every
+// writer that replaced a view looks for the next version in the history afterwards.
+type Atomicity int
+
+const (
+	// Detect asks the server at Open: FerretDB, which reads the matching document and then
+	// replaces it by _id, gets the look; any other server is trusted as MongoDB is.
+	Detect Atomicity = iota
+	// Atomic trusts the server: no look after a replace.
+	Atomic
+	// NotAtomic looks for the next version after every replaced view.
+	NotAtomic
+)
 
 // Views is the read model on MongoDB.
 type Views struct {
@@ -59,6 +77,8 @@ type Views struct {
 	// historyInserts batches the history entries of concurrent changes, viewInserts their
 	// first views.
 	historyInserts, viewInserts *inserter
+	// lookAfterReplace is set when the server does not apply a filtered replace atomically.
+	lookAfterReplace bool
 }
 
 // The live collections are named by a generation kept in the meta collection, so a rebuild can
@@ -163,12 +183,39 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	v.lookAfterReplace = v.replaceNeedsLook(ctx)
 	return v, nil
+}
+
+// replaceNeedsLook reports whether writers must look for the next version after a replaced
+// view. A server whose answer cannot be read gets the look: it costs little, and its absence
+// on a server that needs it can leave a view behind.
+func (v *Views) replaceNeedsLook(ctx context.Context) bool {
+	switch v.cfg.AtomicReplace {
+	case Atomic:
+		return false
+	case NotAtomic:
+		return true
+	}
+	info, err := v.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	if err != nil {
+		v.cfg.Log.Warn("mongo: server not identified; looking for a later version after each replaced view", "error", err)
+		return true
+	}
+	look := isFerretDB(info)
+	v.cfg.Log.Info("mongo: read model server identified", "ferretdb", look, "atomic_replace", !look)
+	return look
+}
+
+// isFerretDB reports whether a buildInfo answer comes from FerretDB, which names itself there.
+func isFerretDB(buildInfo bson.Raw) bool {
+	_, err := buildInfo.LookupErr("ferretdbVersion")
+	return err == nil
 }
 
 // ensureIndexes creates the indexes that are missing. It lists them first rather than asking
 // the server to create existing ones again: MongoDB treats that as a no-op, but not every
-// MongoDB-wire server does (FerretDB 1.24 drops the connection), and every process start runs it.
+// MongoDB-wire server does (FerretDB drops the connection), and every process start runs it.
 func (v *Views) ensureIndexes(ctx context.Context) error {
 	posts, history, err := v.cols(ctx)
 	if err != nil {
@@ -295,16 +342,11 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 	}
 	w, err := v.putIfNewer(ctx, posts, s)
 	stored := w != unchanged
-	for w == replaced && err == nil {
-		// A server that evaluates the filter and the write apart (FerretDB on PostgreSQL reads
-		// the matching document, then replaces it by _id) lets a lower version written late
-		// overwrite a higher one written meanwhile. Every writer that replaced a view therefore
-		// looks, after its write, for the next version in the history — the projector stores
-		// the history entry before the view — and writes that too. The last replacement of a
-		// view is followed by such a look, which finds the next version if there is one, so the
-		// view converges on the highest version in the history. A write that inserted the view
-		// overwrote nothing; a higher write that its insert made fail is retried (putIfNewer).
-		// On MongoDB this costs one count by _id and finds nothing, as the filter holds there.
+	for w == replaced && err == nil && v.lookAfterReplace {
+		// On a server that evaluates the filter and the write apart, a lower version written
+		// late can overwrite a higher one. So a writer that replaced a view looks for the next
+		// version in the history — stored before the view — and writes that too: the last
+		// replacement is followed by a look, and the view converges on the highest version.
 		var next stateDoc
 		next, err = v.nextInHistory(ctx, history, s)
 		if errors.Is(err, mongo.ErrNoDocuments) {
@@ -320,8 +362,8 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 }
 
 // nextInHistory returns the state of the history entry after s, or mongo.ErrNoDocuments. It asks
-// with a count first, because the entry is almost never there and a count is the cheapest way to
-// be told so: on FerretDB it skips the cursor a find opens, and costs a third less server CPU.
+// with a count first, because the entry is almost never there and a count tells so without
+// opening a cursor.
 func (v *Views) nextInHistory(ctx context.Context, history *mongo.Collection, s post.State) (stateDoc, error) {
 	id := bson.D{{Key: "_id", Value: historyID(s.ID, s.Version+1)}}
 	var counted struct {
@@ -510,7 +552,7 @@ func (v *Views) Fresh(ctx context.Context) (ports.ViewWriter, error) {
 	p, h := collectionNames(next)
 	fresh := &Views{cfg: v.cfg, client: v.client, db: v.db, fixed: true,
 		posts: v.db.Collection(p), history: v.db.Collection(h), historyInserts: newInserter(v.cfg.Timeout),
-		viewInserts: newInserter(v.cfg.Timeout)}
+		viewInserts: newInserter(v.cfg.Timeout), lookAfterReplace: v.lookAfterReplace}
 	for _, c := range []*mongo.Collection{fresh.posts, fresh.history} {
 		if err := c.Drop(ctx); err != nil {
 			return nil, wrap("drop "+c.Name(), err)

@@ -68,77 +68,95 @@ func TestOpenFailsFastAndNamesTheVariable(t *testing.T) {
 
 // TestAWriteRepairsAHigherVersionUndoneBeforeIt: on a server that reads the document a filter
 // matches and then replaces it by _id (FerretDB on PostgreSQL), a late lower write can undo a
-// higher one. The next write to the view must bring back the highest version in the history.
+// higher one. With the look after a replace, the next write to the view brings back the highest
+// version in the history; a server trusted to be atomic gets no look, so the view stays where
+// that write put it.
 func TestAWriteRepairsAHigherVersionUndoneBeforeIt(t *testing.T) {
 	t.Parallel()
-	uri := contract.Backend(t, "POSTS_MONGO_URI")
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	db := "hexapost_t_" + hex.EncodeToString(b)
-	v, err := mongo.Open(t.Context(), mongo.Config{URI: uri, Database: db})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name        string
+		giveAtomic  mongo.Atomicity
+		wantVersion int64
+	}{
+		{"look after a replace", mongo.NotAtomic, 3},
+		{"server trusted", mongo.Atomic, 2},
 	}
-	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
-	client, err := gomongo.Connect(options.Client().ApplyURI(uri))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, posts := openViewsAndPosts(t, mongo.Config{AtomicReplace: tt.giveAtomic})
+			at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+			put := func(version int64) {
+				t.Helper()
+				if err := v.PutHistory(t.Context(), entry("p1", version, at)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put(1)
+			if _, err := v.PutCurrent(t.Context(), entry("p1", 1, at).State); err != nil {
+				t.Fatal(err)
+			}
+			var first bson.M
+			if err := posts.FindOne(t.Context(), bson.D{{Key: "_id", Value: "p1"}}).Decode(&first); err != nil {
+				t.Fatal(err)
+			}
+			put(2)
+			put(3)
+			if _, err := v.PutCurrent(t.Context(), entry("p1", 3, at).State); err != nil {
+				t.Fatal(err)
+			}
+			// The late write of version 1 lands over version 3, as the race on such a server does.
+			if _, err := posts.ReplaceOne(t.Context(), bson.D{{Key: "_id", Value: "p1"}}, first); err != nil {
+				t.Fatal(err)
+			}
+
+			stored, err := v.PutCurrent(t.Context(), entry("p1", 2, at).State)
+
+			if err != nil || !stored {
+				t.Fatalf("PutCurrent(v2) = %t, %v; want stored", stored, err)
+			}
+			got, err := v.Get(t.Context(), "p1")
+			if err != nil || got.Version != tt.wantVersion || got.Title != fmt.Sprintf("v%d", tt.wantVersion) {
+				t.Errorf("view = v%d %q, %v; want v%d", got.Version, got.Title, err, tt.wantVersion)
+			}
+		})
+	}
+}
+
+// openViewsAndPosts returns a read model configured as cfg on a fresh database, and that
+// database's posts collection seen through a client of its own.
+func openViewsAndPosts(t *testing.T, cfg mongo.Config) (*mongo.Views, *gomongo.Collection) {
+	t.Helper()
+	v, cfg := openViewsWith(t, cfg)
+	client, err := gomongo.Connect(options.Client().ApplyURI(cfg.URI))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	posts := client.Database(db).Collection("posts")
-
-	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	state := func(version int64) post.State {
-		return post.State{ID: "p1", Version: version, Title: fmt.Sprintf("v%d", version), Content: "c",
-			AuthorName: "a", CreatedAt: at, UpdatedAt: at}
-	}
-	put := func(version int64) {
-		t.Helper()
-		h := ports.HistoryEntry{EventID: fmt.Sprintf("e%d", version), Type: post.EventUpdated, OccurredAt: at, State: state(version)}
-		if err := v.PutHistory(t.Context(), h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(1)
-	if _, err := v.PutCurrent(t.Context(), state(1)); err != nil {
-		t.Fatal(err)
-	}
-	var first bson.M
-	if err := posts.FindOne(t.Context(), bson.D{{Key: "_id", Value: "p1"}}).Decode(&first); err != nil {
-		t.Fatal(err)
-	}
-	put(2)
-	put(3)
-	if _, err := v.PutCurrent(t.Context(), state(3)); err != nil {
-		t.Fatal(err)
-	}
-	// The late write of version 1 lands over version 3, as the race on such a server does.
-	if _, err := posts.ReplaceOne(t.Context(), bson.D{{Key: "_id", Value: "p1"}}, first); err != nil {
-		t.Fatal(err)
-	}
-
-	stored, err := v.PutCurrent(t.Context(), state(2))
-
-	if err != nil || !stored {
-		t.Fatalf("PutCurrent(v2) = %t, %v; want stored", stored, err)
-	}
-	if got, err := v.Get(t.Context(), "p1"); err != nil || got.Version != 3 || got.Title != "v3" {
-		t.Errorf("view = v%d %q, %v; want v3 back from the history", got.Version, got.Title, err)
-	}
+	return v, client.Database(cfg.Database).Collection("posts")
 }
 
 // openViews returns a read model on a fresh database, dropped when the test ends.
 func openViews(t *testing.T) *mongo.Views {
 	t.Helper()
-	uri := contract.Backend(t, "POSTS_MONGO_URI")
+	v, _ := openViewsWith(t, mongo.Config{})
+	return v
+}
+
+// openViewsWith opens a read model configured as cfg, with the test backend's URI and a fresh
+// database dropped when the test ends, and returns it with the configuration it got.
+func openViewsWith(t *testing.T, cfg mongo.Config) (*mongo.Views, mongo.Config) {
+	t.Helper()
+	cfg.URI = contract.Backend(t, "POSTS_MONGO_URI")
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	v, err := mongo.Open(t.Context(), mongo.Config{URI: uri, Database: "hexapost_t_" + hex.EncodeToString(b)})
+	cfg.Database = "hexapost_t_" + hex.EncodeToString(b)
+	v, err := mongo.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Drop(context.Background()); _ = v.Close() })
-	return v
+	return v, cfg
 }
 
 func entry(id string, version int64, at time.Time) ports.HistoryEntry {

@@ -60,8 +60,7 @@ type Config struct {
 	// the most such transactions running at once (default 1). Appends that arrive while the
 	// slots are busy wait and share the next transaction, so one commit (one log flush) serves
 	// many of them; under light load an append runs alone at once. One slot makes the largest
-	// batches and the fewest statements per append (measured: 16 clients gave batches of about
-	// 7 with one slot, 4 with two, 3 with three), but an append whose transaction waits for a
+	// batches and the fewest statements per append, but an append whose transaction waits for a
 	// lock held elsewhere then holds up every append of the process, for up to Timeout.
 	AppendBatch int
 	AppendSlots int

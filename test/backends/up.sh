@@ -95,10 +95,8 @@ if ! nats_ping >/dev/null 2>&1; then
 	need nats-server curl
 	log "starting NATS with JetStream on 127.0.0.1:4222"
 	mkdir -p "$state/nats"
-	# One P: on two cores shared with every other backend, hexapost and the load tool, the
-	# server's stalls were shorter with it (a bare publisher's longest wait for its
-	# acknowledgements 31-37 ms with the default, 19 ms with one; the visibility p99 of the
-	# NATS bus at 1 100 commands/s 58-71 ms and 50-51 ms, in three alternating pairs).
+	# One P: on a small machine shared with every other backend, hexapost and the load tool,
+	# the server's stalls before acknowledging a publish are shorter with it.
 	GOMAXPROCS=1 nats-server -a 127.0.0.1 -p 4222 -m 8222 -js -sd "$state/nats" -P "$state/nats.pid" \
 		>"$state/nats.log" 2>&1 &
 	wait_for nats $! nats_ping
@@ -138,7 +136,7 @@ pg_url=postgres://ferretdb:ferretdb@127.0.0.1:5432/ferretdb
 # installed in the ferretdb database and in template1, which the private databases are copied from.
 # Two settings keep that index in use as the collections grow:
 # - fastupdate off: by default a GIN index queues new entries in a pending list that every lookup
-#   reads whole, up to 4 MB of it, so each lookup after a burst of inserts read ~100 pages;
+#   reads whole, so every lookup after a burst of inserts reads many pages;
 # - plan_cache_mode force_custom_plan for FerretDB's role: FerretDB names the field as a parameter
 #   (`_jsonb->$1 @> $2`), and after five runs of a prepared statement PostgreSQL may keep a
 #   generic plan, which cannot match `_jsonb->'_id'` to the index and scans the table; chosen

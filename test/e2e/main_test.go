@@ -45,7 +45,7 @@ func startBinary(t testing.TB, bin string, env map[string]string, args ...string
 	return &process{harness.Start(t, harness.Options{
 		Binary: bin,
 		// Reads with min_version wait longer than the 2s default: these tests check what the
-		// read model converges to, not how fast, and they share two cores with race-built
+		// read model converges to, not how fast, and they share the machine with race-built
 		// processes and every backend. A test that needs another wait sets it in env.
 		ReadWait:     20 * time.Second,
 		ListenWithin: 10 * time.Second,

@@ -148,7 +148,8 @@ func BenchmarkPerformance(b *testing.B) {
 			How: "hexapost bench, then again with -rate at half of its end-to-end rate",
 		})
 		if most < 0.9*full.PerSecond {
-			// For comparison with runs 1-20, which took half of the acknowledged rate.
+			// Half of the acknowledged rate as well: where the read side falls behind, that is
+			// more than the pipeline absorbs, and shows what a backlog does to visibility.
 			half = atHalf(full.PerSecond)
 			add(perfRow{
 				What:    "visibility p99, " + c.name + ", at half of the acknowledged rate",
