@@ -24,6 +24,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd test/compose && $(GO) vet ./...
 
 lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
@@ -31,8 +32,11 @@ lint: $(GOLANGCI)
 # The fault suite runs after the other packages, not beside them: beside the end-to-end suite
 # it kept 40-70 threads runnable on 2 cores for half a minute, and a backend starved that long
 # missed its clients' 5 s deadlines (a CI run failed so). Running it alone adds about a minute.
+# test/compose, the check of compose.yaml, is a module of its own: the Compose loader's
+# dependencies stay out of the service's.
 test:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/fault$$')
+	cd test/compose && $(GO) test -count=1 ./...
 	$(GO) test -race -count=1 ./test/fault
 
 # govulncheck reads a database built here from the pinned golang.org/x/vulndb (so it needs no
