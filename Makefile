@@ -94,7 +94,8 @@ IMAGE ?= hexapost:dev
 IMAGE_CONTEXT := $(BIN)/image
 IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-IMAGE_SOURCE ?= $(shell git config --get remote.origin.url)
+# The source label is the remote's URL when it is one (a clone of a local path has none).
+IMAGE_SOURCE ?= $(shell git config --get remote.origin.url | grep -E '^(https?|ssh|git)://|^git@')
 IMAGE_ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; \
 	else for e in podman buildah; do command -v $$e >/dev/null && { echo $$e; break; }; done; fi)
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
@@ -106,7 +107,7 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CONTEXT)/hexapost .
 	install -m 0444 $(CA_BUNDLE) $(IMAGE_CONTEXT)/ca-certificates.crt
 	$(IMAGE_ENGINE) build -f Containerfile -t $(IMAGE) --build-arg VERSION=$(IMAGE_VERSION) \
-		--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE) $(IMAGE_CONTEXT)
+		--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE='$(IMAGE_SOURCE)' $(IMAGE_CONTEXT)
 	@echo "$(IMAGE) built with $(IMAGE_ENGINE): $$($(IMAGE_ENGINE) images --format '{{.Size}}' $(IMAGE))"
 
 openapi:

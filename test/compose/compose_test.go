@@ -107,7 +107,7 @@ func TestComposeFileIsValidForEveryBus(t *testing.T) {
 					t.Errorf("%s runs image %q, want %q", name, s.Image, hexapostImage)
 				}
 				for k, v := range s.Environment {
-					if !known[k] {
+					if strings.HasPrefix(k, "POSTS_") && !known[k] {
 						t.Errorf("%s sets %s, which the configuration does not read", name, k)
 					}
 					if v == nil || *v == "" {
