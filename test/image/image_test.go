@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,8 +83,15 @@ func TestImageRunsFromItsRootFilesystem(t *testing.T) {
 	proc := exec.Command("chroot", append(args, cfg.Cmd...)...)
 	// Only the image's environment and the backends': nothing of the test's own.
 	proc.Env = append(slices.Clone(cfg.Env), env...)
-	var logs syncBuffer
-	proc.Stdout, proc.Stderr = &logs, &logs
+	// The process's output goes to a file, read back for failure messages.
+	logPath := filepath.Join(t.TempDir(), "hexapost.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = logs.Close() }()
+	output := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	proc.Stdout, proc.Stderr = logs, logs
 	if err := proc.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +104,7 @@ func TestImageRunsFromItsRootFilesystem(t *testing.T) {
 	harness.Eventually(t, 30*time.Second, 100*time.Millisecond, "both servers ready", func() bool {
 		select {
 		case <-exited:
-			t.Fatalf("the image's entrypoint exited; its output:\n%s", logs.String())
+			t.Fatalf("the image's entrypoint exited; its output:\n%s", output())
 		default:
 		}
 		for _, u := range []string{commandURL, queryURL} {
@@ -130,10 +136,10 @@ func TestImageRunsFromItsRootFilesystem(t *testing.T) {
 	select {
 	case <-exited:
 		if code := proc.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("exit code %d after SIGTERM; output:\n%s", code, logs.String())
+			t.Errorf("exit code %d after SIGTERM; output:\n%s", code, output())
 		}
 	case <-time.After(20 * time.Second):
-		t.Errorf("no exit within 20s of SIGTERM; output:\n%s", logs.String())
+		t.Errorf("no exit within 20s of SIGTERM; output:\n%s", output())
 	}
 }
 
@@ -248,22 +254,4 @@ func unavailable(t *testing.T, reason string) {
 		t.Fatal(reason + " (CI=true: the image test must run)")
 	}
 	t.Skip(reason)
-}
-
-// syncBuffer is a bytes.Buffer the process writes to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
