@@ -215,20 +215,27 @@ func checkRootFilesystem(t *testing.T, rootfs string, cfg ociConfig) {
 	}
 }
 
-// processUser returns the real user and group ids of a running process as uid:gid.
+// processUser returns the real user and group ids of a running process as uid:gid, and fails
+// the test if root's group is among its supplementary groups.
 func processUser(t *testing.T, pid int) string {
 	t.Helper()
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[string]string{}
+	ids := map[string][]string{}
 	for line := range strings.Lines(string(status)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && (k == "Uid" || k == "Gid") {
-			ids[k] = strings.Fields(v)[0]
+		if k, v, ok := strings.Cut(line, ":"); ok && (k == "Uid" || k == "Gid" || k == "Groups") {
+			ids[k] = strings.Fields(v)
 		}
 	}
-	return ids["Uid"] + ":" + ids["Gid"]
+	if slices.Contains(ids["Groups"], "0") {
+		t.Errorf("the process is in root's group: groups %q", ids["Groups"])
+	}
+	if len(ids["Uid"]) == 0 || len(ids["Gid"]) == 0 {
+		t.Fatalf("no Uid or Gid in /proc/%d/status", pid)
+	}
+	return ids["Uid"][0] + ":" + ids["Gid"][0]
 }
 
 // run runs a command to its end and returns its standard output; a failure fails the test with
