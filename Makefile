@@ -14,7 +14,7 @@ GOLANGCI := $(BIN)/golangci-lint-$(GOLANGCI_VERSION)
 GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)
 VULNDB := $(BIN)/vulndb-$(VULNDB_VERSION)
 
-.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi bench soak
+.PHONY: check fmt-check vet lint test vuln test-all fault build backends-down openapi bench soak image
 
 check: fmt-check vet lint test vuln
 
@@ -24,14 +24,18 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd test/compose && $(GO) vet ./...
 
 lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
 
 # The fault suite runs after the other packages, not beside them: beside the end-to-end suite
 # it can starve a backend of CPU long enough to miss its clients' deadlines.
+# test/compose, the check of compose.yaml, is a module of its own: the Compose loader's
+# dependencies stay out of the service's.
 test:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/fault$$')
+	cd test/compose && $(GO) test -count=1 ./...
 	$(GO) test -race -count=1 ./test/fault
 
 # govulncheck reads a database built here from the pinned golang.org/x/vulndb (so it needs no
@@ -81,6 +85,29 @@ backends-down:
 
 build:
 	$(GO) build -o hexapost .
+
+# The container image (Containerfile): the Go toolchain builds a static binary and stages it with
+# the CA certificates in $(IMAGE_CONTEXT), and the first engine that works (docker with a running
+# daemon, podman, buildah; or IMAGE_ENGINE) copies them onto scratch, pulling nothing.
+IMAGE ?= hexapost:dev
+IMAGE_CONTEXT := $(BIN)/image
+IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The source label is the remote's URL when it is one (a clone of a local path has none).
+IMAGE_SOURCE ?= $(shell git config --get remote.origin.url | grep -E '^(https?|ssh|git)://|^git@')
+IMAGE_ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; \
+	else for e in podman buildah; do command -v $$e >/dev/null && { echo $$e; break; }; done; fi)
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+image:
+	@test -n "$(IMAGE_ENGINE)" || { echo "make image needs docker (with a running daemon), podman or buildah" >&2; exit 1; }
+	@test -r $(CA_BUNDLE) || { echo "make image copies the CA certificates from $(CA_BUNDLE): install ca-certificates or set CA_BUNDLE" >&2; exit 1; }
+	@rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CONTEXT)/hexapost .
+	install -m 0444 $(CA_BUNDLE) $(IMAGE_CONTEXT)/ca-certificates.crt
+	$(IMAGE_ENGINE) build -f Containerfile -t $(IMAGE) --build-arg VERSION=$(IMAGE_VERSION) \
+		--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE='$(IMAGE_SOURCE)' $(IMAGE_CONTEXT)
+	@echo "$(IMAGE) built with $(IMAGE_ENGINE): $$($(IMAGE_ENGINE) images --format '{{.Size}}' $(IMAGE))"
 
 openapi:
 	$(GO) test ./api -run OpenAPI -update

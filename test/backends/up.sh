@@ -52,6 +52,9 @@ wait_for() {
 # --- headless browser, for the /docs test ---------------------------------------------------
 need chromium chromium-driver
 
+# --- buildah, for the test of the container image (test/image) ------------------------------
+need buildah
+
 # --- MariaDB --------------------------------------------------------------------------------
 mysql_sock=/run/mysqld/hexapost-test.sock # mysqld must be able to create it
 mysql_ping() { mariadb-admin --socket="$mysql_sock" -uroot ping; }
