@@ -30,19 +30,18 @@ import (
 
 // Config configures a Bus. Only URL is required.
 type Config struct {
-	// URL is POSTS_NATS_URL, e.g. nats://127.0.0.1:4222.
+	// URL is the server's, e.g. nats://127.0.0.1:4222.
 	URL string
 	// Stream and Subject carry the changes (defaults HEXAPOST_CHANGES, hexapost.changes);
 	// DeadStream and DeadSubject the dead letters (defaults Stream+"_DEAD", Subject+".dead").
 	Stream, Subject         string
 	DeadStream, DeadSubject string
-	// Durable is the consumer the query servers share (POSTS_CONSUMER_GROUP, default
-	// hexapost-query).
+	// Durable is the consumer the query servers share (default hexapost-query).
 	Durable string
-	// MaxMsgs bounds the changes stream (POSTS_NATS_MAX_MSGS, default DefaultMaxMsgs): once it
-	// holds more, JetStream drops the oldest. A dropped change is gone whether or not it was
-	// acknowledged, so MaxMsgs must exceed the number of changes published during the longest
-	// query-side outage to be survived. The dead-letter stream is never trimmed.
+	// MaxMsgs bounds the changes stream (default DefaultMaxMsgs): once it holds more, JetStream
+	// drops the oldest. A dropped change is gone whether or not it was acknowledged, so MaxMsgs
+	// must exceed the number of changes published during the longest query-side outage to be
+	// survived. The dead-letter stream is never trimmed.
 	MaxMsgs int64
 	// MaxAttempts, Backoff and MaxBackoff set the delivery.Policy of the bus.
 	MaxAttempts         int
@@ -85,7 +84,7 @@ const DefaultMaxMsgs = 1_000_000
 // Open connects, proves JetStream answers and creates or updates the streams and the consumer.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("nats: POSTS_NATS_URL is empty")
+		return nil, errors.New("nats: URL is empty")
 	}
 	if cfg.MaxMsgs < 0 {
 		return nil, fmt.Errorf("nats: MaxMsgs %d is negative", cfg.MaxMsgs)
@@ -94,7 +93,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	nc, err := gonats.Connect(cfg.URL, gonats.Timeout(cfg.Timeout), gonats.MaxReconnects(-1),
 		gonats.ReconnectWait(250*time.Millisecond), gonats.Name("hexapost"))
 	if err != nil {
-		return nil, fmt.Errorf("nats: POSTS_NATS_URL=%s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("nats: %s: %w", cfg.URL, err)
 	}
 	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
 		Log: cfg.Log, Observer: cfg.Observer}
@@ -117,7 +116,7 @@ func (b *Bus) setUp(ctx context.Context) error {
 	}
 	b.js = js
 	if _, err := js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("nats: POSTS_NATS_URL=%s: no JetStream answer (is it enabled?): %w", b.cfg.URL, err)
+		return fmt.Errorf("nats: %s: no JetStream answer (is it enabled?): %w", b.cfg.URL, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: b.cfg.Stream, Subjects: []string{b.cfg.Subject}, Storage: jetstream.FileStorage,

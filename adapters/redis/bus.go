@@ -76,8 +76,8 @@ var (
 
 // Open validates cfg, connects, proves with a PING that Redis answers and creates the stream
 // and the consumer group if they are missing. It fails within a few seconds when nothing
-// listens at the URL or what listens is not Redis; errors name POSTS_REDIS_URL and never show
-// its password.
+// listens at the URL or what listens is not Redis; errors name the URL and never show its
+// password.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	cfg, policy, err := cfg.withDefaults()
 	if err != nil {
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	opts, err := goredis.ParseURL(cfg.URL)
 	if err != nil {
 		// The parser's message may quote the whole URL, password included.
-		return nil, fmt.Errorf("redis: POSTS_REDIS_URL=%s: %s", safe, strings.ReplaceAll(err.Error(), cfg.URL, safe))
+		return nil, fmt.Errorf("redis: %s: %s", safe, strings.ReplaceAll(err.Error(), cfg.URL, safe))
 	}
 	opts.DialTimeout = dialTimeout
 	opts.ReadTimeout = ioTimeout
@@ -102,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	defer cancel()
 	if err := b.client.Ping(ctx).Err(); err != nil {
 		_ = b.client.Close()
-		return nil, fail(fmt.Sprintf("POSTS_REDIS_URL=%s: no answer to PING (is Redis listening there?)", safe), err)
+		return nil, fail(safe+": no answer to PING (is Redis listening there?)", err)
 	}
 	if err := b.createGroup(ctx); err != nil {
 		_ = b.client.Close()

@@ -17,15 +17,15 @@ import (
 // Config configures a Bus. Only URL is required; every zero field takes its default, and a
 // negative one is an error naming the field.
 type Config struct {
-	// URL is POSTS_REDIS_URL: redis://[user:password@]host:port/db (rediss:// for TLS).
+	// URL is the server's: redis://[user:password@]host:port/db (rediss:// for TLS).
 	URL string
 	// Stream holds the changes (default "hexapost:changes").
 	Stream string
 	// DeadLetterStream holds the dead letters (default Stream + ":dead"). It is never trimmed:
 	// a dead letter leaves it only by an operator's redrive or discard.
 	DeadLetterStream string
-	// Group is the consumer group the query servers share (POSTS_CONSUMER_GROUP, default
-	// "hexapost-query"). It is created, reading from the start of the stream, when missing.
+	// Group is the consumer group the query servers share (default "hexapost-query"). It is
+	// created, reading from the start of the stream, when missing.
 	Group string
 	// Consumer names this process in the group (default host-pid-random). Two live processes
 	// must not share a name; a restarted process gets a new one by default, and what its
@@ -73,7 +73,7 @@ func (cfg Config) withDefaults() (Config, delivery.Policy, error) {
 	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
 		Abandon: true, Log: cfg.Log, Observer: cfg.Observer}.WithDefaults()
 	if cfg.URL == "" {
-		return cfg, p, errors.New("redis: POSTS_REDIS_URL is empty; want redis://host:port/db")
+		return cfg, p, errors.New("redis: URL is empty; want redis://host:port/db")
 	}
 	negative := []struct {
 		name string
