@@ -44,7 +44,7 @@ type Bus struct {
 }
 
 // message is a queued change. Changes published in this process travel as values, as a
-// decoded copy would arrive; payload is set for raw messages, and filled in for a change when
+// decoded copy would arrive; payload is set for raw messages, and a change is encoded only when
 // it moves to the dead letters, which show messages as they were on the bus.
 type message struct {
 	bus     *Bus
