@@ -166,7 +166,7 @@ func busOption(cfg Config) (fx.Option, error) {
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
 					if err != nil {
-						return nil, err
+						return nil, fmt.Errorf("POSTS_REDIS_URL: %w", err)
 					}
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
@@ -186,7 +186,7 @@ func busOption(cfg Config) (fx.Option, error) {
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
 					if err != nil {
-						return nil, err
+						return nil, fmt.Errorf("POSTS_NATS_URL: %w", err)
 					}
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil

@@ -162,8 +162,8 @@ func (m *metrics) DeadLettered(c ports.DeadLetterCause) {
 // countApply counts the projector's attempts and, for each change applied, how long after it
 // occurred that was.
 func (m *metrics) countApply(h ports.Handler) ports.Handler {
-	return func(ctx context.Context, c ports.Change) error {
-		err := h(ctx, c)
+	return func(ctx context.Context, c ports.Change, later *ports.Change) error {
+		err := h(ctx, c, later)
 		outcome := "ok"
 		if err != nil {
 			outcome = "error"

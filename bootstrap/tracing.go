@@ -254,12 +254,12 @@ func (t *tracing) handler(h ports.Handler) ports.Handler {
 	if !t.on {
 		return h
 	}
-	return func(ctx context.Context, c ports.Change) error {
+	return func(ctx context.Context, c ports.Change, later *ports.Change) error {
 		ctx, span := t.tracer.Start(t.continued(ctx, c.Metadata), spanProject,
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(changeAttrs(c.Event)...),
 			trace.WithAttributes(semconv.MessagingOperationTypeProcess))
-		err := h(ctx, c)
+		err := h(ctx, c, later)
 		end(span, err)
 		return err
 	}

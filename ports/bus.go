@@ -13,8 +13,14 @@ type Publisher interface {
 	Publish(ctx context.Context, changes []Change) error
 }
 
-// Handler applies one delivered change. An error asks for a redelivery.
-type Handler func(ctx context.Context, c Change) error
+// Handler applies one delivered change, c. An error asks for a redelivery of c.
+//
+// later, when not nil, is a later change of c's post that the subscriber holds and will hand to
+// the handler after c, whatever becomes of c (the last such change it holds). The handler may
+// leave to later what later supersedes: the projector stores c's history entry and leaves the
+// current view to later, so a post's backlog costs one view write per run of its changes
+// instead of one per change.
+type Handler func(ctx context.Context, c Change, later *Change) error
 
 // Subscriber delivers changes to a handler, at least once.
 type Subscriber interface {
@@ -24,28 +30,7 @@ type Subscriber interface {
 	// number of attempts; then it is moved to the dead letters with the last error as the reason.
 	// A message that cannot be decoded is dead-lettered at once. Several subscribers of one group
 	// (in one or many processes) share the work: each change goes to one of them in steady state.
-	//
-	// A subscriber that holds, waiting behind the change in hand, a later change of the same post
-	// that it will hand to h after this one (the last such change) passes it in ctx with
-	// WithFollowing.
 	Subscribe(ctx context.Context, h Handler) error
-}
-
-type followingKey struct{}
-
-// WithFollowing returns ctx telling the handler that later, a change of the same post the
-// subscriber holds, will be handed to it after the change in hand, whatever becomes of that one.
-// A handler may then leave to later what later supersedes: the projector stores the history entry
-// of the change in hand and leaves the current view to later, so a post's backlog costs one view
-// write per run of its changes instead of one per change.
-func WithFollowing(ctx context.Context, later Change) context.Context {
-	return context.WithValue(ctx, followingKey{}, later)
-}
-
-// Following returns the change passed with WithFollowing, if any.
-func Following(ctx context.Context) (Change, bool) {
-	later, ok := ctx.Value(followingKey{}).(Change)
-	return later, ok
 }
 
 // DeadLetter is a message that could not be applied.

@@ -11,18 +11,15 @@ import (
 
 	"hexapost/adapters/wire"
 	"hexapost/ports"
+	"hexapost/ports/delivery"
 )
 
-// BusConfig configures a Bus. The zero value is ready to use; zero fields take the defaults.
+// BusConfig configures a Bus. The zero value is ready to use; zero fields take the defaults of
+// delivery.Policy.
 type BusConfig struct {
-	// MaxAttempts is how many times a change is offered to a handler before it is moved to the
-	// dead letters (default 3).
-	MaxAttempts int
-	// Backoff is the delay before the first redelivery; each further one doubles it, so a
-	// struggling read model gets room to recover (default 100ms).
-	Backoff time.Duration
-	// MaxBackoff caps the delay between two deliveries (default 5s).
-	MaxBackoff time.Duration
+	// MaxAttempts, Backoff and MaxBackoff set the delivery.Policy of the bus.
+	MaxAttempts         int
+	Backoff, MaxBackoff time.Duration
 	// Now returns the current time, stamped on dead letters (default time.Now).
 	Now func() time.Time
 	// Log receives one line per retry and per dead letter (default slog.Default()).
@@ -36,7 +33,7 @@ type BusConfig struct {
 // do on Redis or NATS. Messages travel encoded in the wire format, so a message that cannot be
 // decoded takes the same path as on a real bus.
 type Bus struct {
-	cfg BusConfig
+	policy delivery.Policy
 
 	mu    sync.Mutex
 	queue []*message
@@ -47,9 +44,10 @@ type Bus struct {
 }
 
 // message is a queued change. Changes published in this process travel as values, as a
-// decoded copy would arrive; payload is set for raw messages, and filled in for a change when
+// decoded copy would arrive; payload is set for raw messages, and a change is encoded only when
 // it moves to the dead letters, which show messages as they were on the bus.
 type message struct {
+	bus     *Bus
 	change  ports.Change // unless raw
 	raw     bool         // published with PublishRaw or redriven: payload is the message
 	payload []byte
@@ -62,30 +60,15 @@ var (
 	_ ports.Subscriber  = (*Bus)(nil)
 	_ ports.DeadLetters = (*Bus)(nil)
 	_ ports.Pinger      = (*Bus)(nil)
+	_ delivery.Message  = (*message)(nil)
 )
 
 // NewBus returns an empty Bus. Every zero or negative field of cfg takes its default, so no
 // configuration is invalid and there is no error to return.
 func NewBus(cfg BusConfig) *Bus {
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = 100 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = nobody{}
-	}
-	return &Bus{cfg: cfg, ready: make(chan struct{})}
+	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
+		Log: cfg.Log, Observer: cfg.Observer, Now: cfg.Now}
+	return &Bus{policy: p.WithDefaults(), ready: make(chan struct{})}
 }
 
 // Publish queues the changes in order, all of them at once.
@@ -96,7 +79,7 @@ func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 	batch := make([]message, len(changes)) // one allocation for the messages of a publish
 	msgs := make([]*message, len(changes))
 	for i, c := range changes {
-		batch[i].change = c
+		batch[i].bus, batch[i].change = b, c
 		msgs[i] = &batch[i]
 	}
 	b.mu.Lock()
@@ -114,7 +97,7 @@ func (b *Bus) PublishRaw(ctx context.Context, payload []byte) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.enqueue(false, &message{raw: true, payload: slices.Clone(payload)})
+	b.enqueue(false, &message{bus: b, raw: true, payload: slices.Clone(payload)})
 	return nil
 }
 
@@ -123,17 +106,21 @@ func (b *Bus) PublishRaw(ctx context.Context, payload []byte) error {
 // handler failed after ctx ended was not acknowledged and goes back to the head of the queue,
 // without counting as an attempt, for another subscriber or a later Subscribe call.
 //
-// A handler error schedules a redelivery after Backoff, doubled for each further failure. The
-// message waits on a timer, not in the queue, so the messages behind it keep flowing; when the
-// timer fires it joins the back of the queue. After MaxAttempts failures, or at once when the
-// payload cannot be decoded, the message moves to the dead letters.
+// The bus's delivery.Policy settles each delivery. A message scheduled again waits on a timer,
+// not in the queue, so the messages behind it keep flowing; when the timer fires it joins the
+// back of the queue.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 	for {
 		m := b.take(ctx)
 		if m == nil {
 			return nil
 		}
-		b.deliver(ctx, m, h)
+		d := delivery.Delivery{Msg: m, Change: m.change, Attempt: m.failures + 1}
+		if m.raw {
+			d.Payload = m.payload
+			d.Change, d.Undecodable = wire.Decode(m.payload)
+		}
+		b.policy.Deliver(ctx, h, d)
 	}
 }
 
@@ -158,75 +145,39 @@ func (b *Bus) take(ctx context.Context) *message {
 	return nil
 }
 
-func (b *Bus) deliver(ctx context.Context, m *message, h ports.Handler) {
-	c := m.change
-	if m.raw {
-		var err error
-		if c, err = wire.Decode(m.payload); err != nil {
-			b.bury(m, nil, 1, ports.CauseUndecodable, err)
-			return
-		}
-	}
-	err := h(ctx, c)
-	switch {
-	case err == nil:
-		return
-	case ctx.Err() != nil:
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.enqueue(true, m)
-		return
-	}
+// Ack does nothing: a message taken from the queue is gone from it.
+func (m *message) Ack(context.Context) (time.Duration, error) { return 0, nil }
+
+// Retry puts the message back at the end of the queue after wait.
+func (m *message) Retry(_ context.Context, wait time.Duration) (time.Duration, error) {
 	m.failures++
-	if m.failures >= b.cfg.MaxAttempts {
-		dead := c // only here on the heap: a change delivered is not
-		b.bury(m, &dead, m.failures, ports.CauseAttemptsExhausted, err)
-		return
-	}
-	b.cfg.Observer.Retrying()
-	wait := b.backoff(m.failures)
-	b.cfg.Log.Warn("projection failed; will retry", "post_id", c.Event.PostID, "version", c.Event.Version,
-		"event_id", c.Event.ID, "attempt", m.failures, "retry_in", wait, "error", err)
 	time.AfterFunc(wait, func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.enqueue(false, m)
+		m.bus.mu.Lock()
+		defer m.bus.mu.Unlock()
+		m.bus.enqueue(false, m)
 	})
+	return 0, nil
 }
 
-// backoff returns the delay after the given number of failures: Backoff·2^(failures-1), at
-// most MaxBackoff.
-func (b *Bus) backoff(failures int) time.Duration {
-	d := b.cfg.Backoff
-	for i := 1; i < failures && d < b.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, b.cfg.MaxBackoff)
+// Release puts the message back at the head of the queue.
+func (m *message) Release(context.Context) {
+	m.bus.mu.Lock()
+	defer m.bus.mu.Unlock()
+	m.bus.enqueue(true, m)
 }
 
-// bury moves m to the dead letters. c is nil when the payload could not be decoded.
-func (b *Bus) bury(m *message, c *ports.Change, attempts int, why ports.DeadLetterCause, cause error) {
-	if m.payload == nil {
+// DeadLetter adds d to the dead letters, with the message encoded in the wire format.
+func (m *message) DeadLetter(_ context.Context, d *ports.DeadLetter) (time.Duration, error) {
+	if d.Payload == nil {
 		if p, err := wire.Encode(m.change); err == nil {
-			m.payload = p
+			d.Payload = p
 		}
 	}
-	d := ports.DeadLetter{
-		ID: rand.Text(), Change: c, Payload: m.payload, Reason: cause.Error(),
-		Attempts: attempts, FailedAt: b.cfg.Now(),
-	}
-	b.mu.Lock()
-	b.dead = append(b.dead, d)
-	b.mu.Unlock()
-	b.cfg.Observer.DeadLettered(why)
-
-	attrs := []any{"dead_letter_id", d.ID, "attempt", attempts, "error", cause, "reason", d.Reason}
-	if c != nil {
-		attrs = append([]any{"post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID}, attrs...)
-	} else {
-		attrs = append(attrs, "payload_bytes", len(m.payload))
-	}
-	b.cfg.Log.Error("message dead-lettered", attrs...)
+	d.ID = rand.Text()
+	m.bus.mu.Lock()
+	defer m.bus.mu.Unlock()
+	m.bus.dead = append(m.bus.dead, *d)
+	return 0, nil
 }
 
 // enqueue adds msgs at the head or the tail of the queue and wakes the idle subscribers. The
@@ -269,7 +220,7 @@ func (b *Bus) Redrive(_ context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	b.enqueue(false, &message{raw: true, payload: d.Payload})
+	b.enqueue(false, &message{bus: b, raw: true, payload: d.Payload})
 	return nil
 }
 
@@ -294,9 +245,3 @@ func (b *Bus) remove(id string) (ports.DeadLetter, error) {
 
 // Ping always succeeds: memory is always reachable.
 func (b *Bus) Ping(context.Context) error { return nil }
-
-// nobody is the DeliveryObserver of a bus configured without one.
-type nobody struct{}
-
-func (nobody) Retrying()                          {}
-func (nobody) DeadLettered(ports.DeadLetterCause) {}

@@ -78,7 +78,7 @@ func TestBusLogsEachRetryAndTheDeadLetterWithCappedDelays(t *testing.T) {
 		MaxAttempts: 4, Backoff: 2 * time.Millisecond, MaxBackoff: 3 * time.Millisecond,
 		Now: func() time.Time { return failedAt }, Log: slog.New(slog.NewJSONHandler(logs, nil)),
 	})
-	run(t, b, func(context.Context, ports.Change) error { return errors.New("view store down") })
+	run(t, b, func(context.Context, ports.Change, *ports.Change) error { return errors.New("view store down") })
 
 	if err := b.Publish(t.Context(), []ports.Change{created("p1")}); err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func mustDuration(t *testing.T, s string) time.Duration {
 func TestBusDeadLettersAreCopies(t *testing.T) {
 	t.Parallel()
 	b := memory.NewBus(memory.BusConfig{Log: slog.New(slog.DiscardHandler)})
-	run(t, b, func(context.Context, ports.Change) error { return nil })
+	run(t, b, func(context.Context, ports.Change, *ports.Change) error { return nil })
 	if err := b.PublishRaw(t.Context(), []byte("poison")); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestSubscribeReturnsAtOnceOnAnEndedContext(t *testing.T) {
 	cancel()
 	called := false
 
-	err := b.Subscribe(ctx, func(context.Context, ports.Change) error { called = true; return nil })
+	err := b.Subscribe(ctx, func(context.Context, ports.Change, *ports.Change) error { called = true; return nil })
 
 	if err != nil || called {
 		t.Errorf("Subscribe on an ended context = %v, handler called %t; want nil without a delivery", err, called)

@@ -8,7 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"hexapost/adapters/batch"
+	"hexapost/ports/batch"
 )
 
 // Inserts made at the same time are sent as one unordered InsertMany, which a server writes in

@@ -15,9 +15,9 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/mysqldialect"
 
-	"hexapost/adapters/batch"
 	"hexapost/core/post"
 	"hexapost/ports"
+	"hexapost/ports/batch"
 )
 
 // purgeEvery is how often, at most, an append also deletes expired idempotency records.

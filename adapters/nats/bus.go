@@ -3,12 +3,12 @@
 // relay's duplicate within its duplicate window, and read through one durable pull consumer
 // that all query servers share.
 //
-// Retries: a change whose handler failed is negatively acknowledged with the backoff of its
-// delivery count (Backoff·2^(n-1), capped at MaxBackoff); the delivery count from the message
-// metadata is the attempt number. After MaxAttempts deliveries the change is published to the
-// dead-letter stream with its reason, then acknowledged. A change held by a query server that
-// died is redelivered after AckWait. The consumer itself allows unlimited deliveries: the broker
-// never drops a change on its own; only this code moves one to the dead letters, with a record.
+// The delivery.Policy of the bus settles each delivery; the delivery count from the message
+// metadata is the attempt number. A retry is a negative acknowledgement with the policy's
+// delay; a dead letter is published to the dead-letter stream with its reason, then the change
+// is acknowledged. A change held by a query server that died is redelivered after AckWait. The
+// consumer itself allows unlimited deliveries: the broker never drops a change on its own; only
+// the policy moves one to the dead letters, with a record.
 package nats
 
 import (
@@ -25,35 +25,34 @@ import (
 
 	"hexapost/adapters/wire"
 	"hexapost/ports"
+	"hexapost/ports/delivery"
 )
 
 // Config configures a Bus. Only URL is required.
 type Config struct {
-	// URL is POSTS_NATS_URL, e.g. nats://127.0.0.1:4222.
+	// URL is the server's, e.g. nats://127.0.0.1:4222.
 	URL string
 	// Stream and Subject carry the changes (defaults HEXAPOST_CHANGES, hexapost.changes);
 	// DeadStream and DeadSubject the dead letters (defaults Stream+"_DEAD", Subject+".dead").
 	Stream, Subject         string
 	DeadStream, DeadSubject string
-	// Durable is the consumer the query servers share (POSTS_CONSUMER_GROUP, default
-	// hexapost-query).
+	// Durable is the consumer the query servers share (default hexapost-query).
 	Durable string
-	// MaxMsgs bounds the changes stream (POSTS_NATS_MAX_MSGS, default DefaultMaxMsgs): once it
-	// holds more, JetStream drops the oldest. A dropped change is gone whether or not it was
-	// acknowledged, so MaxMsgs must exceed the number of changes published during the longest
-	// query-side outage to be survived. The dead-letter stream is never trimmed.
+	// MaxMsgs bounds the changes stream (default DefaultMaxMsgs): once it holds more, JetStream
+	// drops the oldest. A dropped change is gone whether or not it was acknowledged, so MaxMsgs
+	// must exceed the number of changes published during the longest query-side outage to be
+	// survived. The dead-letter stream is never trimmed.
 	MaxMsgs int64
-	// MaxAttempts is how many deliveries a change gets before it is dead-lettered (default 3).
-	MaxAttempts int
-	// Backoff is the delay before the first redelivery, doubling (default 100ms), capped at
-	// MaxBackoff (default 5s).
+	// MaxAttempts, Backoff and MaxBackoff set the delivery.Policy of the bus.
+	MaxAttempts         int
 	Backoff, MaxBackoff time.Duration
 	// AckWait is how long a delivered change may go unacknowledged before it is delivered to
 	// another query server (default 30s).
 	AckWait time.Duration
 	// Timeout bounds each call to the server (default 3s).
 	Timeout time.Duration
-	// Log receives one line per retry and per dead letter (default: discarded).
+	// Log receives one line per retry, per dead letter and per failed fetch (default
+	// slog.Default()).
 	Log *slog.Logger
 	// Observer hears every retry and dead letter of this process's subscriptions (default:
 	// nobody).
@@ -62,11 +61,12 @@ type Config struct {
 
 // Bus is a Publisher, Subscriber and DeadLetters on JetStream.
 type Bus struct {
-	cfg  Config
-	nc   *gonats.Conn
-	js   jetstream.JetStream
-	cons jetstream.Consumer
-	dead jetstream.Stream
+	cfg    Config
+	policy delivery.Policy
+	nc     *gonats.Conn
+	js     jetstream.JetStream
+	cons   jetstream.Consumer
+	dead   jetstream.Stream
 }
 
 var (
@@ -84,7 +84,7 @@ const DefaultMaxMsgs = 1_000_000
 // Open connects, proves JetStream answers and creates or updates the streams and the consumer.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("nats: POSTS_NATS_URL is empty")
+		return nil, errors.New("nats: URL is empty")
 	}
 	if cfg.MaxMsgs < 0 {
 		return nil, fmt.Errorf("nats: MaxMsgs %d is negative", cfg.MaxMsgs)
@@ -93,9 +93,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	nc, err := gonats.Connect(cfg.URL, gonats.Timeout(cfg.Timeout), gonats.MaxReconnects(-1),
 		gonats.ReconnectWait(250*time.Millisecond), gonats.Name("hexapost"))
 	if err != nil {
-		return nil, fmt.Errorf("nats: POSTS_NATS_URL=%s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("nats: %s: %w", cfg.URL, err)
 	}
-	b := &Bus{cfg: cfg, nc: nc}
+	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
+		Log: cfg.Log, Observer: cfg.Observer}
+	b := &Bus{cfg: cfg, policy: p.WithDefaults(), nc: nc}
 	if err := b.setUp(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -114,7 +116,7 @@ func (b *Bus) setUp(ctx context.Context) error {
 	}
 	b.js = js
 	if _, err := js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("nats: POSTS_NATS_URL=%s: no JetStream answer (is it enabled?): %w", b.cfg.URL, err)
+		return fmt.Errorf("nats: %s: no JetStream answer (is it enabled?): %w", b.cfg.URL, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: b.cfg.Stream, Subjects: []string{b.cfg.Subject}, Storage: jetstream.FileStorage,
@@ -150,35 +152,14 @@ func withDefaults(cfg Config) Config {
 	if cfg.MaxMsgs == 0 {
 		cfg.MaxMsgs = DefaultMaxMsgs
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = 100 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
-	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 3 * time.Second
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = nobody{}
-	}
 	return cfg
 }
-
-// nobody is the DeliveryObserver of a bus configured without one.
-type nobody struct{}
-
-func (nobody) Retrying()                          {}
-func (nobody) DeadLettered(ports.DeadLetterCause) {}
 
 // Close drains nothing and closes the connection.
 func (b *Bus) Close() error {
@@ -261,22 +242,11 @@ func (b *Bus) publish(ctx context.Context, msg *gonats.Msg, msgID string) error 
 }
 
 // Subscribe pulls from the shared consumer until ctx ends; see the package comment. The changes
-// pulled go to lanes that apply up to wire.PostsInParallel posts' changes at once, each post's in
-// order, while the loop pulls on: a slow change holds up only the changes of its own post. At
-// most fetchBatch changes are in hand at a time. Once ctx ends, the changes not begun are handed
+// pulled go to the lanes of the bus's delivery.Policy while the loop pulls on. At most
+// fetchBatch changes are in hand at a time. Once ctx ends, the changes not begun are handed
 // back and Subscribe returns when those begun are finished.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
-	handed := func(d delivery) (string, bool) { return d.change.Event.PostID, d.undecodable == nil }
-	lanes := wire.NewLanes(wire.PostsInParallel, handed, func(d delivery, later *delivery) {
-		if ctx.Err() != nil {
-			_ = d.msg.Nak() // not begun: another query server may take it now
-			return
-		}
-		if later != nil {
-			d.later = &later.change
-		}
-		b.handle(ctx, h, d)
-	})
+	lanes := b.policy.Lanes(ctx, h)
 	defer lanes.Wait()
 	idle := true
 	for ctx.Err() == nil {
@@ -289,89 +259,60 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 		} else {
 			batch, err = b.cons.FetchNoWait(fetchBatch - lanes.Held())
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+		if err == nil {
+			var ds []delivery.Delivery
+			for m := range batch.Messages() {
+				ds = append(ds, b.decode(m))
 			}
-			b.cfg.Log.Warn("nats: fetch failed; retrying", "error", err)
+			idle = len(ds) == 0
+			lanes.Add(ds...)
+			if err = batch.Error(); errors.Is(err, jetstream.ErrNoMessages) {
+				err = nil
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			b.policy.Log.Warn("nats: fetch failed; retrying", "error", err)
 			select {
 			case <-ctx.Done():
-			case <-time.After(b.cfg.Backoff):
-			}
-			continue
-		}
-		var msgs []delivery
-		for m := range batch.Messages() {
-			c, err := wire.Decode(m.Data())
-			msgs = append(msgs, delivery{msg: m, change: c, undecodable: err})
-		}
-		idle = len(msgs) == 0
-		lanes.Add(msgs...)
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			b.cfg.Log.Warn("nats: fetch failed; retrying", "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(b.cfg.Backoff):
+			case <-time.After(b.policy.Backoff):
 			}
 		}
 	}
 	return nil
 }
 
-func (b *Bus) backoff(n int) time.Duration {
-	return min(b.cfg.Backoff<<min(max(n-1, 0), 20), b.cfg.MaxBackoff)
-}
-
-// delivery is a fetched message with the change decoded from it, or why it could not be.
-type delivery struct {
-	msg         jetstream.Msg
-	change      ports.Change
-	undecodable error
-	// later is the change of the same post handed to the handler after this one, if one is
-	// waiting behind it (see ports.WithFollowing).
-	later *ports.Change
-}
-
 // fetchBatch is how many messages a query server holds at most, and one pull takes of those
 // waiting; a graceful stop hands back those not begun at once, a crash leaves them to AckWait.
 const fetchBatch = 128
 
-func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
-	m, c := d.msg, d.change
-	attempt := 1
+// decode reads a fetched message; its delivery count is the attempt number.
+func (b *Bus) decode(m jetstream.Msg) delivery.Delivery {
+	d := delivery.Delivery{Msg: message{b, m}, Payload: m.Data(), Attempt: 1}
+	d.Change, d.Undecodable = wire.Decode(m.Data())
 	if md, err := m.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
+		d.Attempt = int(md.NumDelivered)
 	}
-	if d.undecodable != nil {
-		b.deadLetter(ctx, m, attempt, nil, ports.CauseUndecodable, d.undecodable)
-		return
-	}
-	// Built only when needed: a logger With attributes formats them at once.
-	log := func() *slog.Logger {
-		return b.cfg.Log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
-			"attempt", attempt)
-	}
-	if err := h(wire.Followed(ctx, d.later), c); err != nil {
-		if ctx.Err() != nil {
-			_ = m.Nak() // shutting down: let another query server take it now
-			return
-		}
-		if attempt >= b.cfg.MaxAttempts {
-			b.deadLetter(ctx, m, attempt, &c, ports.CauseAttemptsExhausted, err)
-			return
-		}
-		b.cfg.Observer.Retrying()
-		log := log()
-		log.Warn("projection failed; will retry", "error", err.Error(), "retry_in", b.backoff(attempt))
-		if err := m.NakWithDelay(b.backoff(attempt)); err != nil {
-			log.Warn("nats: nak failed; the change comes back after AckWait", "error", err)
-		}
-		return
-	}
-	if err := m.Ack(); err != nil {
-		log().Warn("nats: ack failed; the change will be delivered again", "error", err)
-	}
+	return d
 }
+
+// message settles a fetched message with JetStream.
+type message struct {
+	b *Bus
+	m jetstream.Msg
+}
+
+var _ delivery.Message = message{}
+
+// Ack acknowledges the message; should that fail, it comes back after AckWait.
+func (m message) Ack(context.Context) (time.Duration, error) { return m.b.cfg.AckWait, m.m.Ack() }
+
+// Retry acknowledges the message negatively, to come back after wait.
+func (m message) Retry(_ context.Context, wait time.Duration) (time.Duration, error) {
+	return m.b.cfg.AckWait, m.m.NakWithDelay(wait)
+}
+
+// Release acknowledges the message negatively, so that another query server may take it now.
+func (m message) Release(context.Context) { _ = m.m.Nak() }
 
 // copyTraceHeaders copies the trace-context headers, so they stay with a change that is
 // dead-lettered and redriven.
@@ -390,32 +331,27 @@ const (
 	hdrFailedAt = "Hexapost-Failed-At"
 )
 
-// deadLetter publishes the change to the dead-letter stream, then acknowledges it: a crash in
+// DeadLetter publishes the message to the dead-letter stream, then acknowledges it: a crash in
 // between gives a duplicate dead letter, never a lost one.
-func (b *Bus) deadLetter(ctx context.Context, m jetstream.Msg, attempt int, c *ports.Change,
-	why ports.DeadLetterCause, cause error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
+func (m message) DeadLetter(ctx context.Context, d *ports.DeadLetter) (time.Duration, error) {
+	b := m.b
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	log := b.cfg.Log.With("attempt", attempt, "reason", cause.Error())
-	if c != nil {
-		log = log.With("post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID)
-	}
 	msg := gonats.NewMsg(b.cfg.DeadSubject)
-	msg.Data = m.Data()
-	copyTraceHeaders(msg.Header, m.Headers())
-	msg.Header.Set(hdrReason, cause.Error())
-	msg.Header.Set(hdrAttempts, strconv.Itoa(attempt))
-	msg.Header.Set(hdrFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
-		log.Error("nats: dead-lettering failed; the change will be delivered again", "error", err)
-		_ = m.NakWithDelay(b.cfg.MaxBackoff)
-		return
+	msg.Data = m.m.Data()
+	copyTraceHeaders(msg.Header, m.m.Headers())
+	msg.Header.Set(hdrReason, d.Reason)
+	msg.Header.Set(hdrAttempts, strconv.Itoa(d.Attempts))
+	msg.Header.Set(hdrFailedAt, d.FailedAt.UTC().Format(time.RFC3339Nano))
+	ack, err := b.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return b.policy.MaxBackoff, errors.Join(err, m.m.NakWithDelay(b.policy.MaxBackoff))
 	}
-	b.cfg.Observer.DeadLettered(why)
-	if err := m.Ack(); err != nil {
-		log.Warn("nats: ack of a dead letter failed", "error", err)
+	d.ID = strconv.FormatUint(ack.Sequence, 10)
+	if err := m.m.Ack(); err != nil {
+		b.policy.Log.Warn("nats: ack of a dead letter failed", "dead_letter_id", d.ID, "error", err)
 	}
-	log.Error("message dead-lettered")
+	return 0, nil
 }
 
 // List returns the dead letters, oldest first.

@@ -11,9 +11,9 @@
 //     JUSTID, which leaves the count alone and resets the idle time) to the reserved consumer
 //     "~awaiting-retry". Its idle time is then the time since the failure.
 //   - Backoff. A change of ~awaiting-retry that failed n times is due once it has been idle for
-//     Backoff·2^(n-1), capped at MaxBackoff. Every consumer scans ~awaiting-retry (XPENDING)
-//     and claims the due ones (XCLAIM with that min-idle, so only one consumer wins), and
-//     sleeps in XREADGROUP BLOCK no longer than until the next one is due.
+//     the delay the bus's delivery.Policy gives n failures. Every consumer scans ~awaiting-retry
+//     (XPENDING) and claims the due ones (XCLAIM with that min-idle, so only one consumer wins),
+//     and sleeps in XREADGROUP BLOCK no longer than until the next one is due.
 //   - Dead letters. When attempt MaxAttempts fails, or a change cannot be decoded at all, it
 //     is XADDed to the dead-letter stream with its payload, reason, attempts, time and
 //     original id, and XACKed, in one MULTI. It stays in the stream until trimmed (other
@@ -46,6 +46,7 @@ import (
 
 	"hexapost/adapters/wire"
 	"hexapost/ports"
+	"hexapost/ports/delivery"
 )
 
 // Timeouts of the connection: short, so that a wrong address (nothing listening, or a server
@@ -61,6 +62,7 @@ const (
 // use; each Bus is one consumer of the group.
 type Bus struct {
 	cfg     Config
+	policy  delivery.Policy
 	client  *goredis.Client
 	redrive *goredis.Script
 }
@@ -74,10 +76,10 @@ var (
 
 // Open validates cfg, connects, proves with a PING that Redis answers and creates the stream
 // and the consumer group if they are missing. It fails within a few seconds when nothing
-// listens at the URL or what listens is not Redis; errors name POSTS_REDIS_URL and never show
-// its password.
+// listens at the URL or what listens is not Redis; errors name the URL and never show its
+// password.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, policy, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	opts, err := goredis.ParseURL(cfg.URL)
 	if err != nil {
 		// The parser's message may quote the whole URL, password included.
-		return nil, fmt.Errorf("redis: POSTS_REDIS_URL=%s: %s", safe, strings.ReplaceAll(err.Error(), cfg.URL, safe))
+		return nil, fmt.Errorf("redis: %s: %s", safe, strings.ReplaceAll(err.Error(), cfg.URL, safe))
 	}
 	opts.DialTimeout = dialTimeout
 	opts.ReadTimeout = ioTimeout
@@ -94,13 +96,13 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	opts.MaxRetries = 1
 	opts.DialerRetries = 2 // the callers retry on their own schedule; Ping must answer quickly
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	b := &Bus{cfg: cfg, client: goredis.NewClient(opts), redrive: goredis.NewScript(redriveScript)}
+	b := &Bus{cfg: cfg, policy: policy, client: goredis.NewClient(opts), redrive: goredis.NewScript(redriveScript)}
 
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
 	if err := b.client.Ping(ctx).Err(); err != nil {
 		_ = b.client.Close()
-		return nil, fail(fmt.Sprintf("POSTS_REDIS_URL=%s: no answer to PING (is Redis listening there?)", safe), err)
+		return nil, fail(safe+": no answer to PING (is Redis listening there?)", err)
 	}
 	if err := b.createGroup(ctx); err != nil {
 		_ = b.client.Close()
@@ -136,7 +138,7 @@ func (b *Bus) Close() error {
 		}
 	}
 	if err != nil && !goredis.HasErrorPrefix(err, "NOGROUP") && !goredis.HasErrorPrefix(err, "no such key") {
-		b.cfg.Log.Warn("could not remove the consumer from the group", "stream", b.cfg.Stream,
+		b.policy.Log.Warn("could not remove the consumer from the group", "stream", b.cfg.Stream,
 			"group", b.cfg.Group, "consumer", b.cfg.Consumer, "error", err)
 	}
 	if err := b.client.Close(); err != nil {

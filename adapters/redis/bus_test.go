@@ -106,7 +106,7 @@ func subscribe(ctx context.Context, t *testing.T, bus *redis.Bus, h ports.Handle
 // result says.
 func deliveries(result func(context.Context) error) (ports.Handler, chan ports.Change) {
 	ch := make(chan ports.Change, 100)
-	return func(ctx context.Context, c ports.Change) error {
+	return func(ctx context.Context, c ports.Change, _ *ports.Change) error {
 		ch <- c
 		return result(ctx)
 	}, ch
@@ -260,7 +260,7 @@ func TestShutdownCostsNoAttempt(t *testing.T) {
 	holding := make(chan struct{}, 10)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stop := subscribe(ctx, t, first, func(ctx context.Context, _ ports.Change) error {
+	stop := subscribe(ctx, t, first, func(ctx context.Context, _ ports.Change, _ *ports.Change) error {
 		holding <- struct{}{}
 		<-ctx.Done()
 		return ctx.Err()
@@ -333,7 +333,7 @@ func TestLogsEachRetryAndTheDeadLetter(t *testing.T) {
 	cfg.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	bus := open(t, cfg)
 	sent := changes(1)[0]
-	subscribe(t.Context(), t, bus, func(context.Context, ports.Change) error { return errors.New("view store down") })
+	subscribe(t.Context(), t, bus, func(context.Context, ports.Change, *ports.Change) error { return errors.New("view store down") })
 
 	if err := bus.Publish(t.Context(), []ports.Change{sent}); err != nil {
 		t.Fatal(err)

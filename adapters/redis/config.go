@@ -11,20 +11,21 @@ import (
 	"time"
 
 	"hexapost/ports"
+	"hexapost/ports/delivery"
 )
 
 // Config configures a Bus. Only URL is required; every zero field takes its default, and a
 // negative one is an error naming the field.
 type Config struct {
-	// URL is POSTS_REDIS_URL: redis://[user:password@]host:port/db (rediss:// for TLS).
+	// URL is the server's: redis://[user:password@]host:port/db (rediss:// for TLS).
 	URL string
 	// Stream holds the changes (default "hexapost:changes").
 	Stream string
 	// DeadLetterStream holds the dead letters (default Stream + ":dead"). It is never trimmed:
 	// a dead letter leaves it only by an operator's redrive or discard.
 	DeadLetterStream string
-	// Group is the consumer group the query servers share (POSTS_CONSUMER_GROUP, default
-	// "hexapost-query"). It is created, reading from the start of the stream, when missing.
+	// Group is the consumer group the query servers share (default "hexapost-query"). It is
+	// created, reading from the start of the stream, when missing.
 	Group string
 	// Consumer names this process in the group (default host-pid-random). Two live processes
 	// must not share a name; a restarted process gets a new one by default, and what its
@@ -35,20 +36,16 @@ type Config struct {
 	// trimmed entry is gone for every group, delivered or not, so MaxLen must exceed the
 	// number of changes published during the longest query-side outage to be survived.
 	MaxLen int64
-	// MaxAttempts is how many deliveries a change gets before it is dead-lettered (default 3).
-	MaxAttempts int
-	// Backoff is how long a failed change waits before its first redelivery (default 100ms);
-	// each further failure doubles the wait, up to MaxBackoff (default 5s).
-	Backoff    time.Duration
-	MaxBackoff time.Duration
+	// MaxAttempts, Backoff and MaxBackoff set the delivery.Policy of the bus.
+	MaxAttempts         int
+	Backoff, MaxBackoff time.Duration
 	// VisibilityTimeout is how long a change may stay unacknowledged with the consumer that
 	// took it before another consumer claims it (default 30s): the time a crashed query server
 	// holds its changes. It must exceed the slowest handler, or a change still being applied is
 	// applied a second time elsewhere (which the projector tolerates, but wastes work).
 	VisibilityTimeout time.Duration
-	// Batch is how many changes a consumer holds at most, taken but not finished (default 128),
-	// applied up to 16 posts at a time, each post in order. A consumer that dies holds that many
-	// until VisibilityTimeout.
+	// Batch is how many changes a consumer holds at most, taken but not finished (default 128).
+	// A consumer that dies holds that many until VisibilityTimeout.
 	Batch int
 	// Log receives one line per retry, per dead letter and per failed read (default
 	// slog.Default()).
@@ -63,9 +60,6 @@ const (
 	DefaultStream            = "hexapost:changes"
 	DefaultGroup             = "hexapost-query"
 	DefaultMaxLen            = 1_000_000
-	DefaultMaxAttempts       = 3
-	DefaultBackoff           = 100 * time.Millisecond
-	DefaultMaxBackoff        = 5 * time.Second
 	DefaultVisibilityTimeout = 30 * time.Second
 	DefaultBatch             = 128
 )
@@ -74,10 +68,12 @@ const (
 // process reads as it. Its name cannot be a default consumer name, and Open refuses it.
 const retryConsumer = "~awaiting-retry"
 
-// withDefaults validates cfg and fills in its zero fields.
-func (cfg Config) withDefaults() (Config, error) {
+// withDefaults validates cfg, fills in its zero fields and returns the bus's delivery policy.
+func (cfg Config) withDefaults() (Config, delivery.Policy, error) {
+	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
+		Abandon: true, Log: cfg.Log, Observer: cfg.Observer}.WithDefaults()
 	if cfg.URL == "" {
-		return cfg, errors.New("redis: POSTS_REDIS_URL is empty; want redis://host:port/db")
+		return cfg, p, errors.New("redis: URL is empty; want redis://host:port/db")
 	}
 	negative := []struct {
 		name string
@@ -92,7 +88,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	for _, n := range negative {
 		if n.bad {
-			return cfg, fmt.Errorf("redis: config: %s is negative; want a positive value, or 0 for the default", n.name)
+			return cfg, p, fmt.Errorf("redis: config: %s is negative; want a positive value, or 0 for the default", n.name)
 		}
 	}
 	if cfg.Stream == "" {
@@ -110,43 +106,22 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxLen == 0 {
 		cfg.MaxLen = DefaultMaxLen
 	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = DefaultBackoff
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.Backoff)
-	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = DefaultVisibilityTimeout
 	}
 	if cfg.Batch == 0 {
 		cfg.Batch = DefaultBatch
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = nobody{}
-	}
 	switch {
-	case cfg.Backoff > cfg.MaxBackoff:
-		return cfg, fmt.Errorf("redis: config: Backoff %s exceeds MaxBackoff %s", cfg.Backoff, cfg.MaxBackoff)
+	case p.Backoff > p.MaxBackoff:
+		return cfg, p, fmt.Errorf("redis: config: Backoff %s exceeds MaxBackoff %s", p.Backoff, p.MaxBackoff)
 	case cfg.Stream == cfg.DeadLetterStream:
-		return cfg, fmt.Errorf("redis: config: Stream and DeadLetterStream are both %q", cfg.Stream)
+		return cfg, p, fmt.Errorf("redis: config: Stream and DeadLetterStream are both %q", cfg.Stream)
 	case cfg.Consumer == retryConsumer:
-		return cfg, fmt.Errorf("redis: config: consumer name %q is reserved for changes awaiting a retry", cfg.Consumer)
+		return cfg, p, fmt.Errorf("redis: config: consumer name %q is reserved for changes awaiting a retry", cfg.Consumer)
 	}
-	return cfg, nil
+	return cfg, p, nil
 }
-
-// nobody is the DeliveryObserver of a bus configured without one.
-type nobody struct{}
-
-func (nobody) Retrying()                          {}
-func (nobody) DeadLettered(ports.DeadLetterCause) {}
 
 // defaultConsumer returns host-pid-random: unique per process, and readable in XINFO CONSUMERS.
 func defaultConsumer() string {

@@ -50,8 +50,7 @@ func listen(t *testing.T, serve func(net.Conn)) string {
 
 // TestOpenFailsFastOnWhatIsNotRedis points the bus at a port that accepts connections and
 // never answers, at one that speaks another protocol (a MySQL server greets first), and at one
-// where nothing listens: each must fail within seconds, naming POSTS_REDIS_URL, instead of
-// hanging.
+// where nothing listens: each must fail within seconds, naming the URL, instead of hanging.
 func TestOpenFailsFastOnWhatIsNotRedis(t *testing.T) {
 	t.Parallel()
 	silent := listen(t, func(net.Conn) {})
@@ -79,8 +78,8 @@ func TestOpenFailsFastOnWhatIsNotRedis(t *testing.T) {
 				_ = bus.Close()
 				t.Fatal("Open succeeded")
 			}
-			if !strings.Contains(err.Error(), "POSTS_REDIS_URL") || !errors.Is(err, ports.ErrUnavailable) {
-				t.Errorf("error %q, want one naming POSTS_REDIS_URL and wrapping %v", err, ports.ErrUnavailable)
+			if !strings.Contains(err.Error(), tt.giveURL) || !errors.Is(err, ports.ErrUnavailable) {
+				t.Errorf("error %q, want one naming %s and wrapping %v", err, tt.giveURL, ports.ErrUnavailable)
 			}
 			if took > 5*time.Second {
 				t.Errorf("took %s to fail, want under 5s", took)
@@ -99,9 +98,9 @@ func TestOpenRefusesABadConfig(t *testing.T) {
 		giveCfg   redis.Config
 		wantInErr string
 	}{
-		{name: "no URL", giveCfg: redis.Config{}, wantInErr: "POSTS_REDIS_URL is empty"},
-		{name: "not a redis URL", giveCfg: redis.Config{URL: "http://127.0.0.1:6379/0"}, wantInErr: "POSTS_REDIS_URL"},
-		{name: "bad port", giveCfg: redis.Config{URL: "redis://127.0.0.1:port/0"}, wantInErr: "POSTS_REDIS_URL"},
+		{name: "no URL", giveCfg: redis.Config{}, wantInErr: "URL is empty"},
+		{name: "not a redis URL", giveCfg: redis.Config{URL: "http://127.0.0.1:6379/0"}, wantInErr: "http://127.0.0.1:6379/0"},
+		{name: "bad port", giveCfg: redis.Config{URL: "redis://127.0.0.1:port/0"}, wantInErr: "redis://127.0.0.1:port/0"},
 		{name: "negative MaxLen", giveCfg: redis.Config{URL: url, MaxLen: -1}, wantInErr: "MaxLen"},
 		{name: "negative MaxAttempts", giveCfg: redis.Config{URL: url, MaxAttempts: -1}, wantInErr: "MaxAttempts"},
 		{name: "negative Backoff", giveCfg: redis.Config{URL: url, Backoff: -time.Second}, wantInErr: "Backoff"},

@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"hexapost/adapters/wire"
 	"hexapost/ports"
+	"hexapost/ports/delivery"
 )
 
 const (
@@ -21,17 +21,20 @@ const (
 	scanCount = 100
 )
 
-// delivery is a change in hand: the stream entry and its attempt number (its delivery count),
-// with the change decoded from it, or why it could not be.
-type delivery struct {
-	msg         goredis.XMessage
-	attempt     int
-	change      ports.Change
-	undecodable error
-	// later is the change of the same post handed to the handler after this one, if one is
-	// waiting behind it (see ports.WithFollowing).
-	later *ports.Change
+// entry is a stream entry this consumer took, with its attempt number (its delivery count).
+type entry struct {
+	msg     goredis.XMessage
+	attempt int
 }
+
+// message is a change in hand, which the bus's delivery.Policy settles in the group; once
+// settled it is no longer in hand.
+type message struct {
+	s *subscription
+	entry
+}
+
+var _ delivery.Message = (*message)(nil)
 
 // claimable is a pending entry that may be claimed once it has been idle for minIdle.
 type claimable struct {
@@ -62,27 +65,13 @@ type subscription struct {
 // the changes in hand are finished. Each pass claims the retries that are due and the changes
 // abandoned by dead consumers, then reads new changes, blocking at most until the next retry
 // is due and never more than half a second, which bounds how long it takes to notice that ctx
-// ended. The changes taken go to lanes that apply up to wire.PostsInParallel posts' changes at
-// once, each post's in order, while the next pass reads on: a slow change holds up only the
-// changes of its own post. At most Batch changes are in hand at a time. A failed pass (Redis
-// down) is logged and retried with backoff; Subscribe returns only when ctx ends. The package
-// comment gives the rules.
+// ended. The changes taken go to the lanes of the bus's delivery.Policy while the next pass
+// reads on. At most Batch changes are in hand at a time. A failed pass (Redis down) is logged
+// and retried with backoff; Subscribe returns only when ctx ends. The package comment gives the
+// rules.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 	s := &subscription{b: b, recover: true, inHand: map[string]struct{}{}}
-	handed := func(d delivery) (string, bool) {
-		return d.change.Event.PostID, d.undecodable == nil && d.attempt <= b.cfg.MaxAttempts
-	}
-	lanes := wire.NewLanes(wire.PostsInParallel, handed, func(d delivery, later *delivery) {
-		defer s.finished(d)
-		if ctx.Err() != nil {
-			b.release(ctx, []delivery{d}) // not begun: back to the group at once
-			return
-		}
-		if later != nil {
-			d.later = &later.change
-		}
-		b.handle(ctx, h, d)
-	})
+	lanes := b.policy.Lanes(ctx, h)
 	defer lanes.Wait()
 	for ctx.Err() == nil {
 		lanes.WaitBelow(b.cfg.Batch)
@@ -96,22 +85,25 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			continue
 		}
 		s.failures = 0
+		ds := make([]delivery.Delivery, len(batch))
 		s.mu.Lock()
-		for i := range batch {
-			batch[i].change, batch[i].undecodable = wire.Decode(field(batch[i].msg, "payload"))
-			s.inHand[batch[i].msg.ID] = struct{}{}
+		for i, e := range batch {
+			payload := field(e.msg, "payload")
+			ds[i] = delivery.Delivery{Msg: &message{s, e}, Payload: payload, Attempt: e.attempt, ID: e.msg.ID}
+			ds[i].Change, ds[i].Undecodable = wire.Decode(payload)
+			s.inHand[e.msg.ID] = struct{}{}
 		}
 		s.mu.Unlock()
-		lanes.Add(batch...)
+		lanes.Add(ds...)
 	}
 	return nil
 }
 
 // finished forgets a change in hand once its outcome is recorded in the group.
-func (s *subscription) finished(d delivery) {
+func (s *subscription) finished(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.inHand, d.msg.ID)
+	delete(s.inHand, id)
 }
 
 // held reports whether the change with this id is in hand.
@@ -125,14 +117,14 @@ func (s *subscription) held(id string) bool {
 // next returns at most room changes to handle now, oldest retries first; it may be empty. busy
 // tells that changes are in hand: one of them may fail meanwhile and be due for its retry
 // Backoff later, so the read then blocks no longer than that.
-func (s *subscription) next(ctx context.Context, room int, busy bool) ([]delivery, error) {
+func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, error) {
 	b := s.b
 	due, wait, err := b.dueRetries(ctx, room)
 	if err != nil {
 		return nil, err
 	}
 	if busy {
-		wait = min(wait, b.cfg.Backoff)
+		wait = min(wait, b.policy.Backoff)
 	}
 	scanEvery := min(max(b.cfg.VisibilityTimeout/4, 10*time.Millisecond), maxBlock)
 	if since := time.Since(s.scanned); s.recover || since >= scanEvery {
@@ -182,8 +174,8 @@ func (s *subscription) pause(ctx context.Context, err error) {
 	}
 	s.recover = true
 	s.failures++
-	wait := s.b.backoff(s.failures)
-	s.b.cfg.Log.Warn("bus read failed; will retry", "stream", s.b.cfg.Stream, "group", s.b.cfg.Group,
+	wait := s.b.policy.Delay(s.failures)
+	s.b.policy.Log.Warn("bus read failed; will retry", "stream", s.b.cfg.Stream, "group", s.b.cfg.Group,
 		"consumer", s.b.cfg.Consumer, "retry_in", wait, "error", err)
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -208,7 +200,7 @@ func (b *Bus) dueRetries(ctx context.Context, room int) ([]claimable, time.Durat
 	var due []claimable
 	for _, p := range pending {
 		failed := int(p.RetryCount)
-		backoff := b.backoff(failed)
+		backoff := b.policy.Delay(failed)
 		if p.Idle < backoff {
 			wait = min(wait, backoff-p.Idle)
 			continue
@@ -273,7 +265,7 @@ func (b *Bus) ownPending(ctx context.Context, held func(id string) bool) ([]clai
 // it has been idle that long, so when several consumers race for one exactly one wins: the
 // claim resets the idle time. An entry lost to another consumer, or trimmed from the stream
 // meanwhile (Redis then drops it from the pending list), is left out.
-func (b *Bus) claim(ctx context.Context, entries []claimable) ([]delivery, error) {
+func (b *Bus) claim(ctx context.Context, entries []claimable) ([]entry, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
@@ -291,14 +283,14 @@ func (b *Bus) claim(ctx context.Context, entries []claimable) ([]delivery, error
 		}
 		return nil
 	})
-	var out []delivery
+	var out []entry
 	for i, cmd := range cmds {
 		msgs, cerr := cmd.Result()
 		if cerr != nil {
 			continue
 		}
 		for _, m := range msgs {
-			out = append(out, delivery{msg: m, attempt: entries[i].attempt})
+			out = append(out, entry{msg: m, attempt: entries[i].attempt})
 		}
 	}
 	if err != nil && len(out) == 0 {
@@ -309,7 +301,7 @@ func (b *Bus) claim(ctx context.Context, entries []claimable) ([]delivery, error
 
 // read takes up to count new changes, waiting up to block for the first (not at all when block
 // is negative).
-func (b *Bus) read(ctx context.Context, block time.Duration, count int) ([]delivery, error) {
+func (b *Bus) read(ctx context.Context, block time.Duration, count int) ([]entry, error) {
 	// The read is not cancelled with ctx: changes Redis handed over must reach this process,
 	// or they would wait VisibilityTimeout. block is short, so shutdown is not held up.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(block, 0)+ioTimeout)
@@ -324,142 +316,82 @@ func (b *Bus) read(ctx context.Context, block time.Duration, count int) ([]deliv
 	case err != nil:
 		return nil, fail("read "+b.cfg.Stream, err)
 	}
-	var out []delivery
+	var out []entry
 	for _, s := range streams {
 		for _, m := range s.Messages {
-			out = append(out, delivery{msg: m, attempt: 1})
+			out = append(out, entry{msg: m, attempt: 1})
 		}
 	}
 	return out, nil
 }
 
-// backoff is how long a change that failed n times waits before its next delivery:
-// Backoff·2^(n-1), at most MaxBackoff; 0 for n = 0.
-func (b *Bus) backoff(n int) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	d := b.cfg.Backoff
-	for i := 1; i < n && d < b.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, b.cfg.MaxBackoff)
+// settling bounds the settlement of the change in time; done ends it, and the change is then no
+// longer in hand.
+func (m *message) settling(ctx context.Context) (_ context.Context, done func()) {
+	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
+	return ctx, func() { cancel(); m.s.finished(m.msg.ID) }
 }
 
-// handle decodes the change in hand, calls h and records the outcome in the group. The
-// bookkeeping after h is not cancelled with ctx: the change in hand is finished.
-func (b *Bus) handle(ctx context.Context, h ports.Handler, d delivery) {
-	payload, c := field(d.msg, "payload"), d.change
-	if d.undecodable != nil {
-		b.deadLetter(ctx, d, payload, nil, d.attempt, ports.CauseUndecodable, d.undecodable)
-		return
-	}
-	if d.attempt > b.cfg.MaxAttempts {
-		// Every delivery so far ended with its consumer gone, without an outcome.
-		err := fmt.Errorf("no outcome after %d deliveries: each consumer that took it stopped before acknowledging",
-			d.attempt-1)
-		b.deadLetter(ctx, d, payload, &c, d.attempt-1, ports.CauseAbandoned, err)
-		return
-	}
-	err := h(wire.Followed(ctx, d.later), c)
-	switch {
-	case err == nil:
-		b.ack(ctx, d, c)
-	case ctx.Err() != nil:
-		b.release(ctx, []delivery{d})
-	case d.attempt >= b.cfg.MaxAttempts:
-		b.deadLetter(ctx, d, payload, &c, d.attempt, ports.CauseAttemptsExhausted, err)
-	default:
-		b.retry(ctx, d, c, err)
-	}
+// Ack acknowledges the change; should that fail, it is claimed again after VisibilityTimeout.
+func (m *message) Ack(ctx context.Context) (time.Duration, error) {
+	ctx, done := m.settling(ctx)
+	defer done()
+	b := m.s.b
+	return b.cfg.VisibilityTimeout, b.client.XAck(ctx, b.cfg.Stream, b.cfg.Group, m.msg.ID).Err()
 }
 
-func (b *Bus) ack(ctx context.Context, d delivery, c ports.Change) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
-	defer cancel()
-	if err := b.client.XAck(ctx, b.cfg.Stream, b.cfg.Group, d.msg.ID).Err(); err != nil {
-		b.cfg.Log.Warn("acknowledgement failed; the change will be applied again",
-			append(changeAttrs(c), "message_id", d.msg.ID, "attempt", d.attempt,
-				"retry_in", b.cfg.VisibilityTimeout, "error", err)...)
-	}
-}
-
-// retry hands a failed change to the retry consumer, where it waits out its backoff.
-func (b *Bus) retry(ctx context.Context, d delivery, c ports.Change, cause error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
-	defer cancel()
-	wait := b.backoff(d.attempt)
+// Retry hands the change to the retry consumer, where dueRetries finds it due once its idle
+// time reaches the policy's delay for its delivery count, which is wait. Should that fail, it
+// stays with this consumer and is claimed as abandoned after VisibilityTimeout.
+func (m *message) Retry(ctx context.Context, _ time.Duration) (time.Duration, error) {
+	ctx, done := m.settling(ctx)
+	defer done()
+	b := m.s.b
 	// JUSTID keeps the delivery count (the failures so far) and the idle time restarts at 0.
-	err := b.client.XClaimJustID(ctx, &goredis.XClaimArgs{
-		Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: retryConsumer, Messages: []string{d.msg.ID},
+	return b.cfg.VisibilityTimeout, b.client.XClaimJustID(ctx, &goredis.XClaimArgs{
+		Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: retryConsumer, Messages: []string{m.msg.ID},
 	}).Err()
-	b.cfg.Observer.Retrying()
-	attrs := append(changeAttrs(c), "message_id", d.msg.ID, "attempt", d.attempt, "error", cause)
-	if err != nil {
-		// It stays with this consumer and is claimed as abandoned after VisibilityTimeout.
-		wait = b.cfg.VisibilityTimeout
-		attrs = append(attrs, "schedule_error", err)
-	}
-	b.cfg.Log.Warn("projection failed; will retry", append(attrs, "retry_in", wait)...)
 }
 
-// release hands changes taken but not finished back to the retry consumer, due at once and
-// with the delivery count they had before they were taken: a shutdown costs no attempt.
-func (b *Bus) release(ctx context.Context, ds []delivery) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
-	defer cancel()
-	_, err := b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, d := range ds {
-			failed := d.attempt - 1
-			p.Do(ctx, "XCLAIM", b.cfg.Stream, b.cfg.Group, retryConsumer, 0, d.msg.ID,
-				"IDLE", b.backoff(failed).Milliseconds(), "RETRYCOUNT", failed, "JUSTID")
-		}
-		return nil
-	})
+// Release hands the change back to the retry consumer, due at once and with the delivery count
+// it had before it was taken: a shutdown costs no attempt.
+func (m *message) Release(ctx context.Context) {
+	ctx, done := m.settling(ctx)
+	defer done()
+	b := m.s.b
+	failed := m.attempt - 1
+	err := b.client.Do(ctx, "XCLAIM", b.cfg.Stream, b.cfg.Group, retryConsumer, 0, m.msg.ID,
+		"IDLE", b.policy.Delay(failed).Milliseconds(), "RETRYCOUNT", failed, "JUSTID").Err()
 	if err != nil {
-		ids := make([]string, len(ds))
-		for i, d := range ds {
-			ids[i] = d.msg.ID
-		}
-		b.cfg.Log.Warn("could not hand back unfinished changes at shutdown; they are claimed after the visibility timeout",
-			"message_ids", ids, "retry_in", b.cfg.VisibilityTimeout, "error", err)
+		b.policy.Log.Warn("could not hand back an unfinished change at shutdown; it is claimed after "+
+			"the visibility timeout", "message_id", m.msg.ID, "retry_in", b.cfg.VisibilityTimeout, "error", err)
 	}
 }
 
-// deadLetter adds the change to the dead-letter stream and acknowledges it, in one MULTI: a
-// crash cannot leave it in both places or in neither. c is nil when it could not be decoded.
-func (b *Bus) deadLetter(ctx context.Context, d delivery, payload []byte, c *ports.Change, attempts int,
-	why ports.DeadLetterCause, cause error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
-	defer cancel()
+// DeadLetter adds the change to the dead-letter stream and acknowledges it, in one MULTI: a
+// crash cannot leave it in both places or in neither.
+func (m *message) DeadLetter(ctx context.Context, d *ports.DeadLetter) (time.Duration, error) {
+	ctx, done := m.settling(ctx)
+	defer done()
+	b := m.s.b
 	values := []any{
-		"payload", payload, "reason", cause.Error(), "attempts", attempts,
-		"failed_at", time.Now().UTC().Format(time.RFC3339Nano), "message_id", d.msg.ID,
+		"payload", d.Payload, "reason", d.Reason, "attempts", d.Attempts,
+		"failed_at", d.FailedAt.UTC().Format(time.RFC3339Nano), "message_id", m.msg.ID,
 	}
-	attrs := []any{"message_id", d.msg.ID, "attempt", attempts, "reason", cause.Error(), "error", cause}
-	if c != nil {
-		values = append(values, "event_id", c.Event.ID)
-		attrs = append(changeAttrs(*c), attrs...)
-	} else {
-		attrs = append(attrs, "payload_bytes", len(payload))
+	if d.Change != nil {
+		values = append(values, "event_id", d.Change.Event.ID)
 	}
 	var add *goredis.StringCmd
 	_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		add = p.XAdd(ctx, &goredis.XAddArgs{Stream: b.cfg.DeadLetterStream, Values: values})
-		p.XAck(ctx, b.cfg.Stream, b.cfg.Group, d.msg.ID)
+		p.XAck(ctx, b.cfg.Stream, b.cfg.Group, m.msg.ID)
 		return nil
 	})
 	if err != nil {
-		b.cfg.Log.Error("dead-lettering failed; the change is claimed again after the visibility timeout",
-			append(attrs, "dead_letter_error", err)...)
-		return
+		return b.cfg.VisibilityTimeout, err
 	}
-	b.cfg.Observer.DeadLettered(why)
-	b.cfg.Log.Error("message dead-lettered", append([]any{"dead_letter_id", add.Val()}, attrs...)...)
-}
-
-func changeAttrs(c ports.Change) []any {
-	return []any{"post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID}
+	d.ID = add.Val()
+	return 0, nil
 }
 
 // field returns a field of a stream entry as bytes; nil when it is missing.

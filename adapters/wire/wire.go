@@ -1,6 +1,8 @@
 // Package wire is the message format on the event bus: a Change encoded as versioned JSON.
 // Every bus adapter uses it, so a message published through one can be read through another,
-// and a change to the format is made in one place.
+// and a change to the format is made in one place. It is the part of the bus adapters that
+// their brokers share: it adapts ports.Change to the bytes a broker carries, with the JSON
+// tags that stay out of ports and core.
 package wire
 
 import (

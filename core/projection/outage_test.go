@@ -59,7 +59,7 @@ func TestApplyWaitingRidesOutAnOutage(t *testing.T) {
 			v := &flakyViews{currentViews: currentViews{current: map[string]post.State{}, history: map[string]int{}},
 				failures: 2, err: tt.giveErr}
 			p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-			err := p.ApplyWaiting(context.Background(), createdChange("p1"))
+			err := p.ApplyWaiting(context.Background(), createdChange("p1"), nil)
 			if (err == nil) != (tt.wantErr == nil) || v.calls.Load() != tt.wantCalls {
 				t.Fatalf("error %v after %d calls, want %v after %d", err, v.calls.Load(), tt.wantErr, tt.wantCalls)
 			}
@@ -74,7 +74,7 @@ func TestApplyWaitingStopsWithItsContext(t *testing.T) {
 	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := p.ApplyWaiting(ctx, createdChange("p1")); !errors.Is(err, ports.ErrUnavailable) {
+	if err := p.ApplyWaiting(ctx, createdChange("p1"), nil); !errors.Is(err, ports.ErrUnavailable) {
 		t.Fatalf("error %v, want the outage", err)
 	}
 }

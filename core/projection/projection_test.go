@@ -319,7 +319,7 @@ func TestProjectorLeavesTheViewToALaterChangeOfThePostInTheBatch(t *testing.T) {
 	v3 := change("p1", 3, post.EventUpdated)
 
 	// The bus hands over v2, then v3, telling v2 that v3 follows.
-	if err := p.Apply(ports.WithFollowing(t.Context(), v3), change("p1", 2, post.EventUpdated)); err != nil {
+	if err := p.ApplyWaiting(t.Context(), change("p1", 2, post.EventUpdated), &v3); err != nil {
 		t.Fatal(err)
 	}
 	if closed(changed) {
@@ -351,13 +351,13 @@ func TestProjectorLogLinesNameTheChange(t *testing.T) {
 		slog.New(slog.NewJSONHandler(&out, nil)).With("server", "query"))
 	v2 := change("p1", 2, post.EventUpdated)
 	for _, apply := range []struct {
-		ctx context.Context
-		c   ports.Change
+		c     ports.Change
+		later *ports.Change
 	}{
-		{t.Context(), change("p1", 1, post.EventCreated)},
-		{ports.WithFollowing(t.Context(), v2), change("p1", 1, post.EventCreated)},
+		{change("p1", 1, post.EventCreated), nil},
+		{change("p1", 1, post.EventCreated), &v2},
 	} {
-		if err := p.Apply(apply.ctx, apply.c); err != nil {
+		if err := p.ApplyWaiting(t.Context(), apply.c, apply.later); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -398,8 +398,8 @@ func TestProjectorWritesTheViewWhenTheFollowingChangeDoesNotSupersedeIt(t *testi
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			v := newViews()
-			if err := newProjector(v, projection.NewNotifier()).Apply(
-				ports.WithFollowing(t.Context(), later), change("p1", 2, post.EventUpdated)); err != nil {
+			if err := newProjector(v, projection.NewNotifier()).ApplyWaiting(
+				t.Context(), change("p1", 2, post.EventUpdated), &later); err != nil {
 				t.Fatal(err)
 			}
 			if w := v.recorded(); !reflect.DeepEqual(w, []string{"history p1 v2", "current p1 v2"}) {

@@ -39,14 +39,16 @@ func (p *Projector) Quiet() *Projector {
 
 // Apply records the change in the history, then offers its state as the current view. The order
 // matters: once a reader sees version N as current, version N is in the history too.
-//
-// When the subscriber says that a valid later change of the same post follows in its batch
-// (ports.Following), the current view is left to that change: it would replace this one at
-// once. Under a backlog a post's changes then cost one view write per batch, which on a read
-// model whose guarded writes are dear is most of the cost of catching up. Readers waiting for
-// this version are answered when the later one is stored. (Should the later change fail for
-// good, the view stays below this version until it is redriven from the dead letters.)
-func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
+func (p *Projector) Apply(ctx context.Context, c ports.Change) error { return p.apply(ctx, c, nil) }
+
+// apply is Apply, told by the subscriber that later, when not nil, follows c (ports.Handler).
+// When later is a valid later change of the same post, the current view is left to it: it would
+// replace this one at once. Under a backlog a post's changes then cost one view write per
+// batch, which on a read model whose guarded writes are dear is most of the cost of catching
+// up. Readers waiting for this version are answered when the later one is stored. (Should the
+// later change fail for good, the view stays below this version until it is redriven from the
+// dead letters.)
+func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Change) error {
 	if err := validate(c); err != nil {
 		return err
 	}
@@ -55,7 +57,7 @@ func (p *Projector) Apply(ctx context.Context, c ports.Change) error {
 	if err := p.views.PutHistory(ctx, h); err != nil {
 		return fmt.Errorf("history %s v%d: %w", e.PostID, e.Version, err)
 	}
-	if later, ok := ports.Following(ctx); ok && supersedes(later, c) {
+	if later != nil && supersedes(*later, c) {
 		p.projected(ctx, e, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
@@ -310,14 +312,15 @@ const (
 	outageMaxWait   = 5 * time.Second
 )
 
-// ApplyWaiting is Apply for a subscriber: while the read model is unavailable
+// ApplyWaiting is Apply for a subscriber (a ports.Handler), which tells it of the later change
+// of the post it will hand over next: while the read model is unavailable
 // (ports.ErrUnavailable) it waits and tries again, with a growing delay, instead of returning
 // the error — an outage is not the change's fault and must not use up its attempts and send it
 // to the dead letters. Any other error is returned for the subscriber to retry or dead-letter.
-func (p *Projector) ApplyWaiting(ctx context.Context, c ports.Change) error {
+func (p *Projector) ApplyWaiting(ctx context.Context, c ports.Change, later *ports.Change) error {
 	wait := outageFirstWait
 	for {
-		err := p.Apply(ctx, c)
+		err := p.apply(ctx, c, later)
 		if !errors.Is(err, ports.ErrUnavailable) {
 			return err
 		}

@@ -14,8 +14,8 @@ const ReplayBatch = 500
 // Replay rebuilds the read model from the whole event store: it reads every event in position
 // order, folds each post's events into its state and applies each change exactly as if it had
 // come from the bus, a batch at a time, telling each change of the last later change of its
-// post in the batch (ports.WithFollowing) as the buses do: a post's view is written once per
-// batch. It is safe while the projector runs, because applying is idempotent and keeps the
+// post in the batch (the later of ports.Handler) as the buses do: a post's view is written once
+// per batch. It is safe while the projector runs, because applying is idempotent and keeps the
 // highest version. While the read model is unavailable it waits and applies again
 // (Projector.ApplyWaiting), so an outage delays a replay, bounded by ctx, instead of ending it
 // half done. It returns how many events it applied.
@@ -48,11 +48,11 @@ func Replay(ctx context.Context, events ports.EventReader, p *Projector) (int, e
 			changes[i], last[e.PostID] = ports.Change{Event: e, State: agg.State()}, i
 		}
 		for i, c := range changes {
-			applyCtx := ctx
+			var later *ports.Change
 			if j := last[c.Event.PostID]; j > i {
-				applyCtx = ports.WithFollowing(ctx, changes[j])
+				later = &changes[j]
 			}
-			if err := p.ApplyWaiting(applyCtx, c); err != nil {
+			if err := p.ApplyWaiting(ctx, c, later); err != nil {
 				return n, fmt.Errorf("replay position %d: %w", batch[i].Position, err)
 			}
 			after = batch[i].Position

@@ -51,7 +51,7 @@ type BusFeatures struct {
 	// several cases wait for a message's every attempt, but well above the bus's own timer
 	// granularity, or that noise can make a later wait look shorter than an earlier one.
 	Backoff time.Duration
-	// Following says that the subscriber tells the handler, with ports.WithFollowing, of the
+	// Following says that the subscriber tells the handler, as later (ports.Handler), of the
 	// last later change of the same post that it holds behind the change in hand; a subscriber
 	// without it must never say so.
 	Following bool
@@ -187,7 +187,7 @@ func busUnacknowledged(t *testing.T, p BusPair, f BusFeatures) {
 	holding := make(chan ports.Change, 1)
 	ctx1, cancel1 := context.WithCancel(t.Context())
 	defer cancel1()
-	stop1 := subscribe(ctx1, t, f, p.A, func(_ context.Context, c ports.Change) error {
+	stop1 := subscribe(ctx1, t, f, p.A, func(_ context.Context, c ports.Change, _ *ports.Change) error {
 		holding <- c
 		<-ctx1.Done() // hold the change until this subscriber is stopped, then fail it
 		return ctx1.Err()
@@ -220,7 +220,7 @@ func busCompeting(t *testing.T, p BusPair, f BusFeatures) {
 	// subscriber has one too, so a bus that hands everything to one subscriber is caught
 	// instead of winning a race.
 	handler := func(i int) ports.Handler {
-		return func(_ context.Context, c ports.Change) error {
+		return func(_ context.Context, c ports.Change, _ *ports.Change) error {
 			mu.Lock()
 			applied[c.Event.ID]++
 			counts[i]++
@@ -450,12 +450,11 @@ func busFollowing(t *testing.T, p BusPair, f BusFeatures) {
 		mu        sync.Mutex
 		following = map[string]int64{} // event id → the version said to follow it, 0 for none
 	)
-	subscribe(t.Context(), t, f, p.B, func(ctx context.Context, c ports.Change) error {
-		later, ok := ports.Following(ctx)
+	subscribe(t.Context(), t, f, p.B, func(_ context.Context, c ports.Change, later *ports.Change) error {
 		mu.Lock()
 		defer mu.Unlock()
 		following[c.Event.ID] = 0
-		if ok {
+		if later != nil {
 			following[c.Event.ID] = later.Event.Version
 			if later.Event.PostID != c.Event.PostID {
 				t.Errorf("%s v%d: told that a change of %s follows", c.Event.PostID, c.Event.Version, later.Event.PostID)
@@ -504,7 +503,7 @@ func busSlowChangeHoldsOnlyItsPost(t *testing.T, p BusPair, f BusFeatures) {
 	// Deferred too, so that a failure below does not leave the handler blocked.
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	defer unblock()
-	subscribe(t.Context(), t, f, p.B, func(_ context.Context, c ports.Change) error {
+	subscribe(t.Context(), t, f, p.B, func(_ context.Context, c ports.Change, _ *ports.Change) error {
 		if c.Event.ID == slow1.Event.ID {
 			close(begun)
 			<-release
@@ -619,7 +618,7 @@ func newRecorder(fail func(ports.Change, int) error) *recorder {
 		changes: map[string]ports.Change{}}
 }
 
-func (r *recorder) handle(_ context.Context, c ports.Change) error {
+func (r *recorder) handle(_ context.Context, c ports.Change, _ *ports.Change) error {
 	now := time.Now()
 	id := c.Event.ID
 	r.mu.Lock()

@@ -82,7 +82,7 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { relay.Run(ctx) })
-	wg.Go(func() { _ = bus.Subscribe(ctx, projector.Apply) })
+	wg.Go(func() { _ = bus.Subscribe(ctx, projector.ApplyWaiting) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	ops := api.Operations{Spec: func() *huma.OpenAPI { return nil }}

@@ -1,7 +1,8 @@
-// Package batch groups concurrent calls into batches, for adapters whose backend does many
-// operations in one round trip or one transaction much faster than one at a time (group
-// commit). Under low load a call runs alone at once; under load, calls that arrive while
-// earlier batches run are gathered into the next one.
+// Package batch groups concurrent calls into batches, for implementations of a port whose
+// backend does many operations in one round trip or one transaction much faster than one at a
+// time (group commit). Under low load a call runs alone at once; under load, calls that arrive
+// while earlier batches run are gathered into the next one. It lives beside the ports, not
+// under adapters/, because it adapts nothing: it is a mechanism the adapters share.
 package batch
 
 import (

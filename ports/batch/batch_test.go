@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"hexapost/adapters/batch"
+	"hexapost/ports/batch"
 )
 
 func TestEveryCallGetsItsOwnResult(t *testing.T) {

@@ -1,4 +1,4 @@
-package wire
+package delivery
 
 import (
 	"context"
@@ -7,15 +7,31 @@ import (
 	"hexapost/ports"
 )
 
-// PostsInParallel is how many posts' changes the bus adapters apply at once; each post's
-// changes keep their order.
+// PostsInParallel is how many posts' changes Policy.Lanes apply at once; each post's changes
+// keep their order.
 const PostsInParallel = 16
+
+// Lanes returns lanes that deliver through p to h, PostsInParallel posts at a time, each post's
+// changes in order, telling h of the last later change of its post waiting behind the one in
+// hand. A subscriber adds what each read of its broker brings, and reads on meanwhile. A
+// delivery not begun when ctx ends is released.
+func (p *Policy) Lanes(ctx context.Context, h ports.Handler) *Lanes[Delivery] {
+	key := func(d Delivery) (string, bool) { return d.Change.Event.PostID, p.hands(d) }
+	return newLanes(PostsInParallel, key, func(d Delivery, later *Delivery) {
+		if ctx.Err() != nil {
+			d.Msg.Release(context.WithoutCancel(ctx))
+			return
+		}
+		if later != nil {
+			d.Later = &later.Change
+		}
+		p.Deliver(ctx, h, d)
+	})
+}
 
 // Lanes hands items to a handler as they are added, at most limit keys at a time, the items of
 // one key one after the other in the order they were added. It never waits for a group of items
-// to finish before it starts the next: a slow item holds up only the items of its own key. The
-// bus adapters use it to apply changes to several posts at once while each post's changes
-// keep their order, reading the next changes while earlier ones are still being applied.
+// to finish before it starts the next: a slow item holds up only the items of its own key.
 type Lanes[T any] struct {
 	limit  int
 	key    func(T) (key string, handed bool)
@@ -31,11 +47,11 @@ type Lanes[T any] struct {
 	held    int // items added and not yet finished
 }
 
-// NewLanes returns Lanes that call handle for each item added, at most limit keys at a time.
-// key names an item's key and tells whether handle will be given the item (the adapters hand
-// an undecodable change to their dead letters instead). handle is told, as later, the last
-// item of the same key waiting behind the one in hand that handle will be given, or nil.
-func NewLanes[T any](limit int, key func(T) (string, bool), handle func(it T, later *T)) *Lanes[T] {
+// newLanes returns Lanes that call handle for each item added, at most limit keys at a time.
+// key names an item's key and tells whether the item will be handed on by handle (an
+// undecodable change goes to the dead letters instead). handle is told, as later, the last item
+// of the same key waiting behind the one in hand that will be handed on, or nil.
+func newLanes[T any](limit int, key func(T) (string, bool), handle func(it T, later *T)) *Lanes[T] {
 	l := &Lanes[T]{limit: max(limit, 1), key: key, handle: handle, queues: map[string][]T{}}
 	l.done = sync.NewCond(&l.mu)
 	return l
@@ -115,12 +131,3 @@ func (l *Lanes[T]) WaitBelow(n int) {
 
 // Wait returns once every item added is finished.
 func (l *Lanes[T]) Wait() { l.WaitBelow(1) }
-
-// Followed returns ctx telling the handler of later, the change of the same post it will be
-// given after the one in hand (ports.WithFollowing), or ctx itself when there is none.
-func Followed(ctx context.Context, later *ports.Change) context.Context {
-	if later == nil {
-		return ctx
-	}
-	return ports.WithFollowing(ctx, *later)
-}

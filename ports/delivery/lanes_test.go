@@ -1,4 +1,4 @@
-package wire_test
+package delivery
 
 import (
 	"slices"
@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"hexapost/adapters/wire"
 )
 
 type item struct {
@@ -25,7 +23,7 @@ func TestLanesKeepEachKeysOrderAndBoundConcurrency(t *testing.T) {
 		seen            = map[string][]int{}
 		running, maxRun atomic.Int64
 	)
-	lanes := wire.NewLanes(4, handedUnlessX, func(it item, _ *item) {
+	lanes := newLanes(4, handedUnlessX, func(it item, _ *item) {
 		now := running.Add(1)
 		for {
 			old := maxRun.Load()
@@ -71,7 +69,7 @@ func TestLanesASlowItemHoldsUpOnlyItsOwnKey(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	handled := make(chan item, 10)
-	lanes := wire.NewLanes(4, handedUnlessX, func(it item, _ *item) {
+	lanes := newLanes(4, handedUnlessX, func(it item, _ *item) {
 		if it.key == "slow" {
 			<-release
 		}
@@ -112,7 +110,7 @@ func TestLanesTellTheLastHandedItemWaitingBehindOfTheSameKey(t *testing.T) {
 		mu    sync.Mutex
 		later = map[int]int{} // item → the item said to follow it, -1 for none
 	)
-	lanes := wire.NewLanes(1, func(it item) (string, bool) { return it.key, it.n != 5 }, func(it item, l *item) {
+	lanes := newLanes(1, func(it item) (string, bool) { return it.key, it.n != 5 }, func(it item, l *item) {
 		if it.n == 0 {
 			<-release // the others wait behind it, so each sees those added after it
 		}
@@ -140,7 +138,7 @@ func TestLanesTellTheLastHandedItemWaitingBehindOfTheSameKey(t *testing.T) {
 func TestLanesWaitBelowReturnsOnceFewerAreHeld(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	lanes := wire.NewLanes(1, handedUnlessX, func(item, *item) { <-release })
+	lanes := newLanes(1, handedUnlessX, func(item, *item) { <-release })
 	lanes.Add(item{"a", 0}, item{"b", 1}, item{"c", 2})
 	returned := make(chan struct{})
 	go func() {
