@@ -230,6 +230,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 
 var commandSide = fx.Module("command",
 	fx.Provide(
+		newPostStore,
 		newCommandService,
 		newCommandHandler,
 	),
@@ -248,9 +249,12 @@ var querySide = fx.Module("query",
 	fx.Invoke(runProjector),
 )
 
-func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
-	log *slog.Logger) *command.Service {
-	return command.NewService(countingStore{EventStore: t.store(store), m: m}, keys, newID, time.Now, log, command.Config{})
+func newPostStore(store ports.EventStore, m *metrics, t *tracing) ports.PostStore {
+	return command.NewStreams(countingStore{EventStore: t.store(store), m: m})
+}
+
+func newCommandService(posts ports.PostStore, keys ports.IdempotencyStore, log *slog.Logger) *command.Service {
+	return command.NewService(posts, keys, newID, time.Now, log, command.Config{})
 }
 
 func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apicommand.Handler {
