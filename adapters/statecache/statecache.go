@@ -34,7 +34,8 @@ type Store struct {
 
 	// The states are kept in two generations of at most half each: a state is put in recent,
 	// and when recent is full, older is dropped and recent becomes older. So the posts
-	// commanded least recently go first, and the maps are reused rather than grown.
+	// commanded least recently go first, and a full map is cleared and reused, never left to
+	// rehash the tombstones of one eviction at a time.
 	mu            sync.Mutex
 	recent, older map[string]post.State
 }
@@ -50,7 +51,7 @@ func New(next ports.PostStore, events ports.EventLoader, cfg Config) *Store {
 	half := max(cfg.Size/2, 1)
 	return &Store{
 		next: next, events: events, half: half,
-		recent: make(map[string]post.State, half), older: make(map[string]post.State, half),
+		recent: map[string]post.State{}, older: map[string]post.State{},
 	}
 }
 
