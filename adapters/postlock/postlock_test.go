@@ -59,6 +59,21 @@ func newService(t *testing.T) (*command.Service, *refusing, string) {
 
 func ptr[T any](v T) *T { return &v }
 
+// updateAtOnce sends n updates of the post at once, the i-th titled "title i", and returns
+// their errors.
+func updateAtOnce(t *testing.T, svc *command.Service, id string, n int, o command.Options) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = svc.Update(t.Context(), id, post.Update{Title: ptr(fmt.Sprint("title ", i))}, o)
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
 // TestUnconditionalCommandsOnOnePostQueue: many more concurrent updates of one post than the
 // service has attempts all succeed, and none collides at the append.
 func TestUnconditionalCommandsOnOnePostQueue(t *testing.T) {
@@ -66,14 +81,7 @@ func TestUnconditionalCommandsOnOnePostQueue(t *testing.T) {
 	const n = 50
 	svc, store, id := newService(t)
 
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			_, errs[i] = svc.Update(t.Context(), id, post.Update{Title: ptr(fmt.Sprint("title ", i))}, command.Options{})
-		})
-	}
-	wg.Wait()
+	errs := updateAtOnce(t, svc, id, n, command.Options{})
 
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("updates failed: %v", err)
@@ -93,15 +101,7 @@ func TestConditionalLosersSeeTheWinner(t *testing.T) {
 	const n = 50
 	svc, store, id := newService(t)
 
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			_, errs[i] = svc.Update(t.Context(), id, post.Update{Title: ptr(fmt.Sprint("title ", i))},
-				command.Options{IfMatch: ptr(int64(1))})
-		})
-	}
-	wg.Wait()
+	errs := updateAtOnce(t, svc, id, n, command.Options{IfMatch: ptr(int64(1))})
 
 	won, conflicts := 0, 0
 	for _, err := range errs {
