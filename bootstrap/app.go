@@ -19,7 +19,9 @@ import (
 	"hexapost/adapters/mongo"
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
+	"hexapost/adapters/postlock"
 	"hexapost/adapters/redis"
+	"hexapost/adapters/statecache"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
 	apiquery "hexapost/api/query"
@@ -88,7 +90,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, store, commandSide)
+		opts = append(opts, store, stateCacheOption(cfg), commandSide)
 	}
 	opts = append(opts, fx.Provide(func() *httpServers { return &httpServers{} }))
 	if r.Command {
@@ -232,9 +234,13 @@ func readModelOption(cfg Config) (fx.Option, error) {
 
 var commandSide = fx.Module("command",
 	fx.Provide(
+		newPostStore,
 		newCommandService,
 		newCommandHandler,
 	),
+	// Commands on one post in this process take turns. In front of every other decorator of
+	// the post store, so that it holds back every Load.
+	fx.Decorate(func(s ports.PostStore) ports.PostStore { return postlock.New(s) }),
 	fx.Invoke(runRelay),
 )
 
@@ -250,9 +256,23 @@ var querySide = fx.Module("query",
 	fx.Invoke(runProjector),
 )
 
-func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
-	log *slog.Logger) *command.Service {
-	return command.NewService(countingStore{EventStore: t.store(store), m: m}, keys, newID, time.Now, log, command.Config{})
+func newPostStore(store ports.EventStore, m *metrics, t *tracing) ports.PostStore {
+	return command.NewStreams(countingStore{EventStore: t.store(store), m: m})
+}
+
+// stateCacheOption keeps the states of the posts commanded recently in front of the post store
+// (POSTS_STATE_CACHE), so that a command on a long stream reads only what followed them.
+func stateCacheOption(cfg Config) fx.Option {
+	if !cfg.StateCache {
+		return fx.Options()
+	}
+	return fx.Decorate(func(next ports.PostStore, store ports.EventStore, t *tracing) ports.PostStore {
+		return statecache.New(next, t.store(store), statecache.Config{})
+	})
+}
+
+func newCommandService(posts ports.PostStore, keys ports.IdempotencyStore, log *slog.Logger) *command.Service {
+	return command.NewService(posts, keys, newID, time.Now, log, command.Config{})
 }
 
 func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apicommand.Handler {

@@ -15,6 +15,7 @@ type Config struct {
 	EventStore string // POSTS_EVENT_STORE: memory | mysql
 	Bus        string // POSTS_BUS: memory | redis | nats
 	ReadModel  string // POSTS_READ_MODEL: memory | mongo
+	StateCache bool   // POSTS_STATE_CACHE: on | off
 
 	MySQLDSN string // POSTS_MYSQL_DSN
 	RedisURL string // POSTS_REDIS_URL
@@ -107,6 +108,7 @@ var variables = []variable{
 	{"POSTS_EVENT_STORE", "memory", []string{"memory", "mysql"}, text(func(c *Config, v string) { c.EventStore = v })},
 	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *Config, v string) { c.Bus = v })},
 	{"POSTS_READ_MODEL", "memory", []string{"memory", "mongo"}, text(func(c *Config, v string) { c.ReadModel = v })},
+	{"POSTS_STATE_CACHE", "on", []string{"on", "off"}, text(func(c *Config, v string) { c.StateCache = v == "on" })},
 	{"POSTS_MYSQL_DSN", "", nil, text(func(c *Config, v string) { c.MySQLDSN = v })},
 	{"POSTS_REDIS_URL", "", nil, text(func(c *Config, v string) { c.RedisURL = v })},
 	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},

@@ -34,7 +34,7 @@ func TestCreateAnswers(t *testing.T) {
 		n++
 		return "0190b6a0-0000-7000-8000-" + strings.Repeat("0", 8) + string(rune('a'+n/16)) + string("0123456789abcdef"[n%16]) + "00"
 	}
-	svc := command.NewService(store, store, newID, time.Now, slog.New(slog.DiscardHandler), command.Config{})
+	svc := command.NewService(command.NewStreams(store), store, newID, time.Now, slog.New(slog.DiscardHandler), command.Config{})
 	mux := http.NewServeMux()
 	servers.Command(mux, apicommand.NewHandler(svc, slog.New(slog.DiscardHandler), nil), api.Operations{})
 	srv := httptest.NewServer(mux)

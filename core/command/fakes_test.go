@@ -25,8 +25,6 @@ type store struct {
 	sent     int            // how many outbox entries are marked published
 	keys     map[string]ports.IdempotencyRecord
 	appended chan struct{}
-	// conflicts counts the appends refused for their expected version.
-	conflicts int
 
 	relaying sync.Mutex // one relay round at a time
 }
@@ -61,7 +59,6 @@ func (s *store) Append(_ context.Context, a ports.Append) error {
 		}
 	}
 	if len(a.Changes) > 0 && int64(len(s.streams[a.PostID])) != a.ExpectedVersion {
-		s.conflicts++
 		return ports.ErrConflict
 	}
 	for _, c := range a.Changes {
@@ -124,13 +121,6 @@ func (s *store) changes() []ports.Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]ports.Change(nil), s.outbox...)
-}
-
-// refused returns how many appends were refused for their expected version.
-func (s *store) refused() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conflicts
 }
 
 // drainAppended forgets a pending append signal, so a test controls when the relay is woken.
@@ -245,7 +235,7 @@ var stored = time.Date(2025, 3, 1, 10, 30, 0, 123456000, time.UTC)
 func newService(store ports.EventStore, keys ports.IdempotencyStore, cfg command.Config) *command.Service {
 	var n atomic.Int64
 	newID := func() string { return fmt.Sprintf("id-%04d", n.Add(1)) }
-	return command.NewService(store, keys, newID, now, slog.New(slog.DiscardHandler), cfg)
+	return command.NewService(command.NewStreams(store), keys, newID, now, slog.New(slog.DiscardHandler), cfg)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -21,7 +21,7 @@ func TestLogLinesNameTheCommand(t *testing.T) {
 	st := newStore()
 	n := 0
 	newID := func() string { n++; return fmt.Sprintf("id-%d", n) }
-	svc := command.NewService(st, st, newID, now, slog.New(slog.NewJSONHandler(&out, nil)), command.Config{})
+	svc := command.NewService(command.NewStreams(st), st, newID, now, slog.New(slog.NewJSONHandler(&out, nil)), command.Config{})
 
 	if _, err := svc.Create(t.Context(), hello, command.Options{IdempotencyKey: "k1"}); err != nil {
 		t.Fatal(err)

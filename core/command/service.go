@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"time"
 
 	"hexapost/core/post"
@@ -60,83 +58,26 @@ type Config struct {
 	MaxAttempts int
 }
 
-// Service runs commands against the event store.
+// Service runs commands: it loads the post, lets the aggregate decide, and appends the outcome
+// at the version it decided on, retrying an unconditional command when another writer got in
+// between.
 type Service struct {
-	store ports.EventStore
+	posts ports.PostStore
 	keys  ports.IdempotencyStore
 	newID func() string
 	now   func() time.Time
 	log   *slog.Logger
 	max   int
-	// stripes serialise commands on one post within this process, so they queue instead of
-	// colliding, and keep the state each post had after its last command here; the
-	// expected-version check still guards against other processes.
-	stripes [256]stripe
 }
-
-// stripe is the lock of the posts whose id hashes to it and the last state this process saw of
-// each, so that a command on a long stream loads only what other processes appended since —
-// usually nothing — instead of the whole stream. A state that another process has overtaken
-// costs an append conflict, or a short load when the decision needs the current state.
-//
-// The states are kept in two generations of at most statesPerStripe/2 posts each: a state is
-// put in recent, and when recent is full, older is dropped and recent becomes older. So the
-// posts commanded least recently go first, and the two maps are reused, never grown: evicting
-// one post at a time from a full map left it tombstones to rehash, a new table every so often
-// on a busy server.
-type stripe struct {
-	mu            sync.Mutex
-	recent, older map[string]post.State // guarded by mu
-}
-
-// statesPerStripe bounds the cache: 256 stripes hold at most 65 536 posts' states.
-const statesPerStripe = 256
-
-// get returns the cached state of the post as a Post, or nil. The caller holds st.mu.
-func (st *stripe) get(id string) *post.Post {
-	if s, ok := st.recent[id]; ok {
-		return post.FromState(s)
-	}
-	if s, ok := st.older[id]; ok {
-		return post.FromState(s)
-	}
-	return nil
-}
-
-// put remembers s as the post's latest state, dropping the older generation when the recent
-// one is full. The caller holds st.mu.
-func (st *stripe) put(s post.State) {
-	if st.recent == nil {
-		st.recent = make(map[string]post.State, statesPerStripe/2)
-		st.older = make(map[string]post.State, statesPerStripe/2)
-	}
-	if _, ok := st.recent[s.ID]; !ok && len(st.recent) >= statesPerStripe/2 {
-		st.recent, st.older = st.older, st.recent
-		clear(st.recent)
-	}
-	delete(st.older, s.ID)
-	st.recent[s.ID] = s
-}
-
-// forget drops the post's state. The caller holds st.mu.
-func (st *stripe) forget(id string) {
-	delete(st.recent, id)
-	delete(st.older, id)
-}
-
-// errStale reports a decision that was made on a cached state and did not end in an append
-// (an error, a conflict, or nothing to change): it must be made again on the current state
-// before it is answered.
-var errStale = errors.New("decided on a cached state")
 
 // NewService returns a Service. newID must return a fresh unique id (UUIDv7) on every call and
 // now the current time.
-func NewService(store ports.EventStore, keys ports.IdempotencyStore, newID func() string,
+func NewService(posts ports.PostStore, keys ports.IdempotencyStore, newID func() string,
 	now func() time.Time, log *slog.Logger, cfg Config) *Service {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
 	}
-	return &Service{store: store, keys: keys, newID: newID, now: now, log: log, max: cfg.MaxAttempts}
+	return &Service{posts: posts, keys: keys, newID: newID, now: now, log: log, max: cfg.MaxAttempts}
 }
 
 // Create creates a post with a new id.
@@ -180,6 +121,8 @@ const (
 	opDelete = "delete"
 )
 
+// run answers a repeated idempotency key from its record, and otherwise attempts the command
+// until it is decided, retrying an unconditional one after a version conflict.
 func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide decision) (Result, error) {
 	log := commandLog{log: s.log, op: op, id: id, key: o.IdempotencyKey}
 	if o.IdempotencyKey != "" {
@@ -193,44 +136,9 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 	// Debug: the command's outcome is logged (event appended, changed nothing, replayed) or
 	// returned as an error; at info this line would double the command server's logging.
 	log.at(ctx, slog.LevelDebug, "command accepted")
-
-	st := &s.stripes[stripeIndex(id)]
-	st.mu.Lock()
-	defer st.mu.Unlock()
-
-	// p is the state to decide on; current tells whether it is known to be the stored one. A
-	// new id (a create's, made here) has no stream to load, nor a cached state to look for; a
-	// post not in the cache is loaded whole.
-	var p *post.Post
-	if op != opCreate {
-		p = st.get(id)
-	}
-	current := false
-	if p == nil {
-		p, _ = post.FromHistory(id, nil)
-		current = op == opCreate
-	}
-	mustLoad := p.Version() == 0 && !current
-	for attempt := 1; ; {
-		if mustLoad {
-			events, err := s.store.Load(ctx, id, p.Version())
-			if err != nil {
-				return Result{}, fmt.Errorf("load %s: %w", id, err)
-			}
-			if err := p.Apply(events...); err != nil {
-				st.forget(id)
-				return Result{}, err
-			}
-			current = true
-		}
-		r, err := s.attempt(ctx, id, fp, o, decide, log, p, current)
+	for attempt := 1; ; attempt++ {
+		r, err := s.attempt(ctx, op, id, fp, o, decide, log)
 		switch {
-		case err == nil:
-			st.put(r.State)
-			return r, nil
-		case errors.Is(err, errStale):
-			mustLoad = true
-			continue
 		case errors.Is(err, ports.ErrDuplicate) && o.IdempotencyKey != "":
 			// A concurrent request with the same key won; answer as it did.
 			return s.replay(ctx, o.IdempotencyKey, fp)
@@ -239,49 +147,38 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 			if err := sleep(ctx, backoff(attempt)); err != nil {
 				return Result{}, err
 			}
-			attempt++
-			current, mustLoad = false, true
 			continue
 		}
-		// The append's outcome may be unknown (a timeout after the commit): forget the state.
-		st.forget(id)
 		return r, err
 	}
 }
 
-// attempt decides on p and appends the outcome. When p is not known to be current, any answer
-// other than a successful append is errStale, for the caller to decide again on the current
-// state. p is not changed.
-func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide decision,
-	log commandLog, p *post.Post, current bool) (Result, error) {
-	final := func(err error) (Result, error) {
-		if !current {
-			return Result{}, errStale
-		}
+// attempt loads the post, decides on it and appends the outcome at the version it decided on.
+func (s *Service) attempt(ctx context.Context, op, id, fp string, o Options, decide decision,
+	log commandLog) (Result, error) {
+	p, release, err := s.load(ctx, op, id)
+	if err != nil {
 		return Result{}, err
 	}
+	defer release()
 	// The existence rules come before the version check: a deleted post is 410 whatever
 	// version the client had in mind.
 	if o.IfMatch != nil && p.Exists() && !p.State().Deleted && *o.IfMatch != p.Version() {
-		return final(&ConflictError{Expected: *o.IfMatch, Current: p.Version()})
+		return Result{}, &ConflictError{Expected: *o.IfMatch, Current: p.Version()}
 	}
 	expected := p.Version()
-	newEvents, err := decide(p, post.Stamp{EventID: s.newID(), At: s.now().UTC().Truncate(time.Microsecond)})
+	events, err := decide(p, post.Stamp{EventID: s.newID(), At: s.now().UTC().Truncate(time.Microsecond)})
 	if err != nil {
-		return final(err)
+		return Result{}, err
 	}
-	if len(newEvents) == 0 && !current {
-		return final(nil)
-	}
-	next := post.FromState(p.State())
-	changes := make([]ports.Change, 0, len(newEvents))
-	for _, e := range newEvents {
-		if err := next.Apply(e); err != nil {
+	changes := make([]ports.Change, 0, len(events))
+	for _, e := range events {
+		if err := p.Apply(e); err != nil {
 			return Result{}, err
 		}
-		changes = append(changes, ports.Change{Event: e, State: next.State()})
+		changes = append(changes, ports.Change{Event: e, State: p.State()})
 	}
-	res := Result{State: next.State(), Created: expected == 0}
+	res := Result{State: p.State(), Created: expected == 0}
 	a := ports.Append{PostID: id, ExpectedVersion: expected, Changes: changes}
 	if o.IdempotencyKey != "" {
 		a.Idempotency = &ports.IdempotencyRecord{
@@ -293,11 +190,8 @@ func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide 
 		log.info(ctx, "command changed nothing", slog.Int64("version", expected))
 		return res, nil
 	}
-	if err := s.store.Append(ctx, a); err != nil {
-		switch {
-		case errors.Is(err, ports.ErrConflict) && !current:
-			return Result{}, errStale // the cached state was overtaken: no race to back off from
-		case errors.Is(err, ports.ErrConflict) && o.IfMatch != nil:
+	if err := s.posts.Append(ctx, a); err != nil {
+		if errors.Is(err, ports.ErrConflict) && o.IfMatch != nil {
 			return Result{}, &ConflictError{Expected: *o.IfMatch, Current: -1}
 		}
 		return Result{}, fmt.Errorf("append %s: %w", id, err)
@@ -307,6 +201,20 @@ func (s *Service) attempt(ctx context.Context, id, fp string, o Options, decide 
 			slog.String("event_type", string(c.Event.Type)))
 	}
 	return res, nil
+}
+
+// load returns the post to decide on. A create's id is new, made for it: it has no stream to
+// load, nor anyone to take turns with.
+func (s *Service) load(ctx context.Context, op, id string) (*post.Post, func(), error) {
+	if op == opCreate {
+		p, err := post.FromHistory(id, nil)
+		return p, func() {}, err
+	}
+	p, release, err := s.posts.Load(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", id, err)
+	}
+	return p, release, nil
 }
 
 func (s *Service) replay(ctx context.Context, key, fp string) (Result, error) {
@@ -368,12 +276,6 @@ func (o Options) fingerprint(op, id string, fields ...*string) string {
 		h.Write([]byte(strconv.Itoa(len(*v)) + ":" + *v))
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func stripeIndex(id string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return h.Sum32() % 256
 }
 
 // backoff returns a jittered delay that grows with the attempt: about 1, 2, 4 … ms, at most 50.

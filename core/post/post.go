@@ -32,7 +32,7 @@ type State struct {
 
 // FromHistory rebuilds the post with the given id from its events, which must be its complete
 // stream in version order (1, 2, 3, …). An empty history gives a post that does not exist yet:
-// version 0, on which only Create can be decided. This is the one way to obtain a Post.
+// version 0, on which only Create can be decided.
 func FromHistory(id string, events []Event) (*Post, error) {
 	p := &Post{id: id}
 	for i, e := range events {
@@ -44,8 +44,10 @@ func FromHistory(id string, events []Event) (*Post, error) {
 	return p, nil
 }
 
-// FromState resumes a post from a snapshot taken with State, so that a long stream need not be
-// replayed from the start. Events after the snapshot are then applied with Apply.
+// FromState is how a snapshot rehydrates a post: s is a State the post had (taken with State and
+// kept, by a cache of recent states for instance), and the events that followed it are then
+// applied with Apply, which checks that they follow. So a long stream need not be replayed from
+// its start. s itself is not checked: a snapshot must be one the post really had.
 func FromState(s State) *Post {
 	return &Post{
 		id: s.ID, version: s.Version, title: s.Title, content: s.Content,

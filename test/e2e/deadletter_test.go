@@ -76,7 +76,7 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 	notifier := projection.NewNotifier()
 	projector := projection.NewProjector(faulty, notifier, log)
 	reader := projection.NewReader(views, notifier, projection.ReaderConfig{Wait: 2 * time.Second})
-	svc := command.NewService(store, store, newUUID, time.Now, log, command.Config{})
+	svc := command.NewService(command.NewStreams(store), store, newUUID, time.Now, log, command.Config{})
 	relay := command.NewRelay(store, bus, log, command.RelayConfig{})
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -55,7 +55,7 @@ func TestCommandObserver(t *testing.T) {
 	t.Parallel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := memory.NewEventStore(memory.EventStoreConfig{})
-	svc := command.NewService(store, store, func() string { return uuid.Must(uuid.NewV7()).String() },
+	svc := command.NewService(command.NewStreams(store), store, func() string { return uuid.Must(uuid.NewV7()).String() },
 		time.Now, log, command.Config{})
 	rec := &observations{}
 	mux := http.NewServeMux()
