@@ -115,9 +115,6 @@ func (h *Handler) Register(a huma.API) {
 		Description:   "Appends a post.created event. The post reaches the query server asynchronously; read it with `min_version=1` to wait for it.",
 		DefaultStatus: http.StatusCreated, MaxBodyBytes: api.MaxBodyBytes,
 		Errors: []int{http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable},
-		Middlewares: huma.Middlewares{func(ctx huma.Context, next func(huma.Context)) {
-			h.createFast(a, ctx, next)
-		}},
 	}, h.create)
 	huma.Register(a, huma.Operation{
 		OperationID: "update-post", Method: http.MethodPatch, Path: "/posts/{id}", Tags: tags,
