@@ -24,8 +24,8 @@ import (
 )
 
 // TestCreateAnswers pins create-post's answers byte for byte: valid requests, those the schema
-// refuses (wrong types, missing or unknown members, malformed JSON, bodies too large, bad
-// headers) and those the core refuses (blank fields, lengths out of bounds, a reused key).
+// refuses (wrong types, missing or unknown members, lengths out of bounds, malformed JSON,
+// bodies too large, bad headers) and those the core refuses (blank fields, a reused key).
 func TestCreateAnswers(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(newCommandServer())
@@ -69,8 +69,22 @@ func TestCreateAnswers(t *testing.T) {
 			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"must not be empty or blank","location":"body.title"}]}`),
 		},
 		{
-			name: "title too long", give: `{"title":"` + strings.Repeat("t", 201) + `","content":"Body","author_name":"Ann"}`,
-			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"must be at most 200 characters, got 201","location":"body.title"}]}`),
+			name: "empty title", give: `{"title":"","content":"Body","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length >= 1","location":"body.title","value":""}]}`),
+		},
+		{name: "title at its limit", give: `{"title":"` + strings.Repeat("é", post.MaxTitle) + `","content":"Body","author_name":"Ann"}`, want: created(strings.Repeat("é", post.MaxTitle))},
+		{
+			name: "title too long", give: `{"title":"` + strings.Repeat("é", post.MaxTitle+1) + `","content":"Body","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length <= 200","location":"body.title","value":"`+strings.Repeat("é", post.MaxTitle+1)+`"}]}`),
+		},
+		// The schema bounds the title as sent; the core trims it.
+		{
+			name: "title too long before trimming", give: `{"title":" ` + strings.Repeat("é", post.MaxTitle) + `","content":"Body","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length <= 200","location":"body.title","value":" `+strings.Repeat("é", post.MaxTitle)+`"}]}`),
+		},
+		{
+			name: "author name too long", give: `{"title":"Hello","content":"Body","author_name":"` + strings.Repeat("a", post.MaxAuthorName+1) + `"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length <= 100","location":"body.author_name","value":"`+strings.Repeat("a", post.MaxAuthorName+1)+`"}]}`),
 		},
 		// encoding/json replaces bytes that are not UTF-8 by U+FFFD.
 		{name: "invalid UTF-8", give: "{\"title\":\"Hello\xff\",\"content\":\"Body\",\"author_name\":\"Ann\"}", want: created("Hello\uFFFD")},
