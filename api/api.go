@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,15 +27,38 @@ const (
 const MaxBodyBytes = 1 << 20
 
 // NewAPI returns a huma API on mux with hexapost's configuration: no generated docs or schema
-// routes (the combined spec and the embedded Swagger UI are served instead) and no `$schema`
-// links in bodies.
+// routes (the combined spec and the embedded Swagger UI are served instead), no `$schema`
+// links in bodies, and problems that do not echo large values.
 func NewAPI(mux *http.ServeMux, title string) huma.API {
 	cfg := huma.DefaultConfig(title, Version)
 	cfg.OpenAPIPath = ""
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
 	cfg.CreateHooks = nil
+	cfg.Transformers = []huma.Transformer{boundEcho}
 	return humago.New(mux, cfg)
+}
+
+// maxEcho is the largest value, as JSON, that a problem's error detail repeats back.
+const maxEcho = 1 << 10
+
+// boundEcho drops the value of every error detail of a problem whose JSON is longer than
+// maxEcho. huma puts the offending value in each detail it reports, and that value can be a
+// field over its limit or the whole body; an answer stays small whatever the request was.
+func boundEcho(_ huma.Context, _ string, v any) (any, error) {
+	m, ok := v.(*huma.ErrorModel)
+	if !ok {
+		return v, nil
+	}
+	for _, d := range m.Errors {
+		if d == nil || d.Value == nil {
+			continue
+		}
+		if b, err := json.Marshal(d.Value); err != nil || len(b) > maxEcho {
+			d.Value = nil
+		}
+	}
+	return v, nil
 }
 
 // Post is a post as both servers return it.

@@ -86,6 +86,10 @@ func TestCreateAnswers(t *testing.T) {
 			name: "author name too long", give: `{"title":"Hello","content":"Body","author_name":"` + strings.Repeat("a", post.MaxAuthorName+1) + `"}`,
 			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length <= 100","location":"body.author_name","value":"`+strings.Repeat("a", post.MaxAuthorName+1)+`"}]}`),
 		},
+		{
+			name: "content too long, not echoed", give: `{"title":"Hello","content":"` + strings.Repeat("c", post.MaxContent+1) + `","author_name":"Ann"}`,
+			want: problem(422, `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"expected length <= 100000","location":"body.content"}]}`),
+		},
 		// encoding/json replaces bytes that are not UTF-8 by U+FFFD.
 		{name: "invalid UTF-8", give: "{\"title\":\"Hello\xff\",\"content\":\"Body\",\"author_name\":\"Ann\"}", want: created("Hello\uFFFD")},
 		{
