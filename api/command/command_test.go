@@ -2,6 +2,7 @@ package command_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +163,39 @@ func TestCreateAnswers(t *testing.T) {
 				t.Errorf("answer\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestProblemsStaySmall checks that a body with many errors gets a short answer: a bounded list
+// of errors, without the body repeated in each.
+func TestProblemsStaySmall(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(newCommandServer())
+	t.Cleanup(srv.Close)
+	var body strings.Builder
+	body.WriteString(`{"title":"Hello","content":"` + strings.Repeat("c", post.MaxContent+1) + `","author_name":"Ann"`)
+	for i := range 5000 {
+		fmt.Fprintf(&body, `,"x%d":1`, i)
+	}
+	body.WriteString("}")
+	res, err := srv.Client().Post(srv.URL+"/posts", "application/json", strings.NewReader(body.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	var problem struct {
+		Errors []struct{ Location string }
+	}
+	b, err := io.ReadAll(res.Body)
+	if err == nil {
+		err = json.Unmarshal(b, &problem)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusUnprocessableEntity || len(problem.Errors) != 20 || len(b) > 4<<10 {
+		t.Errorf("status %d, %d errors, %d bytes, want 422, 20 errors, at most 4 KiB: %.500s",
+			res.StatusCode, len(problem.Errors), len(b), b)
 	}
 }
 
