@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,15 +27,73 @@ const (
 const MaxBodyBytes = 1 << 20
 
 // NewAPI returns a huma API on mux with hexapost's configuration: no generated docs or schema
-// routes (the combined spec and the embedded Swagger UI are served instead) and no `$schema`
-// links in bodies.
+// routes (the combined spec and the embedded Swagger UI are served instead), no `$schema`
+// links in bodies, and problems that do not echo large values.
 func NewAPI(mux *http.ServeMux, title string) huma.API {
 	cfg := huma.DefaultConfig(title, Version)
 	cfg.OpenAPIPath = ""
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
 	cfg.CreateHooks = nil
+	cfg.Transformers = []huma.Transformer{boundEcho}
 	return humago.New(mux, cfg)
+}
+
+// The bounds of a problem's error details: how many it lists, and how long (as JSON, about)
+// a value it repeats may be.
+const (
+	maxDetails = 20
+	maxEcho    = 1 << 10
+)
+
+// boundEcho keeps a problem small whatever the request was. huma lists every error it finds,
+// each with the offending value, which can be a field over its limit or the whole body; a body
+// of many unknown members would give as many errors, each repeating the body.
+func boundEcho(_ huma.Context, _ string, v any) (any, error) {
+	m, ok := v.(*huma.ErrorModel)
+	if !ok {
+		return v, nil
+	}
+	if len(m.Errors) > maxDetails {
+		m.Errors = m.Errors[:maxDetails]
+	}
+	for _, d := range m.Errors {
+		if d != nil && jsonSize(d.Value, maxEcho) > maxEcho {
+			d.Value = nil
+		}
+	}
+	return v, nil
+}
+
+// jsonSize returns about how long v is as JSON, looking no further than limit: a value huma
+// repeats is decoded JSON, and can be a whole body.
+func jsonSize(v any, limit int) int {
+	n := 2 // the quotes or brackets
+	switch v := v.(type) {
+	case string:
+		return n + len(v)
+	case []any:
+		for _, e := range v {
+			if n > limit {
+				break
+			}
+			n += 1 + jsonSize(e, limit-n)
+		}
+	case map[string]any:
+		for k, e := range v {
+			if n > limit {
+				break
+			}
+			n += len(k) + 4 + jsonSize(e, limit-n)
+		}
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return limit + 1
+		}
+		return len(b)
+	}
+	return n
 }
 
 // Post is a post as both servers return it.

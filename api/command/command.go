@@ -5,6 +5,7 @@ package command
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -67,11 +68,19 @@ func (c Conditions) options(ifMatch string) core.Options {
 // CreateInput is the request of create-post.
 type CreateInput struct {
 	Conditions
-	Body struct {
-		Title      string `json:"title" doc:"1–200 characters after trimming."`
-		Content    string `json:"content" doc:"1–100 000 characters, not blank."`
-		AuthorName string `json:"author_name" doc:"1–100 characters after trimming."`
-	}
+	Body CreateInputBody
+}
+
+// CreateInputBody is the body of create-post. Its schema carries the limits of core/post.
+type CreateInputBody struct {
+	Title      string `json:"title"`
+	Content    string `json:"content"`
+	AuthorName string `json:"author_name"`
+}
+
+// TransformSchema states the fields' limits in the schema huma validates and publishes.
+func (CreateInputBody) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return withLimits(s)
 }
 
 // CreateOutput is the response of create-post.
@@ -86,11 +95,40 @@ type UpdateInput struct {
 	ID string `path:"id" format:"uuid"`
 	IfMatch
 	Conditions
-	Body struct {
-		Title      *string `json:"title,omitempty" doc:"1–200 characters after trimming."`
-		Content    *string `json:"content,omitempty" doc:"1–100 000 characters, not blank."`
-		AuthorName *string `json:"author_name,omitempty" doc:"1–100 characters after trimming."`
+	Body UpdateInputBody
+}
+
+// UpdateInputBody is the body of update-post. Its schema carries the limits of core/post.
+type UpdateInputBody struct {
+	Title      *string `json:"title,omitempty"`
+	Content    *string `json:"content,omitempty"`
+	AuthorName *string `json:"author_name,omitempty"`
+}
+
+// TransformSchema states the fields' limits in the schema huma validates and publishes.
+func (UpdateInputBody) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return withLimits(s)
+}
+
+// withLimits gives the fields of a post's body in s the length limits of core/post and says
+// how they are applied, so that the schema a client validates against and the rules the core
+// applies have one source. The schema bounds the value as sent; the core trims title and
+// author_name and refuses what is blank, which a schema cannot express.
+func withLimits(s *huma.Schema) *huma.Schema {
+	fields := []struct {
+		name, doc string
+		maxLen    int
+	}{
+		{"title", "Surrounding white space is trimmed; a blank title is refused.", post.MaxTitle},
+		{"content", "Stored as sent; blank content is refused.", post.MaxContent},
+		{"author_name", "Surrounding white space is trimmed; a blank name is refused.", post.MaxAuthorName},
 	}
+	for _, f := range fields {
+		p := s.Properties[f.name]
+		p.MinLength, p.MaxLength = new(1), new(f.maxLen)
+		p.Description = fmt.Sprintf("1–%d characters. %s", f.maxLen, f.doc)
+	}
+	return s
 }
 
 // DeleteInput is the request of delete-post.
@@ -115,9 +153,6 @@ func (h *Handler) Register(a huma.API) {
 		Description:   "Appends a post.created event. The post reaches the query server asynchronously; read it with `min_version=1` to wait for it.",
 		DefaultStatus: http.StatusCreated, MaxBodyBytes: api.MaxBodyBytes,
 		Errors: []int{http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable},
-		Middlewares: huma.Middlewares{func(ctx huma.Context, next func(huma.Context)) {
-			h.createFast(a, ctx, next)
-		}},
 	}, h.create)
 	huma.Register(a, huma.Operation{
 		OperationID: "update-post", Method: http.MethodPatch, Path: "/posts/{id}", Tags: tags,
