@@ -258,14 +258,9 @@ func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apic
 }
 
 // newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
-// Its random bits come from a pool that one read of the system's generator refills for 16 ids
-// (uuid.EnableRandPool, in init): a create takes two ids, which were otherwise two system calls.
+// The hexapost binary draws its random bits from uuid's pool (main enables it).
 func newID() string {
 	return uuid.Must(uuid.NewV7()).String()
-}
-
-func init() {
-	uuid.EnableRandPool() // before any goroutine can make an id: it is not safe to call concurrently
 }
 
 // worker runs fn in a goroutine from start to stop; stop cancels it and waits for it to return.

@@ -17,6 +17,7 @@ import (
 
 	"hexapost/api"
 	"hexapost/api/servers"
+	"hexapost/api/tooling/load"
 	"hexapost/core/projection"
 	"hexapost/ports"
 )
@@ -49,7 +50,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	case args[0] == "rebuild" && len(args) == 1:
 		return rebuild(getenv, stderr)
 	case args[0] == "bench":
-		return bench(args[1:], stdout, stderr)
+		return load.Main(args[1:], stdout, stderr)
 	case args[0] == "openapi":
 		return printSpec(args[1:], getenv, stdout, stderr)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
