@@ -12,6 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -19,6 +20,8 @@ import (
 	"hexapost/adapters/mongo"
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
+	"hexapost/adapters/otel"
+	"hexapost/adapters/prometheus"
 	"hexapost/adapters/redis"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
@@ -146,7 +149,7 @@ func busOption(cfg Config) (fx.Option, error) {
 	case "memory":
 		return fx.Module("bus",
 			fx.Provide(
-				func(log *slog.Logger, m *metrics) *memory.Bus {
+				func(log *slog.Logger, m *prometheus.Metrics) *memory.Bus {
 					return memory.NewBus(memory.BusConfig{
 						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
@@ -160,7 +163,7 @@ func busOption(cfg Config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*redis.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, m *prometheus.Metrics) (*redis.Bus, error) {
 					b, err := redis.Open(context.Background(), redis.Config{
 						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxLen: cfg.RedisMaxLen, MaxAttempts: cfg.MaxAttempts,
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
@@ -180,7 +183,7 @@ func busOption(cfg Config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*nats.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, m *prometheus.Metrics) (*nats.Bus, error) {
 					b, err := nats.Open(context.Background(), nats.Config{
 						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxMsgs: cfg.NATSMaxMsgs, MaxAttempts: cfg.MaxAttempts,
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
@@ -248,13 +251,15 @@ var querySide = fx.Module("query",
 	fx.Invoke(runProjector),
 )
 
-func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
+func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *prometheus.Metrics, t *otel.Tracing,
 	log *slog.Logger) *command.Service {
-	return command.NewService(countingStore{EventStore: t.store(store), m: m}, keys, newID, time.Now, log, command.Config{})
+	return command.NewService(m.EventStore(t.EventStore(store)), keys, newID, time.Now, log, command.Config{})
 }
 
-func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apicommand.Handler {
-	return apicommand.NewHandler(svc, log, m.observeCommand)
+func newCommandHandler(svc *command.Service, m *prometheus.Metrics, log *slog.Logger) *apicommand.Handler {
+	return apicommand.NewHandler(svc, log, func(command string, o api.Outcome, took time.Duration) {
+		m.ObserveCommand(command, string(o), took)
+	})
 }
 
 // newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
@@ -287,8 +292,9 @@ func worker(lc fx.Lifecycle, fn func(ctx context.Context)) {
 	})
 }
 
-func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metrics, t *tracing, log *slog.Logger) {
-	relay := command.NewRelay(outbox, countingPublisher{Publisher: t.publisher(pub), m: m}, log, command.RelayConfig{})
+func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *prometheus.Metrics, t *otel.Tracing,
+	log *slog.Logger) {
+	relay := command.NewRelay(outbox, m.Publisher(t.Publisher(pub)), log, command.RelayConfig{})
 	worker(lc, func(ctx context.Context) {
 		log.Info("relay started")
 		relay.Run(ctx)
@@ -296,11 +302,11 @@ func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metr
 	})
 }
 
-func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *metrics, t *tracing,
+func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *prometheus.Metrics, t *otel.Tracing,
 	log *slog.Logger) {
 	worker(lc, func(ctx context.Context) {
 		log.Info("projector started")
-		if err := sub.Subscribe(ctx, t.handler(m.countApply(p.ApplyWaiting))); err != nil {
+		if err := sub.Subscribe(ctx, t.Projection(m.Projection(p.ApplyWaiting))); err != nil {
 			log.Error("projector stopped with an error", "error", err)
 			return
 		}
@@ -326,8 +332,9 @@ type serverParams struct {
 	Servers *httpServers
 	Cfg     Config
 	Log     *slog.Logger
-	Metrics *metrics
-	Tracing *tracing
+	Metrics *prometheus.Metrics
+	HTTP    *api.HTTPMetrics
+	Tracer  trace.TracerProvider
 	Checks  []api.Check `group:"checks"`
 }
 
@@ -335,7 +342,7 @@ func (p serverParams) operations() api.Operations {
 	spec := sync.OnceValue(func() *huma.OpenAPI {
 		return servers.Spec(api.ServerURL(p.Cfg.CommandAddr), api.ServerURL(p.Cfg.QueryAddr))
 	})
-	return api.Operations{Checks: p.Metrics.observeChecks(p.Checks), Metrics: p.Metrics.handler, Spec: spec}
+	return api.Operations{Checks: observedChecks(p.Metrics, p.Checks), Metrics: p.Metrics, Spec: spec}
 }
 
 func runCommandServer(p serverParams, h *apicommand.Handler) error {
@@ -360,7 +367,7 @@ func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Read
 // requests in hand finished.
 func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *http.Server {
 	srv := &http.Server{
-		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, api.CORS(mux))),
+		Handler:           api.Traced(p.Tracer, name, p.HTTP.Wrap(name, api.CORS(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,
