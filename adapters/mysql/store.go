@@ -227,7 +227,7 @@ func (s *EventStore) Lookup(ctx context.Context, key string) (ports.IdempotencyR
 // withdrawn; once its transaction began, Append waits for the outcome.
 func (s *EventStore) Append(ctx context.Context, a ports.Append) error {
 	op := "append " + a.PostID
-	if err := checkAppend(a); err != nil {
+	if err := a.Check(); err != nil {
 		return fmt.Errorf("mysql: %s: %w", op, err)
 	}
 	now := s.cfg.Now()
@@ -387,17 +387,6 @@ func keep(op string, err error) error {
 		return err
 	}
 	return wrap(op, err)
-}
-
-// checkAppend refuses changes that cannot follow ExpectedVersion in a.PostID's stream.
-func checkAppend(a ports.Append) error {
-	for i, c := range a.Changes {
-		want := a.ExpectedVersion + int64(i) + 1
-		if c.Event.PostID != a.PostID || c.Event.Version != want {
-			return fmt.Errorf("change %d is %s v%d, want %s v%d", i, c.Event.PostID, c.Event.Version, a.PostID, want)
-		}
-	}
-	return nil
 }
 
 // purgeSometimes deletes expired idempotency records when no append of this process did for
