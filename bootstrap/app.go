@@ -130,7 +130,7 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 				func(lc fx.Lifecycle, log *slog.Logger) (*mysql.EventStore, error) {
 					s, err := mysql.Open(context.Background(), mysql.Config{DSN: cfg.MySQLDSN, Log: log})
 					if err != nil {
-						return nil, err
+						return nil, fmt.Errorf("POSTS_MYSQL_DSN: %w", err)
 					}
 					lc.Append(fx.StopHook(s.Close))
 					return s, nil
@@ -219,7 +219,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 				func(lc fx.Lifecycle, log *slog.Logger) (*mongo.Views, error) {
 					v, err := mongo.Open(context.Background(), mongo.Config{URI: cfg.MongoURI, Log: log})
 					if err != nil {
-						return nil, err
+						return nil, fmt.Errorf("POSTS_MONGO_URI: %w", err)
 					}
 					lc.Append(fx.StopHook(v.Close))
 					return v, nil

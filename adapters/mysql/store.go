@@ -50,7 +50,7 @@ var (
 )
 
 // Open connects to the database named by cfg.DSN, checks that it answers and brings its schema
-// up to date. Every error names POSTS_MYSQL_DSN and shows the DSN with its password redacted;
+// up to date. Every error shows the DSN with its password redacted;
 // an unreachable or overloaded server gives an error that wraps ports.ErrUnavailable.
 func Open(ctx context.Context, cfg Config) (*EventStore, error) {
 	cfg, err := cfg.withDefaults()
@@ -116,12 +116,12 @@ func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// startError is an error of Open: one line naming the setting, with the password redacted.
+// startError is an error of Open: one line showing the DSN, with the password redacted.
 func startError(dsn, step string, err error) error {
 	if unavailable(err) {
-		return fmt.Errorf("mysql: %s=%s: %s: %w: %w", dsnVar, redact(dsn), step, ports.ErrUnavailable, err)
+		return fmt.Errorf("mysql: DSN %s: %s: %w: %w", redact(dsn), step, ports.ErrUnavailable, err)
 	}
-	return fmt.Errorf("mysql: %s=%s: %s: %w", dsnVar, redact(dsn), step, err)
+	return fmt.Errorf("mysql: DSN %s: %s: %w", redact(dsn), step, err)
 }
 
 // Close closes the connections. Calls made after it fail.
