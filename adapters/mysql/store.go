@@ -396,14 +396,14 @@ func (s *EventStore) purgeSometimes(ctx context.Context, now time.Time) {
 	if now.UnixNano()-last < int64(purgeEvery) || !s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	if _, err := s.PurgeExpired(context.WithoutCancel(ctx)); err != nil {
+	if _, err := s.purgeExpired(context.WithoutCancel(ctx)); err != nil {
 		s.cfg.Log.Warn("deleting expired idempotency records failed; trying again later", "error", err)
 	}
 }
 
-// PurgeExpired deletes up to 1000 expired idempotency records, oldest first, and returns how
-// many it deleted. Appends call it now and then; an operator may call it in a loop.
-func (s *EventStore) PurgeExpired(ctx context.Context) (int64, error) {
+// purgeExpired deletes up to 1000 expired idempotency records, oldest first, and returns how
+// many it deleted. Appends call it now and then.
+func (s *EventStore) purgeExpired(ctx context.Context) (int64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	res, err := s.db.NewDelete().Model((*keyRow)(nil)).
