@@ -32,19 +32,19 @@ import (
 	"hexapost/ports"
 )
 
-// Roles says which halves of hexapost a process runs.
-type Roles struct {
+// roles says which halves of hexapost a process runs.
+type roles struct {
 	// Command runs the command server and the outbox relay.
 	Command bool
 	// Query runs the query server and the projector.
 	Query bool
 }
 
-// Options returns the whole process as one fx.Option: one option per adapter flag, then the
+// options returns the whole process as one fx.Option: one option per adapter flag, then the
 // roles' workers and servers. Workers start before servers, so they stop after them: the
 // servers stop taking requests first, together, then the relay and the projector finish what
 // they hold.
-func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
+func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 	if !r.Command && !r.Query {
 		return nil, errors.New("no role to run")
 	}
@@ -109,7 +109,7 @@ func checkOf[T ports.Pinger](name string) any {
 		fx.ResultTags(`group:"checks"`))
 }
 
-func eventStoreOption(cfg Config) (fx.Option, error) {
+func eventStoreOption(cfg config) (fx.Option, error) {
 	switch cfg.EventStore {
 	case "memory":
 		return fx.Module("event-store",
@@ -144,7 +144,7 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 	return nil, fmt.Errorf("POSTS_EVENT_STORE=%s %w", cfg.EventStore, errNotAvailable)
 }
 
-func busOption(cfg Config) (fx.Option, error) {
+func busOption(cfg config) (fx.Option, error) {
 	switch cfg.Bus {
 	case "memory":
 		return fx.Module("bus",
@@ -201,7 +201,7 @@ func busOption(cfg Config) (fx.Option, error) {
 	return nil, fmt.Errorf("POSTS_BUS=%s %w", cfg.Bus, errNotAvailable)
 }
 
-func readModelOption(cfg Config) (fx.Option, error) {
+func readModelOption(cfg config) (fx.Option, error) {
 	switch cfg.ReadModel {
 	case "memory":
 		return fx.Module("read-model",
@@ -243,7 +243,7 @@ var querySide = fx.Module("query",
 	fx.Provide(
 		projection.NewNotifier,
 		projection.NewProjector,
-		func(v ports.ViewReader, n *projection.Notifier, cfg Config) *projection.Reader {
+		func(v ports.ViewReader, n *projection.Notifier, cfg config) *projection.Reader {
 			return projection.NewReader(v, n, projection.ReaderConfig{Wait: cfg.ReadWait})
 		},
 		apiquery.NewHandler,
@@ -330,7 +330,7 @@ type serverParams struct {
 	fx.In
 	LC      fx.Lifecycle
 	Servers *httpServers
-	Cfg     Config
+	Cfg     config
 	Log     *slog.Logger
 	Metrics *prometheus.Metrics
 	HTTP    *api.HTTPMetrics

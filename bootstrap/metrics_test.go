@@ -1,4 +1,4 @@
-package bootstrap_test
+package bootstrap
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"go.uber.org/fx"
 
 	"hexapost/adapters/memory"
-	"hexapost/bootstrap"
 	"hexapost/core/post"
 	"hexapost/ports"
 )
@@ -28,14 +27,14 @@ func TestDeadLetterMetrics(t *testing.T) {
 	t.Parallel()
 	const doomed = "doomed by the read model"
 	logs := &lockedBuffer{}
-	cfg, err := bootstrap.LoadConfig(env(map[string]string{
+	cfg, err := loadConfig(env(map[string]string{
 		"POSTS_COMMAND_ADDR": "127.0.0.1:0", "POSTS_QUERY_ADDR": "127.0.0.1:0",
 		"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "20ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(logs, nil)))
+	opts, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

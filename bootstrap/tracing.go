@@ -18,7 +18,7 @@ import (
 // endpoint is configured — and the *otel.Tracing made from it. A test can replace the provider
 // with fx.Decorate. The SDK provider is shut down, flushing the spans it holds, after every
 // worker and server that uses it has stopped (fx stops in reverse order of start).
-func tracingOption(cfg Config, r Roles) fx.Option {
+func tracingOption(cfg config, r roles) fx.Option {
 	return fx.Options(
 		fx.Provide(func(lc fx.Lifecycle, log *slog.Logger) (trace.TracerProvider, error) {
 			return newTracerProvider(lc, cfg, r, log)
@@ -27,7 +27,7 @@ func tracingOption(cfg Config, r Roles) fx.Option {
 	)
 }
 
-func newTracerProvider(lc fx.Lifecycle, cfg Config, r Roles, log *slog.Logger) (trace.TracerProvider, error) {
+func newTracerProvider(lc fx.Lifecycle, cfg config, r roles, log *slog.Logger) (trace.TracerProvider, error) {
 	endpoint := otlpTracesURL(cfg)
 	if endpoint == "" {
 		return noop.NewTracerProvider(), nil
@@ -49,7 +49,7 @@ func newTracerProvider(lc fx.Lifecycle, cfg Config, r Roles, log *slog.Logger) (
 // otlpTracesURL returns where spans go: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, else
 // OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces appended, as the OTLP/HTTP specification says;
 // empty when neither is set.
-func otlpTracesURL(cfg Config) string {
+func otlpTracesURL(cfg config) string {
 	switch {
 	case cfg.OTLPTracesEndpoint != "":
 		return cfg.OTLPTracesEndpoint
@@ -60,8 +60,8 @@ func otlpTracesURL(cfg Config) string {
 }
 
 // otlpURL checks an OTLP/HTTP endpoint: an http or https URL with a host.
-func otlpURL(set func(c *Config, v string)) func(*Config, string) error {
-	return func(c *Config, v string) error {
+func otlpURL(set func(c *config, v string)) func(*config, string) error {
+	return func(c *config, v string) error {
 		if v == "" {
 			return nil
 		}
@@ -74,7 +74,7 @@ func otlpURL(set func(c *Config, v string)) func(*Config, string) error {
 	}
 }
 
-func serviceName(r Roles) string {
+func serviceName(r roles) string {
 	switch {
 	case r.Command && r.Query:
 		return "hexapost"

@@ -1,4 +1,4 @@
-package bootstrap_test
+package bootstrap
 
 import (
 	"bufio"
@@ -16,8 +16,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
-
-	"hexapost/bootstrap"
 )
 
 // lockedBuffer is a log destination safe for the app's goroutines and the test.
@@ -50,7 +48,7 @@ func (b *lockedBuffer) url(server string) string {
 // provider replaced by one that records into exp, and returns the command server's URL.
 func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExporter) string {
 	t.Helper()
-	cfg, err := bootstrap.LoadConfig(func(k string) string {
+	cfg, err := loadConfig(func(k string) string {
 		switch k {
 		case "POSTS_COMMAND_ADDR", "POSTS_QUERY_ADDR":
 			return "127.0.0.1:0"
@@ -61,7 +59,7 @@ func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExp
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	opt, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true},
+	opt, err := options(cfg, roles{Command: true, Query: true},
 		slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -151,11 +149,11 @@ func names(m map[string]tracetest.SpanStub) []string {
 // span that records.
 func TestTracingOffByDefault(t *testing.T) {
 	t.Parallel()
-	cfg, err := bootstrap.LoadConfig(env(nil))
+	cfg, err := loadConfig(env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true},
+	opt, err := options(cfg, roles{Command: true, Query: true},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
