@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -26,32 +25,11 @@ import (
 func TestDeadLetterMetrics(t *testing.T) {
 	t.Parallel()
 	const doomed = "doomed by the read model"
-	logs := &lockedBuffer{}
-	cfg, err := loadConfig(env(map[string]string{
-		"POSTS_COMMAND_ADDR": "127.0.0.1:0", "POSTS_QUERY_ADDR": "127.0.0.1:0",
-		"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "20ms",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var bus *memory.Bus
-	app := fx.New(opts, fx.Populate(&bus), fx.Decorate(func(v ports.ViewWriter) ports.ViewWriter {
-		return refusingViews{ViewWriter: v, title: doomed}
-	}))
-	if err := app.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	logs := startApp(t, map[string]string{"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "20ms"},
+		fx.Populate(&bus), fx.Decorate(func(v ports.ViewWriter) ports.ViewWriter {
+			return refusingViews{ViewWriter: v, title: doomed}
+		}))
 	commandURL, queryURL := logs.url("command"), logs.url("query")
 	if commandURL == "" || queryURL == "" {
 		t.Fatalf("servers logged no URL: command %q, query %q", commandURL, queryURL)

@@ -44,9 +44,10 @@ func (b *lockedBuffer) url(server string) string {
 	return ""
 }
 
-// startTraced starts the whole process (memory backends, both roles) on free ports, its tracer
-// provider replaced by one that records into exp, and returns the command server's URL.
-func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExporter) string {
+// startApp starts the whole process (both roles, memory backends unless env says otherwise)
+// on free ports, with the extra options (fx.Decorate, fx.Populate) applied, stops it when the
+// test ends, and returns its log.
+func startApp(t *testing.T, env map[string]string, extra ...fx.Option) *lockedBuffer {
 	t.Helper()
 	cfg, err := loadConfig(func(k string) string {
 		switch k {
@@ -59,13 +60,11 @@ func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExp
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	opt, err := options(cfg, roles{Command: true, Query: true},
-		slog.New(slog.NewJSONHandler(logs, nil)))
+	opt, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	app := fx.New(opt, fx.Decorate(func(trace.TracerProvider) trace.TracerProvider { return tp }))
+	app := fx.New(append([]fx.Option{opt}, extra...)...)
 	if err := app.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +75,15 @@ func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExp
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return logs.url("command")
+	return logs
+}
+
+// startTraced starts the whole process with its tracer provider replaced by one that records
+// into exp, and returns the command server's URL.
+func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExporter) string {
+	t.Helper()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	return startApp(t, env, fx.Decorate(func(trace.TracerProvider) trace.TracerProvider { return tp })).url("command")
 }
 
 // TestTracingFollowsOneChange: a command request that carries a traceparent gives one trace
