@@ -103,12 +103,6 @@ type HistoryEntry struct {
 	Post       Post      `json:"post"`
 }
 
-// History is one page of a post's history, oldest version first.
-type History struct {
-	Items      []HistoryEntry `json:"items"`
-	NextCursor string         `json:"next_cursor,omitempty"`
-}
-
 // ListQuery selects a page of posts; zero fields take the server's defaults.
 type ListQuery struct {
 	AuthorName string
@@ -197,18 +191,13 @@ func (c *Client) List(ctx context.Context, q ListQuery) (Page, error) {
 	return out, c.do(ctx, http.MethodGet, withQuery(c.query+"/posts", v), nil, &out)
 }
 
-// History reads a page of a post's history from the query server; limit 0 and an empty cursor
-// read the first page of the server's default size.
-func (c *Client) History(ctx context.Context, id string, limit int, cursor string) (History, error) {
-	v := url.Values{}
-	if limit > 0 {
-		v.Set("limit", strconv.Itoa(limit))
+// History reads a post's history from the query server, oldest version first.
+func (c *Client) History(ctx context.Context, id string) ([]HistoryEntry, error) {
+	var out struct {
+		Items []HistoryEntry `json:"items"`
 	}
-	if cursor != "" {
-		v.Set("cursor", cursor)
-	}
-	var out History
-	return out, c.do(ctx, http.MethodGet, withQuery(c.query+"/posts/"+url.PathEscape(id)+"/history", v), nil, &out)
+	err := c.do(ctx, http.MethodGet, c.query+"/posts/"+url.PathEscape(id)+"/history", nil, &out)
+	return out.Items, err
 }
 
 func withQuery(u string, v url.Values) string {
