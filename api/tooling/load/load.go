@@ -639,9 +639,8 @@ func printBench(w io.Writer, r Result) {
 // startCeilingProcess starts the ceiling server in a process of its own (`hexapost bench
 // -serve-ceiling`) and returns its URL and a function that stops it. The command server it is
 // compared with runs in a process of its own too: served from the load tool's process, the
-// bare server's requests were handed over within one Go runtime instead of woken across
-// processes, and it answered a quarter to a third more of them a second on a 2-core virtual
-// machine, a gain no deployed server has.
+// bare server's requests would be handed over within one Go runtime instead of woken across
+// processes, a gain no deployed server has.
 func startCeilingProcess() (string, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
