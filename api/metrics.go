@@ -48,7 +48,7 @@ func (m *HTTPMetrics) Wrap(server string, next http.Handler) http.Handler {
 		inFlight.Inc()
 		defer inFlight.Dec()
 		start := time.Now()
-		sw := NewStatusWriter(w)
+		sw := newStatusWriter(w)
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
 		if route == "" || route == "/" {
@@ -71,24 +71,24 @@ func methodLabel(method string) string {
 	return "other"
 }
 
-// StatusWriter remembers the status a handler answered with, for the middleware that wraps it
+// statusWriter remembers the status a handler answered with, for the middleware that wraps it
 // (metrics, tracing).
-type StatusWriter struct {
+type statusWriter struct {
 	http.ResponseWriter
 	// Status is the status written, 200 if the handler wrote none.
 	Status int
 }
 
-// NewStatusWriter wraps w.
-func NewStatusWriter(w http.ResponseWriter) *StatusWriter {
-	return &StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+// newStatusWriter wraps w.
+func newStatusWriter(w http.ResponseWriter) *statusWriter {
+	return &statusWriter{ResponseWriter: w, Status: http.StatusOK}
 }
 
 // WriteHeader records code and writes it.
-func (w *StatusWriter) WriteHeader(code int) {
+func (w *statusWriter) WriteHeader(code int) {
 	w.Status = code
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -20,6 +21,8 @@ import (
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
 	"hexapost/adapters/postlock"
+	"hexapost/adapters/otel"
+	"hexapost/adapters/prometheus"
 	"hexapost/adapters/redis"
 	"hexapost/adapters/statecache"
 	"hexapost/api"
@@ -31,19 +34,19 @@ import (
 	"hexapost/ports"
 )
 
-// Roles says which halves of hexapost a process runs.
-type Roles struct {
+// roles says which halves of hexapost a process runs.
+type roles struct {
 	// Command runs the command server and the outbox relay.
 	Command bool
 	// Query runs the query server and the projector.
 	Query bool
 }
 
-// Options returns the whole process as one fx.Option: one option per adapter flag, then the
+// options returns the whole process as one fx.Option: one option per adapter flag, then the
 // roles' workers and servers. Workers start before servers, so they stop after them: the
 // servers stop taking requests first, together, then the relay and the projector finish what
 // they hold.
-func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
+func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 	if !r.Command && !r.Query {
 		return nil, errors.New("no role to run")
 	}
@@ -108,7 +111,7 @@ func checkOf[T ports.Pinger](name string) any {
 		fx.ResultTags(`group:"checks"`))
 }
 
-func eventStoreOption(cfg Config) (fx.Option, error) {
+func eventStoreOption(cfg config) (fx.Option, error) {
 	switch cfg.EventStore {
 	case "memory":
 		return fx.Module("event-store",
@@ -129,7 +132,7 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 				func(lc fx.Lifecycle, log *slog.Logger) (*mysql.EventStore, error) {
 					s, err := mysql.Open(context.Background(), mysql.Config{DSN: cfg.MySQLDSN, Log: log})
 					if err != nil {
-						return nil, err
+						return nil, fmt.Errorf("POSTS_MYSQL_DSN: %w", err)
 					}
 					lc.Append(fx.StopHook(s.Close))
 					return s, nil
@@ -143,12 +146,12 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 	return nil, fmt.Errorf("POSTS_EVENT_STORE=%s %w", cfg.EventStore, errNotAvailable)
 }
 
-func busOption(cfg Config) (fx.Option, error) {
+func busOption(cfg config) (fx.Option, error) {
 	switch cfg.Bus {
 	case "memory":
 		return fx.Module("bus",
 			fx.Provide(
-				func(log *slog.Logger, m *metrics) *memory.Bus {
+				func(log *slog.Logger, m *prometheus.Metrics) *memory.Bus {
 					return memory.NewBus(memory.BusConfig{
 						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: m,
 					})
@@ -162,7 +165,7 @@ func busOption(cfg Config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*redis.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, m *prometheus.Metrics) (*redis.Bus, error) {
 					b, err := redis.Open(context.Background(), redis.Config{
 						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxLen: cfg.RedisMaxLen, MaxAttempts: cfg.MaxAttempts,
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
@@ -182,7 +185,7 @@ func busOption(cfg Config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger, m *metrics) (*nats.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, m *prometheus.Metrics) (*nats.Bus, error) {
 					b, err := nats.Open(context.Background(), nats.Config{
 						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxMsgs: cfg.NATSMaxMsgs, MaxAttempts: cfg.MaxAttempts,
 						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
@@ -200,7 +203,7 @@ func busOption(cfg Config) (fx.Option, error) {
 	return nil, fmt.Errorf("POSTS_BUS=%s %w", cfg.Bus, errNotAvailable)
 }
 
-func readModelOption(cfg Config) (fx.Option, error) {
+func readModelOption(cfg config) (fx.Option, error) {
 	switch cfg.ReadModel {
 	case "memory":
 		return fx.Module("read-model",
@@ -220,7 +223,7 @@ func readModelOption(cfg Config) (fx.Option, error) {
 					v, err := mongo.Open(context.Background(), mongo.Config{URI: cfg.MongoURI, Log: log,
 						AtomicReplace: atomic[cfg.MongoAtomicReplace]})
 					if err != nil {
-						return nil, err
+						return nil, fmt.Errorf("POSTS_MONGO_URI: %w", err)
 					}
 					lc.Append(fx.StopHook(v.Close))
 					return v, nil
@@ -248,7 +251,7 @@ var querySide = fx.Module("query",
 	fx.Provide(
 		projection.NewNotifier,
 		projection.NewProjector,
-		func(v ports.ViewReader, n *projection.Notifier, cfg Config) *projection.Reader {
+		func(v ports.ViewReader, n *projection.Notifier, cfg config) *projection.Reader {
 			return projection.NewReader(v, n, projection.ReaderConfig{Wait: cfg.ReadWait})
 		},
 		apiquery.NewHandler,
@@ -256,18 +259,18 @@ var querySide = fx.Module("query",
 	fx.Invoke(runProjector),
 )
 
-func newPostStore(store ports.EventStore, m *metrics, t *tracing) ports.PostStore {
-	return command.NewStreams(countingStore{EventStore: t.store(store), m: m})
+func newPostStore(store ports.EventStore, m *prometheus.Metrics, t *otel.Tracing) ports.PostStore {
+	return command.NewStreams(m.EventStore(t.EventStore(store)))
 }
 
 // stateCacheOption keeps the states of the posts commanded recently in front of the post store
 // (POSTS_STATE_CACHE), so that a command on a long stream reads only what followed them.
-func stateCacheOption(cfg Config) fx.Option {
+func stateCacheOption(cfg config) fx.Option {
 	if !cfg.StateCache {
 		return fx.Options()
 	}
-	return fx.Decorate(func(next ports.PostStore, store ports.EventStore, t *tracing) ports.PostStore {
-		return statecache.New(next, t.store(store), statecache.Config{})
+	return fx.Decorate(func(next ports.PostStore, store ports.EventStore, t *otel.Tracing) ports.PostStore {
+		return statecache.New(next, t.EventStore(store), statecache.Config{})
 	})
 }
 
@@ -275,19 +278,16 @@ func newCommandService(posts ports.PostStore, keys ports.IdempotencyStore, log *
 	return command.NewService(posts, keys, newID, time.Now, log, command.Config{})
 }
 
-func newCommandHandler(svc *command.Service, m *metrics, log *slog.Logger) *apicommand.Handler {
-	return apicommand.NewHandler(svc, log, m.observeCommand)
+func newCommandHandler(svc *command.Service, m *prometheus.Metrics, log *slog.Logger) *apicommand.Handler {
+	return apicommand.NewHandler(svc, log, func(command string, o api.Outcome, took time.Duration) {
+		m.ObserveCommand(command, string(o), took)
+	})
 }
 
 // newID returns a UUIDv7: unique, and ordered by creation time, which keeps index inserts local.
-// Its random bits come from a pool that one read of the system's generator refills for 16 ids
-// (uuid.EnableRandPool, in init): a create takes two ids, which were otherwise two system calls.
+// The hexapost binary draws its random bits from uuid's pool (main enables it).
 func newID() string {
 	return uuid.Must(uuid.NewV7()).String()
-}
-
-func init() {
-	uuid.EnableRandPool() // before any goroutine can make an id: it is not safe to call concurrently
 }
 
 // worker runs fn in a goroutine from start to stop; stop cancels it and waits for it to return.
@@ -314,8 +314,9 @@ func worker(lc fx.Lifecycle, fn func(ctx context.Context)) {
 	})
 }
 
-func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metrics, t *tracing, log *slog.Logger) {
-	relay := command.NewRelay(outbox, countingPublisher{Publisher: t.publisher(pub), m: m}, log, command.RelayConfig{})
+func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *prometheus.Metrics, t *otel.Tracing,
+	log *slog.Logger) {
+	relay := command.NewRelay(outbox, m.Publisher(t.Publisher(pub)), log, command.RelayConfig{})
 	worker(lc, func(ctx context.Context) {
 		log.Info("relay started")
 		relay.Run(ctx)
@@ -323,11 +324,11 @@ func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *metr
 	})
 }
 
-func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *metrics, t *tracing,
+func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector, m *prometheus.Metrics, t *otel.Tracing,
 	log *slog.Logger) {
 	worker(lc, func(ctx context.Context) {
 		log.Info("projector started")
-		if err := sub.Subscribe(ctx, t.handler(m.countApply(p.ApplyWaiting))); err != nil {
+		if err := sub.Subscribe(ctx, t.Projection(m.Projection(p.ApplyWaiting))); err != nil {
 			log.Error("projector stopped with an error", "error", err)
 			return
 		}
@@ -351,10 +352,11 @@ type serverParams struct {
 	fx.In
 	LC      fx.Lifecycle
 	Servers *httpServers
-	Cfg     Config
+	Cfg     config
 	Log     *slog.Logger
-	Metrics *metrics
-	Tracing *tracing
+	Metrics *prometheus.Metrics
+	HTTP    *api.HTTPMetrics
+	Tracer  trace.TracerProvider
 	Checks  []api.Check `group:"checks"`
 }
 
@@ -362,7 +364,7 @@ func (p serverParams) operations() api.Operations {
 	spec := sync.OnceValue(func() *huma.OpenAPI {
 		return servers.Spec(api.ServerURL(p.Cfg.CommandAddr), api.ServerURL(p.Cfg.QueryAddr))
 	})
-	return api.Operations{Checks: p.Metrics.observeChecks(p.Checks), Metrics: p.Metrics.handler, Spec: spec}
+	return api.Operations{Checks: observedChecks(p.Metrics, p.Checks), Metrics: p.Metrics, Spec: spec}
 }
 
 // cors allows the origins configured, or else the bundled docs of both servers.
@@ -401,7 +403,7 @@ func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Read
 // requests in hand finished.
 func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *http.Server {
 	srv := &http.Server{
-		Handler:           p.Tracing.server(name, p.Metrics.http.Wrap(name, p.cors().Wrap(mux))),
+		Handler:           api.Traced(p.Tracer, name, p.HTTP.Wrap(name, p.cors().Wrap(mux))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,

@@ -1,4 +1,4 @@
-package bootstrap_test
+package bootstrap
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"go.uber.org/fx"
-
-	"hexapost/bootstrap"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -21,98 +19,98 @@ func TestValidateApp(t *testing.T) {
 	tests := []struct {
 		name      string
 		giveEnv   map[string]string
-		giveRoles bootstrap.Roles
+		giveRoles roles
 		wantErr   string
 	}{
 		{
 			name:      "defaults, both roles",
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 		},
 		{
 			name:      "memory everywhere, explicit",
 			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "memory", "POSTS_BUS": "memory", "POSTS_READ_MODEL": "memory"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 		},
 		{
 			name:      "state cache off",
 			giveEnv:   map[string]string{"POSTS_STATE_CACHE": "off"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 		},
 		{
 			name:      "memory bus refused for a command-only process",
-			giveRoles: bootstrap.Roles{Command: true},
+			giveRoles: roles{Command: true},
 			wantErr:   "POSTS_BUS=memory connects only servers in one process",
 		},
 		{
 			name:      "memory bus refused for a query-only process",
-			giveRoles: bootstrap.Roles{Query: true},
+			giveRoles: roles{Query: true},
 			wantErr:   "POSTS_BUS=memory connects only servers in one process",
 		},
 		{
 			name:      "mysql without a DSN",
 			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "mysql"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 			wantErr:   "POSTS_EVENT_STORE=mysql needs POSTS_MYSQL_DSN",
 		},
 		{
 			name:      "mysql event store",
 			giveEnv:   map[string]string{"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": "u:p@tcp(127.0.0.1:1)/x"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 		},
 		{
 			name:      "nats without a URL",
 			giveEnv:   map[string]string{"POSTS_BUS": "nats"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 			wantErr:   "POSTS_BUS=nats needs POSTS_NATS_URL",
 		},
 		{
 			name:      "nats bus, query process",
 			giveEnv:   map[string]string{"POSTS_BUS": "nats", "POSTS_NATS_URL": "nats://127.0.0.1:1"},
-			giveRoles: bootstrap.Roles{Query: true},
+			giveRoles: roles{Query: true},
 		},
 		{
 			name:      "redis without a URL",
 			giveEnv:   map[string]string{"POSTS_BUS": "redis"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 			wantErr:   "POSTS_BUS=redis needs POSTS_REDIS_URL",
 		},
 		{
 			name:      "redis bus, command process",
 			giveEnv:   map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0", "POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": "u:p@tcp(127.0.0.1:1)/x"},
-			giveRoles: bootstrap.Roles{Command: true},
+			giveRoles: roles{Command: true},
 		},
 		{
 			name:      "redis bus, query process",
 			giveEnv:   map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0"},
-			giveRoles: bootstrap.Roles{Query: true},
+			giveRoles: roles{Query: true},
 		},
 		{
 			name:      "mongo without a URI",
 			giveEnv:   map[string]string{"POSTS_READ_MODEL": "mongo"},
-			giveRoles: bootstrap.Roles{Command: true, Query: true},
+			giveRoles: roles{Command: true, Query: true},
 			wantErr:   "POSTS_READ_MODEL=mongo needs POSTS_MONGO_URI",
 		},
 		{
 			name:      "tracing to an OTLP endpoint, redis bus, query process",
 			giveEnv:   map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0"},
-			giveRoles: bootstrap.Roles{Query: true},
+			giveRoles: roles{Query: true},
 		},
 		{
 			name: "full stack, query process",
 			giveEnv: map[string]string{"POSTS_READ_MODEL": "mongo", "POSTS_MONGO_URI": "mongodb://127.0.0.1:1/x",
 				"POSTS_BUS": "nats", "POSTS_NATS_URL": "nats://127.0.0.1:1"},
-			giveRoles: bootstrap.Roles{Query: true},
+			giveRoles: roles{Query: true},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := bootstrap.LoadConfig(env(tt.giveEnv))
+			cfg, err := loadConfig(env(tt.giveEnv))
 			if err != nil {
 				t.Fatal(err)
 			}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			opt, err := bootstrap.Options(cfg, tt.giveRoles, log)
+			opt, err := options(cfg, tt.giveRoles, log)
 			if err == nil {
 				err = fx.ValidateApp(opt)
 			}
@@ -153,7 +151,7 @@ func TestLoadConfigRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.giveName+"="+tt.giveValue, func(t *testing.T) {
 			t.Parallel()
-			_, err := bootstrap.LoadConfig(env(map[string]string{tt.giveName: tt.giveValue}))
+			_, err := loadConfig(env(map[string]string{tt.giveName: tt.giveValue}))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v, want %q", err, tt.wantErr)
 			}
@@ -163,7 +161,7 @@ func TestLoadConfigRejects(t *testing.T) {
 
 func TestLoadConfigDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := bootstrap.LoadConfig(env(nil))
+	cfg, err := loadConfig(env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +180,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigCORSOrigins(t *testing.T) {
 	t.Parallel()
-	cfg, err := bootstrap.LoadConfig(env(map[string]string{"POSTS_CORS_ORIGINS": " https://a.example , http://b.example:8080/"}))
+	cfg, err := loadConfig(env(map[string]string{"POSTS_CORS_ORIGINS": " https://a.example , http://b.example:8080/"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +192,7 @@ func TestLoadConfigCORSOrigins(t *testing.T) {
 func TestMainUnknownBusExitsNonZero(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	code := bootstrap.Main(nil, env(map[string]string{"POSTS_BUS": "kafka"}), &stdout, &stderr)
+	code := Main(nil, env(map[string]string{"POSTS_BUS": "kafka"}), &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "POSTS_BUS") ||
 		!strings.Contains(stderr.String(), "memory, redis, nats") {
 		t.Fatalf("exit %d, stderr %q; want non-zero naming POSTS_BUS and the allowed values", code, stderr.String())
@@ -216,7 +214,7 @@ func TestMainUsage(t *testing.T) {
 		t.Run(strings.Join(tt.giveArgs, " "), func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			if code := bootstrap.Main(tt.giveArgs, env(nil), &stdout, &stderr); code != tt.wantCode {
+			if code := Main(tt.giveArgs, env(nil), &stdout, &stderr); code != tt.wantCode {
 				t.Fatalf("exit %d, want %d (stderr %q)", code, tt.wantCode, stderr.String())
 			}
 		})
@@ -226,7 +224,7 @@ func TestMainUsage(t *testing.T) {
 func TestMainOpenAPI(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	if code := bootstrap.Main([]string{"openapi"}, env(nil), &stdout, &stderr); code != 0 {
+	if code := Main([]string{"openapi"}, env(nil), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	for _, want := range []string{"openapi: 3.1.0", "operationId: create-post", "operationId: get-post"} {
@@ -239,7 +237,7 @@ func TestMainOpenAPI(t *testing.T) {
 func TestMainRebuildNeedsDurableBackends(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	code := bootstrap.Main([]string{"rebuild"}, env(nil), &stdout, &stderr)
+	code := Main([]string{"rebuild"}, env(nil), &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo") {
 		t.Fatalf("exit %d, stderr %q; want 1 naming the variables", code, stderr.String())
 	}

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// Config is everything hexapost reads from its environment. Every variable is documented in
+// config is everything hexapost reads from its environment. Every variable is documented in
 // the README; an unknown or malformed value is a startup error that names the variable.
-type Config struct {
+type config struct {
 	EventStore string // POSTS_EVENT_STORE: memory | mysql
 	Bus        string // POSTS_BUS: memory | redis | nats
 	ReadModel  string // POSTS_READ_MODEL: memory | mongo
@@ -52,17 +52,17 @@ type variable struct {
 	name    string
 	def     string
 	allowed []string // empty: any value
-	parse   func(c *Config, v string) error
+	parse   func(c *config, v string) error
 }
 
-func text(set func(c *Config, v string)) func(*Config, string) error {
-	return func(c *Config, v string) error { set(c, v); return nil }
+func text(set func(c *config, v string)) func(*config, string) error {
+	return func(c *config, v string) error { set(c, v); return nil }
 }
 
 // streamBound parses the number of changes a bus's stream keeps: at least 1000, so that a
 // typo cannot make the bus drop changes the query side has not read yet within a second.
-func streamBound(set func(c *Config, n int64)) func(*Config, string) error {
-	return func(c *Config, v string) error {
+func streamBound(set func(c *config, n int64)) func(*config, string) error {
+	return func(c *config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1000 {
 			return fmt.Errorf("must be a whole number of at least 1000")
@@ -72,8 +72,8 @@ func streamBound(set func(c *Config, n int64)) func(*Config, string) error {
 	}
 }
 
-func duration(set func(c *Config, d time.Duration)) func(*Config, string) error {
-	return func(c *Config, v string) error {
+func duration(set func(c *config, d time.Duration)) func(*config, string) error {
+	return func(c *config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("must be a positive duration such as 2s or 500ms")
@@ -84,7 +84,7 @@ func duration(set func(c *Config, d time.Duration)) func(*Config, string) error 
 }
 
 // origins parses a comma-separated list of origins such as https://app.example.com, or "*".
-func origins(c *Config, v string) error {
+func origins(c *config, v string) error {
 	if v == "" {
 		return nil
 	}
@@ -105,22 +105,22 @@ func origins(c *Config, v string) error {
 }
 
 var variables = []variable{
-	{"POSTS_EVENT_STORE", "memory", []string{"memory", "mysql"}, text(func(c *Config, v string) { c.EventStore = v })},
-	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *Config, v string) { c.Bus = v })},
-	{"POSTS_READ_MODEL", "memory", []string{"memory", "mongo"}, text(func(c *Config, v string) { c.ReadModel = v })},
-	{"POSTS_STATE_CACHE", "on", []string{"on", "off"}, text(func(c *Config, v string) { c.StateCache = v == "on" })},
-	{"POSTS_MYSQL_DSN", "", nil, text(func(c *Config, v string) { c.MySQLDSN = v })},
-	{"POSTS_REDIS_URL", "", nil, text(func(c *Config, v string) { c.RedisURL = v })},
-	{"POSTS_NATS_URL", "", nil, text(func(c *Config, v string) { c.NATSURL = v })},
-	{"POSTS_MONGO_URI", "", nil, text(func(c *Config, v string) { c.MongoURI = v })},
-	{"POSTS_MONGO_ATOMIC_REPLACE", "auto", []string{"auto", "on", "off"}, text(func(c *Config, v string) { c.MongoAtomicReplace = v })},
-	{"POSTS_CONSUMER_GROUP", "hexapost-query", nil, text(func(c *Config, v string) { c.ConsumerGroup = v })},
-	{"POSTS_REDIS_MAXLEN", "1000000", nil, streamBound(func(c *Config, n int64) { c.RedisMaxLen = n })},
-	{"POSTS_NATS_MAX_MSGS", "1000000", nil, streamBound(func(c *Config, n int64) { c.NATSMaxMsgs = n })},
-	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *Config, v string) { c.CommandAddr = v })},
-	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *Config, v string) { c.QueryAddr = v })},
-	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *Config, d time.Duration) { c.ReadWait = d })},
-	{"POSTS_MAX_ATTEMPTS", "3", nil, func(c *Config, v string) error {
+	{"POSTS_EVENT_STORE", "memory", []string{"memory", "mysql"}, text(func(c *config, v string) { c.EventStore = v })},
+	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *config, v string) { c.Bus = v })},
+	{"POSTS_READ_MODEL", "memory", []string{"memory", "mongo"}, text(func(c *config, v string) { c.ReadModel = v })},
+	{"POSTS_STATE_CACHE", "on", []string{"on", "off"}, text(func(c *config, v string) { c.StateCache = v == "on" })},
+	{"POSTS_MYSQL_DSN", "", nil, text(func(c *config, v string) { c.MySQLDSN = v })},
+	{"POSTS_REDIS_URL", "", nil, text(func(c *config, v string) { c.RedisURL = v })},
+	{"POSTS_NATS_URL", "", nil, text(func(c *config, v string) { c.NATSURL = v })},
+	{"POSTS_MONGO_URI", "", nil, text(func(c *config, v string) { c.MongoURI = v })},
+	{"POSTS_MONGO_ATOMIC_REPLACE", "auto", []string{"auto", "on", "off"}, text(func(c *config, v string) { c.MongoAtomicReplace = v })},
+	{"POSTS_CONSUMER_GROUP", "hexapost-query", nil, text(func(c *config, v string) { c.ConsumerGroup = v })},
+	{"POSTS_REDIS_MAXLEN", "1000000", nil, streamBound(func(c *config, n int64) { c.RedisMaxLen = n })},
+	{"POSTS_NATS_MAX_MSGS", "1000000", nil, streamBound(func(c *config, n int64) { c.NATSMaxMsgs = n })},
+	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *config, v string) { c.CommandAddr = v })},
+	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *config, v string) { c.QueryAddr = v })},
+	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *config, d time.Duration) { c.ReadWait = d })},
+	{"POSTS_MAX_ATTEMPTS", "3", nil, func(c *config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			return fmt.Errorf("must be a whole number from 1 to 100")
@@ -128,30 +128,30 @@ var variables = []variable{
 		c.MaxAttempts = n
 		return nil
 	}},
-	{"POSTS_RETRY_BACKOFF", "100ms", nil, duration(func(c *Config, d time.Duration) { c.RetryBackoff = d })},
-	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
-	{"POSTS_ADMIN_TOKEN", "", nil, text(func(c *Config, v string) { c.AdminToken = v })},
+	{"POSTS_RETRY_BACKOFF", "100ms", nil, duration(func(c *config, d time.Duration) { c.RetryBackoff = d })},
+	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"POSTS_ADMIN_TOKEN", "", nil, text(func(c *config, v string) { c.AdminToken = v })},
 	{"POSTS_CORS_ORIGINS", "", nil, origins},
-	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *Config, v string) { c.LogLevel = v })},
-	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *Config, v string) { c.LogFormat = v })},
-	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *Config, v string) { c.OTLPEndpoint = v })},
-	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *Config, v string) { c.OTLPTracesEndpoint = v })},
+	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *config, v string) { c.LogLevel = v })},
+	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *config, v string) { c.LogFormat = v })},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPEndpoint = v })},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPTracesEndpoint = v })},
 }
 
-// LoadConfig reads the configuration through getenv (os.Getenv in production). Unset or empty
+// loadConfig reads the configuration through getenv (os.Getenv in production). Unset or empty
 // variables take their defaults.
-func LoadConfig(getenv func(string) string) (Config, error) {
-	var c Config
+func loadConfig(getenv func(string) string) (config, error) {
+	var c config
 	for _, v := range variables {
 		val := strings.TrimSpace(getenv(v.name))
 		if val == "" {
 			val = v.def
 		}
 		if len(v.allowed) > 0 && !slices.Contains(v.allowed, val) {
-			return Config{}, fmt.Errorf("%s=%q: must be one of %s", v.name, val, strings.Join(v.allowed, ", "))
+			return config{}, fmt.Errorf("%s=%q: must be one of %s", v.name, val, strings.Join(v.allowed, ", "))
 		}
 		if err := v.parse(&c, val); err != nil {
-			return Config{}, fmt.Errorf("%s=%q: %w", v.name, val, err)
+			return config{}, fmt.Errorf("%s=%q: %w", v.name, val, err)
 		}
 	}
 	return c, nil

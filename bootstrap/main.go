@@ -17,6 +17,7 @@ import (
 
 	"hexapost/api"
 	"hexapost/api/servers"
+	"hexapost/api/tooling/load"
 	"hexapost/core/projection"
 	"hexapost/ports"
 )
@@ -49,7 +50,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	case args[0] == "rebuild" && len(args) == 1:
 		return rebuild(getenv, stderr)
 	case args[0] == "bench":
-		return bench(args[1:], stdout, stderr)
+		return load.Main(args[1:], stdout, stderr)
 	case args[0] == "openapi":
 		return printSpec(args[1:], getenv, stdout, stderr)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
@@ -60,23 +61,23 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	return 2
 }
 
-func parseRoles(args []string) (Roles, error) {
+func parseRoles(args []string) (roles, error) {
 	if len(args) <= 1 {
-		return Roles{Command: true, Query: true}, nil
+		return roles{Command: true, Query: true}, nil
 	}
 	if len(args) == 2 {
 		switch args[1] {
 		case "command":
-			return Roles{Command: true}, nil
+			return roles{Command: true}, nil
 		case "query":
-			return Roles{Query: true}, nil
+			return roles{Query: true}, nil
 		}
 	}
-	return Roles{}, fmt.Errorf("unknown serve mode %q (want command or query)", strings.Join(args[1:], " "))
+	return roles{}, fmt.Errorf("unknown serve mode %q (want command or query)", strings.Join(args[1:], " "))
 }
 
-func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := LoadConfig(getenv)
+func serve(r roles, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
@@ -92,7 +93,7 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 	early := make(chan os.Signal, 1)
 	signal.Notify(early, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(early)
-	app, err := NewApp(cfg, r, log)
+	app, err := newApp(cfg, r, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: %v\n", err)
 		return 1
@@ -121,7 +122,7 @@ func serve(r Roles, getenv func(string) string, stderr io.Writer) int {
 }
 
 func printSpec(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := LoadConfig(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
@@ -147,9 +148,9 @@ func printSpec(args []string, getenv func(string) string, stdout, stderr io.Writ
 	return 0
 }
 
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
+func newLogger(cfg config, w io.Writer) *slog.Logger {
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by LoadConfig
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -160,9 +161,9 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 // errNotAvailable marks adapter choices that are valid names but not built into this version.
 var errNotAvailable = errors.New("is not available in this version of hexapost")
 
-// NewApp assembles the process for the given roles; the error names the variable at fault.
-func NewApp(cfg Config, r Roles, log *slog.Logger) (*fx.App, error) {
-	opt, err := Options(cfg, r, log)
+// newApp assembles the process for the given roles; the error names the variable at fault.
+func newApp(cfg config, r roles, log *slog.Logger) (*fx.App, error) {
+	opt, err := options(cfg, r, log)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +178,7 @@ func NewApp(cfg Config, r Roles, log *slog.Logger) (*fx.App, error) {
 // rebuild recreates the read model from the event store while the servers keep running: it
 // fills the next generation of the read model, switches every process to it, and catches up.
 func rebuild(getenv func(string) string, stderr io.Writer) int {
-	cfg, err := LoadConfig(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1

@@ -1,4 +1,4 @@
-package bootstrap_test
+package bootstrap
 
 import (
 	"encoding/json"
@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"hexapost/bootstrap"
 )
 
 // messages returns the msg of every JSON log line, in order.
@@ -31,14 +29,14 @@ func (b *lockedBuffer) messages(t *testing.T) []string {
 // published and applied by the process that acknowledged them.
 func TestStopOrder(t *testing.T) {
 	t.Parallel()
-	cfg, err := bootstrap.LoadConfig(env(map[string]string{
+	cfg, err := loadConfig(env(map[string]string{
 		"POSTS_COMMAND_ADDR": "127.0.0.1:0", "POSTS_QUERY_ADDR": "127.0.0.1:0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	app, err := bootstrap.NewApp(cfg, bootstrap.Roles{Command: true, Query: true},
+	app, err := newApp(cfg, roles{Command: true, Query: true},
 		slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package bootstrap_test
+package bootstrap
 
 import (
 	"bufio"
@@ -16,8 +16,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
-
-	"hexapost/bootstrap"
 )
 
 // lockedBuffer is a log destination safe for the app's goroutines and the test.
@@ -46,11 +44,12 @@ func (b *lockedBuffer) url(server string) string {
 	return ""
 }
 
-// startTraced starts the whole process (memory backends, both roles) on free ports, its tracer
-// provider replaced by one that records into exp, and returns the command server's URL.
-func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExporter) string {
+// startApp starts the whole process (both roles, memory backends unless env says otherwise)
+// on free ports, with the extra options (fx.Decorate, fx.Populate) applied, stops it when the
+// test ends, and returns its log.
+func startApp(t *testing.T, env map[string]string, extra ...fx.Option) *lockedBuffer {
 	t.Helper()
-	cfg, err := bootstrap.LoadConfig(func(k string) string {
+	cfg, err := loadConfig(func(k string) string {
 		switch k {
 		case "POSTS_COMMAND_ADDR", "POSTS_QUERY_ADDR":
 			return "127.0.0.1:0"
@@ -61,13 +60,11 @@ func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExp
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	opt, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true},
-		slog.New(slog.NewJSONHandler(logs, nil)))
+	opt, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	app := fx.New(opt, fx.Decorate(func(trace.TracerProvider) trace.TracerProvider { return tp }))
+	app := fx.New(append([]fx.Option{opt}, extra...)...)
 	if err := app.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +75,15 @@ func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExp
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return logs.url("command")
+	return logs
+}
+
+// startTraced starts the whole process with its tracer provider replaced by one that records
+// into exp, and returns the command server's URL.
+func startTraced(t *testing.T, env map[string]string, exp *tracetest.InMemoryExporter) string {
+	t.Helper()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	return startApp(t, env, fx.Decorate(func(trace.TracerProvider) trace.TracerProvider { return tp })).url("command")
 }
 
 // TestTracingFollowsOneChange: a command request that carries a traceparent gives one trace
@@ -151,11 +156,11 @@ func names(m map[string]tracetest.SpanStub) []string {
 // span that records.
 func TestTracingOffByDefault(t *testing.T) {
 	t.Parallel()
-	cfg, err := bootstrap.LoadConfig(env(nil))
+	cfg, err := loadConfig(env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true},
+	opt, err := options(cfg, roles{Command: true, Query: true},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"hexapost/core/post"
@@ -49,6 +50,19 @@ type Append struct {
 	Changes []Change
 	// Idempotency, when not nil, is stored in the same transaction as the events.
 	Idempotency *IdempotencyRecord
+}
+
+// Check returns an error when a change cannot follow ExpectedVersion in PostID's stream: of
+// another post, or not the next version. Stores call it before writing, so a malformed append
+// fails with the reason instead of a key clash.
+func (a Append) Check() error {
+	for i, c := range a.Changes {
+		want := a.ExpectedVersion + int64(i) + 1
+		if c.Event.PostID != a.PostID || c.Event.Version != want {
+			return fmt.Errorf("change %d is %s v%d, want %s v%d", i, c.Event.PostID, c.Event.Version, a.PostID, want)
+		}
+	}
+	return nil
 }
 
 // EventLoader reads one post's stream.

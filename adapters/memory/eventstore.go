@@ -98,8 +98,8 @@ func (s *EventStore) Load(_ context.Context, postID string, after int64) ([]post
 // Append stores the events, their outbox entries and the idempotency record at once, or
 // nothing. It keeps copies, so the caller may reuse what it passed.
 func (s *EventStore) Append(_ context.Context, a ports.Append) error {
-	if err := checkAppend(a); err != nil {
-		return err
+	if err := a.Check(); err != nil {
+		return fmt.Errorf("memory: append %s: %w", a.PostID, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -162,19 +162,6 @@ func (l *eventLog) len() int64 { return l.n }
 
 // at returns the event at index i, 0 ≤ i < len.
 func (l *eventLog) at(i int64) post.Event { return l.chunks[i/logChunk][i%logChunk] }
-
-// checkAppend refuses changes that cannot follow ExpectedVersion in a.PostID's stream. A
-// database would refuse them with its unique (post id, version) key; this store says why.
-func checkAppend(a ports.Append) error {
-	for i, c := range a.Changes {
-		want := a.ExpectedVersion + int64(i) + 1
-		if c.Event.PostID != a.PostID || c.Event.Version != want {
-			return fmt.Errorf("memory: append %s: change %d is %s v%d, want %s v%d",
-				a.PostID, i, c.Event.PostID, c.Event.Version, a.PostID, want)
-		}
-	}
-	return nil
-}
 
 // ReadAll returns copies of up to limit events after the position after, in position order.
 // Positions in this store have no gaps.

@@ -31,8 +31,8 @@ import (
 
 // Config configures Views. Only URI is required.
 type Config struct {
-	// URI is POSTS_MONGO_URI, e.g. mongodb://127.0.0.1:27017/hexapost; its path names the
-	// database (default "hexapost").
+	// URI is the server's connection string, e.g. mongodb://127.0.0.1:27017/hexapost; its path
+	// names the database (default "hexapost").
 	URI string
 	// Database overrides the database named by the URI.
 	Database string
@@ -139,7 +139,7 @@ var (
 // Open connects, proves the server answers and creates the indexes every query needs.
 func Open(ctx context.Context, cfg Config) (*Views, error) {
 	if cfg.URI == "" {
-		return nil, errors.New("mongo: POSTS_MONGO_URI is empty")
+		return nil, errors.New("mongo: URI is empty")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -148,8 +148,13 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	u, err := url.Parse(cfg.URI)
-	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
-		return nil, fmt.Errorf("mongo: POSTS_MONGO_URI=%s: not a mongodb:// URI", redact(cfg.URI))
+	if err != nil {
+		// The URI is not shown: unparsed, its password cannot be told apart.
+		return nil, errors.New("mongo: URI: not a mongodb:// URI")
+	}
+	shown := u.Redacted() // errors name the server, never the password
+	if u.Scheme != "mongodb" && u.Scheme != "mongodb+srv" {
+		return nil, fmt.Errorf("mongo: URI %s: not a mongodb:// URI", shown)
 	}
 	if cfg.Database == "" {
 		cfg.Database = strings.TrimPrefix(u.Path, "/")
@@ -165,14 +170,14 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 		SetServerMonitoringMode(options.ServerMonitoringModePoll)
 	client, err := mongo.Connect(opts)
 	if err != nil {
-		return nil, fmt.Errorf("mongo: POSTS_MONGO_URI=%s: %w", redact(cfg.URI), err)
+		return nil, fmt.Errorf("mongo: URI %s: %w", shown, err)
 	}
 	v := &Views{cfg: cfg, client: client, db: client.Database(cfg.Database), historyInserts: newInserter(cfg.Timeout), viewInserts: newInserter(cfg.Timeout)}
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout)
 	defer cancel()
 	if err := client.Ping(ctx, nil); err != nil {
 		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongo: POSTS_MONGO_URI=%s: no answer to ping: %w", redact(cfg.URI), err)
+		return nil, fmt.Errorf("mongo: URI %s: no answer to ping: %w", shown, err)
 	}
 	err = v.ensureIndexes(ctx)
 	for attempt := 1; err != nil && mongo.IsNetworkError(err) && attempt < 3 && ctx.Err() == nil; attempt++ {
@@ -525,18 +530,6 @@ func wrap(op string, err error) error {
 		return fmt.Errorf("mongo: %s: %w: %w", op, ports.ErrUnavailable, err)
 	}
 	return fmt.Errorf("mongo: %s: %w", op, err)
-}
-
-// redact hides the password of a mongodb:// URI.
-func redact(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || u.User == nil {
-		return uri
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 var _ ports.ViewRebuilder = (*Views)(nil)

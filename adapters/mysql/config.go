@@ -12,10 +12,6 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 )
 
-// dsnVar names the setting the DSN comes from, so that a startup error tells the operator what
-// to fix.
-const dsnVar = "POSTS_MYSQL_DSN"
-
 // KeyTTL is how long an idempotency record is kept after it was stored: the 24 hours the HTTP
 // contract promises to clients that retry with the same Idempotency-Key.
 const KeyTTL = 24 * time.Hour
@@ -85,7 +81,7 @@ type Config struct {
 // field that is invalid.
 func (cfg Config) withDefaults() (Config, error) {
 	if strings.TrimSpace(cfg.DSN) == "" {
-		return cfg, fmt.Errorf("mysql: %s is empty", dsnVar)
+		return cfg, errors.New("mysql: DSN is empty")
 	}
 	for _, f := range []struct {
 		name string
@@ -142,8 +138,8 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 // driverConfig parses the DSN and completes it with what the store needs: UTC times parsed
-// into time.Time, and timeouts where the DSN has none. Its errors name the setting and show
-// the DSN with the password redacted.
+// into time.Time, and timeouts where the DSN has none. Its errors show the DSN with the
+// password redacted.
 func driverConfig(cfg Config) (*gomysql.Config, error) {
 	dc, err := gomysql.ParseDSN(cfg.DSN)
 	if err != nil {
@@ -194,10 +190,9 @@ func dsnParams(dsn string) url.Values {
 	return v
 }
 
-// dsnError is a startup error about the DSN: one line that names the setting and shows the DSN
-// without its password.
+// dsnError is a startup error about the DSN: one line that shows the DSN without its password.
 func dsnError(dsn string, err error) error {
-	return fmt.Errorf("mysql: %s=%s: %w", dsnVar, redact(dsn), err)
+	return fmt.Errorf("mysql: DSN %s: %w", redact(dsn), err)
 }
 
 // redact returns dsn with its password replaced by "xxxxx". It splits the DSN as

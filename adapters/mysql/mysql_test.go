@@ -22,7 +22,7 @@ import (
 // these tests cover what is particular to MySQL: startup, migrations, the outbox under
 // out-of-order commits and concurrent relays, deadlocks, expiry, and a server that goes away.
 
-func TestOpenRefusesABadConfigNamingTheVariable(t *testing.T) {
+func TestOpenRefusesABadConfigNamingTheSetting(t *testing.T) {
 	t.Parallel()
 	const password = "s3cret-Pa55"
 	tests := []struct {
@@ -30,9 +30,9 @@ func TestOpenRefusesABadConfigNamingTheVariable(t *testing.T) {
 		give mysql.Config
 		want string
 	}{
-		{"empty DSN", mysql.Config{DSN: " "}, "POSTS_MYSQL_DSN is empty"},
-		{"malformed DSN", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306"}, "POSTS_MYSQL_DSN"},
-		{"bad parameter", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/db?parseTime=maybe"}, "POSTS_MYSQL_DSN"},
+		{"empty DSN", mysql.Config{DSN: " "}, "mysql: DSN is empty"},
+		{"malformed DSN", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306"}, "mysql: DSN hexapost:xxxxx@"},
+		{"bad parameter", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/db?parseTime=maybe"}, "mysql: DSN hexapost:xxxxx@"},
 		{"no database", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/"}, "no database name"},
 		{"negative timeout", mysql.Config{DSN: "u:p@tcp(127.0.0.1:3306)/db", Timeout: -time.Second}, "Timeout is negative"},
 		{"multiple statements off", mysql.Config{DSN: "hexapost:" + password + "@tcp(127.0.0.1:3306)/db?multiStatements=0"},
@@ -103,14 +103,14 @@ func TestOpenFailsFastWhenTheServerCannotBeReached(t *testing.T) {
 				t.Errorf("Open: %v, want it to wrap %v", err, ports.ErrUnavailable)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, "POSTS_MYSQL_DSN") || strings.Contains(msg, password) || strings.Contains(msg, "\n") {
-				t.Errorf("Open error %q: want one line that names POSTS_MYSQL_DSN without the password", msg)
+			if !strings.Contains(msg, "mysql: DSN ") || strings.Contains(msg, password) || strings.Contains(msg, "\n") {
+				t.Errorf("Open error %q: want one line that shows the DSN without the password", msg)
 			}
 		})
 	}
 }
 
-func TestOpenWithAWrongPasswordNamesTheVariableAndHidesThePassword(t *testing.T) {
+func TestOpenWithAWrongPasswordShowsTheDSNAndHidesThePassword(t *testing.T) {
 	t.Parallel()
 	cfg, err := gomysql.ParseDSN(mysqltest.BaseDSN(t))
 	if err != nil {
@@ -124,8 +124,8 @@ func TestOpenWithAWrongPasswordNamesTheVariableAndHidesThePassword(t *testing.T)
 	}
 	t.Logf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	msg := err.Error()
-	if !strings.Contains(msg, "POSTS_MYSQL_DSN") || !strings.Contains(msg, "Access denied") {
-		t.Errorf("Open error %q: want it to name POSTS_MYSQL_DSN and say access was denied", msg)
+	if !strings.Contains(msg, "mysql: DSN ") || !strings.Contains(msg, "Access denied") {
+		t.Errorf("Open error %q: want it to show the DSN and say access was denied", msg)
 	}
 	if strings.Contains(msg, cfg.Passwd) || strings.Contains(msg, "\n") {
 		t.Errorf("Open error %q shows the password or spans lines", msg)

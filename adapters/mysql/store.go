@@ -50,7 +50,7 @@ var (
 )
 
 // Open connects to the database named by cfg.DSN, checks that it answers and brings its schema
-// up to date. Every error names POSTS_MYSQL_DSN and shows the DSN with its password redacted;
+// up to date. Every error shows the DSN with its password redacted;
 // an unreachable or overloaded server gives an error that wraps ports.ErrUnavailable.
 func Open(ctx context.Context, cfg Config) (*EventStore, error) {
 	cfg, err := cfg.withDefaults()
@@ -116,12 +116,12 @@ func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// startError is an error of Open: one line naming the setting, with the password redacted.
+// startError is an error of Open: one line showing the DSN, with the password redacted.
 func startError(dsn, step string, err error) error {
 	if unavailable(err) {
-		return fmt.Errorf("mysql: %s=%s: %s: %w: %w", dsnVar, redact(dsn), step, ports.ErrUnavailable, err)
+		return fmt.Errorf("mysql: DSN %s: %s: %w: %w", redact(dsn), step, ports.ErrUnavailable, err)
 	}
-	return fmt.Errorf("mysql: %s=%s: %s: %w", dsnVar, redact(dsn), step, err)
+	return fmt.Errorf("mysql: DSN %s: %s: %w", redact(dsn), step, err)
 }
 
 // Close closes the connections. Calls made after it fail.
@@ -227,7 +227,7 @@ func (s *EventStore) Lookup(ctx context.Context, key string) (ports.IdempotencyR
 // withdrawn; once its transaction began, Append waits for the outcome.
 func (s *EventStore) Append(ctx context.Context, a ports.Append) error {
 	op := "append " + a.PostID
-	if err := checkAppend(a); err != nil {
+	if err := a.Check(); err != nil {
 		return fmt.Errorf("mysql: %s: %w", op, err)
 	}
 	now := s.cfg.Now()
@@ -389,17 +389,6 @@ func keep(op string, err error) error {
 	return wrap(op, err)
 }
 
-// checkAppend refuses changes that cannot follow ExpectedVersion in a.PostID's stream.
-func checkAppend(a ports.Append) error {
-	for i, c := range a.Changes {
-		want := a.ExpectedVersion + int64(i) + 1
-		if c.Event.PostID != a.PostID || c.Event.Version != want {
-			return fmt.Errorf("change %d is %s v%d, want %s v%d", i, c.Event.PostID, c.Event.Version, a.PostID, want)
-		}
-	}
-	return nil
-}
-
 // purgeSometimes deletes expired idempotency records when no append of this process did for
 // purgeEvery. Expired records are invisible already; this only keeps the table small.
 func (s *EventStore) purgeSometimes(ctx context.Context, now time.Time) {
@@ -407,14 +396,14 @@ func (s *EventStore) purgeSometimes(ctx context.Context, now time.Time) {
 	if now.UnixNano()-last < int64(purgeEvery) || !s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	if _, err := s.PurgeExpired(context.WithoutCancel(ctx)); err != nil {
+	if _, err := s.purgeExpired(context.WithoutCancel(ctx)); err != nil {
 		s.cfg.Log.Warn("deleting expired idempotency records failed; trying again later", "error", err)
 	}
 }
 
-// PurgeExpired deletes up to 1000 expired idempotency records, oldest first, and returns how
-// many it deleted. Appends call it now and then; an operator may call it in a loop.
-func (s *EventStore) PurgeExpired(ctx context.Context) (int64, error) {
+// purgeExpired deletes up to 1000 expired idempotency records, oldest first, and returns how
+// many it deleted. Appends call it now and then.
+func (s *EventStore) purgeExpired(ctx context.Context) (int64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	res, err := s.db.NewDelete().Model((*keyRow)(nil)).

@@ -36,7 +36,7 @@ func NewHandler(reader *projection.Reader, views ports.ViewReader, dead ports.De
 // GetInput is the request of get-post.
 type GetInput struct {
 	ID         string `path:"id" format:"uuid"`
-	MinVersion int64  `query:"min_version" minimum:"0" doc:"Wait (bounded by POSTS_READ_WAIT) until the read model has at least this version; 503 if it does not in time."`
+	MinVersion int64  `query:"min_version" minimum:"0" doc:"Wait (bounded by the server's read wait) until the read model has at least this version; 503 if it does not in time."`
 }
 
 // PostOutput is the response of get-post.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"hexapost/bootstrap"
+	"hexapost/api/tooling/load"
 )
 
 // TestBenchCommand runs `hexapost bench` against a running hexapost and checks its report
@@ -27,7 +27,7 @@ func TestBenchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hexapost bench: %v\n%s", err, out)
 	}
-	var r bootstrap.BenchResult
+	var r load.Result
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("bench -json printed %q: %v", out, err)
 	}
@@ -108,7 +108,7 @@ func TestBenchCeilingServerRunsInAProcessOfItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hexapost bench -ceiling: %v\n%s", err, out)
 	}
-	var r bootstrap.BenchResult
+	var r load.Result
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("bench -json printed %q: %v", out, err)
 	}

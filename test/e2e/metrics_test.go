@@ -1,29 +1,17 @@
 package e2e_test
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"go.uber.org/fx"
-
-	"hexapost/adapters/memory"
-	"hexapost/bootstrap"
-	"hexapost/core/post"
-	"hexapost/ports"
-	"hexapost/test/harness"
 )
 
 // TestMetrics runs hexapost in memory mode and checks that /metrics counts what was done to it:
@@ -81,133 +69,6 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, tt.got, tt.want)
 		}
 	}
-}
-
-// TestDeadLetterMetrics assembles hexapost as `serve` does, in memory mode, with a read model
-// that refuses one post, and checks the retries and dead letters that /metrics reports for it
-// and for a message that cannot be decoded.
-func TestDeadLetterMetrics(t *testing.T) {
-	t.Parallel()
-	const doomed = "doomed by the read model"
-	urls := &listenURLs{}
-	log := slog.New(slog.NewJSONHandler(urls, nil))
-	cfg, err := bootstrap.LoadConfig(func(k string) string {
-		return map[string]string{
-			"POSTS_COMMAND_ADDR": "127.0.0.1:0", "POSTS_QUERY_ADDR": "127.0.0.1:0",
-			"POSTS_MAX_ATTEMPTS": "3", "POSTS_RETRY_BACKOFF": "20ms", "POSTS_ADMIN_TOKEN": harness.AdminToken,
-		}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := bootstrap.Options(cfg, bootstrap.Roles{Command: true, Query: true}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bus *memory.Bus
-	app := fx.New(opts, fx.Populate(&bus), fx.Decorate(func(v ports.ViewWriter) ports.ViewWriter {
-		return refusingViews{ViewWriter: v, title: doomed}
-	}))
-	if err := app.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	commandURL, queryURL := urls.get("command"), urls.get("query")
-	if commandURL == "" || queryURL == "" {
-		t.Fatalf("servers logged no URL: command %q, query %q", commandURL, queryURL)
-	}
-	before := scrape(t, queryURL)
-
-	do(t, "POST", commandURL+"/posts", map[string]string{"title": doomed, "content": "x", "author_name": "y"}).
-		Must(t, http.StatusCreated)
-	waitDeadLetters(t, queryURL, 1)
-	if err := bus.PublishRaw(t.Context(), []byte("{not json")); err != nil {
-		t.Fatal(err)
-	}
-	waitDeadLetters(t, queryURL, 2)
-	var after metricFamilies
-	eventually(t, 5*time.Second, "both dead letters to be counted", func() bool {
-		after = scrape(t, queryURL)
-		return after.delta(before, "hexapost_dead_letters_total", "reason", "undecodable") >= 1 &&
-			after.delta(before, "hexapost_dead_letters_total", "reason", "attempts_exhausted") >= 1
-	})
-
-	tests := []struct {
-		name string
-		got  float64
-		want float64
-	}{
-		{"undecodable", after.delta(before, "hexapost_dead_letters_total", "reason", "undecodable"), 1},
-		{"attempts exhausted", after.delta(before, "hexapost_dead_letters_total", "reason", "attempts_exhausted"), 1},
-		{"abandoned", after.delta(before, "hexapost_dead_letters_total", "reason", "abandoned"), 0},
-		{"retries", after.delta(before, "hexapost_projection_retries_total"), 2},
-		{"failed projections", after.delta(before, "hexapost_projections_total", "outcome", "error"), 3},
-		{"projection lags", after.count("hexapost_projection_lag_seconds") -
-			before.count("hexapost_projection_lag_seconds"), 0},
-	}
-	for _, tt := range tests {
-		if tt.got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, tt.got, tt.want)
-		}
-	}
-}
-
-// waitDeadLetters waits until the query server lists n dead letters.
-func waitDeadLetters(t *testing.T, queryURL string, n int) {
-	t.Helper()
-	eventually(t, 10*time.Second, fmt.Sprintf("%d dead letters", n), func() bool {
-		return len(do(t, "GET", queryURL+"/admin/dead-letters", nil, harness.AdminAuth()...).Must(t, http.StatusOK).Items()) == n
-	})
-}
-
-// refusingViews fails every write of the current view of a post with the given title.
-type refusingViews struct {
-	ports.ViewWriter
-	title string
-}
-
-var errRefused = errors.New("injected fault: the read model refuses this post")
-
-func (v refusingViews) PutCurrent(ctx context.Context, s post.State) (bool, error) {
-	if s.Title == v.title {
-		return false, errRefused
-	}
-	return v.ViewWriter.PutCurrent(ctx, s)
-}
-
-// listenURLs is a log destination that remembers the URL each server logged it listens on.
-type listenURLs struct {
-	mu   sync.Mutex
-	urls map[string]string
-}
-
-func (l *listenURLs) Write(b []byte) (int, error) {
-	var line struct {
-		Server string `json:"server"`
-		URL    string `json:"url"`
-	}
-	if json.Unmarshal(b, &line) == nil && line.Server != "" && line.URL != "" {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.urls == nil {
-			l.urls = map[string]string{}
-		}
-		l.urls[line.Server] = line.URL
-	}
-	return len(b), nil
-}
-
-// get returns the server's URL; the servers log it before the app's Start returns.
-func (l *listenURLs) get(server string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.urls[server]
 }
 
 // metricFamilies is one scrape of /metrics.

@@ -26,7 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"hexapost/adapters/mongo"
-	"hexapost/bootstrap"
+	"hexapost/api/tooling/load"
 	"hexapost/core/post"
 	"hexapost/core/projection"
 	"hexapost/ports"
@@ -133,7 +133,7 @@ func BenchmarkPerformance(b *testing.B) {
 		full := runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
 			"-concurrency", "16", "-duration", window.String(), "-sample", "0.05")
 		most := min(full.PerSecond, full.EndToEnd)
-		atHalf := func(rate float64) bootstrap.BenchResult {
+		atHalf := func(rate float64) load.Result {
 			return runBench(b, bin, "-command", command.CommandURL, "-query", query.QueryURL,
 				"-concurrency", "16", "-duration", window.String(), "-sample", "0.25",
 				"-rate", strconv.Itoa(int(rate/2)))
@@ -239,7 +239,7 @@ func startPipeline(b *testing.B, bin string, newBus func(testing.TB) (map[string
 type scaleRow struct {
 	setup   string
 	clients int
-	r       bootstrap.BenchResult
+	r       load.Result
 }
 
 // cells is the row's line of the table.
@@ -272,12 +272,12 @@ func startBench(b *testing.B, bin string, env map[string]string, args ...string)
 func perSecond(v float64) string { return fmt.Sprintf("%.0f/s", v) }
 
 // visibilityFigure is a paced run's visibility, as the table shows it.
-func visibilityFigure(r bootstrap.BenchResult) string {
+func visibilityFigure(r load.Result) string {
 	return fmt.Sprintf("%.1f ms (p50 %.1f ms) at %s", r.Visibility.P99, r.Visibility.P50, perSecond(r.PerSecond))
 }
 
 // runBench runs `hexapost bench` with args and returns its result.
-func runBench(b *testing.B, bin string, args ...string) bootstrap.BenchResult {
+func runBench(b *testing.B, bin string, args ...string) load.Result {
 	b.Helper()
 	cmd := exec.Command(bin, append([]string{"bench", "-json", "-quiet"}, args...)...)
 	var stderr bytes.Buffer
@@ -286,7 +286,7 @@ func runBench(b *testing.B, bin string, args ...string) bootstrap.BenchResult {
 	if err != nil {
 		b.Fatalf("hexapost bench %v: %v\n%s", args, err, stderr.String())
 	}
-	var r bootstrap.BenchResult
+	var r load.Result
 	if err := json.Unmarshal(out, &r); err != nil {
 		b.Fatalf("hexapost bench printed %q: %v", out, err)
 	}
@@ -496,13 +496,13 @@ func BenchmarkSoak(b *testing.B) {
 		"-duration", perfWindow().String(), "-sample", "0")
 
 	run := time.Duration(minutes) * time.Minute
-	load := exec.Command(bin, "bench", "-json", "-quiet", "-command", command.CommandURL, "-query", "",
+	tool := exec.Command(bin, "bench", "-json", "-quiet", "-command", command.CommandURL, "-query", "",
 		"-concurrency", "16", "-duration", run.String(), "-sample", "0", "-requests", "100000000",
 		"-rate", strconv.Itoa(int(full.PerSecond/2)))
 	var out bytes.Buffer
-	load.Stdout = &out
+	tool.Stdout = &out
 	begin := time.Now()
-	if err := load.Start(); err != nil {
+	if err := tool.Start(); err != nil {
 		b.Fatal(err)
 	}
 	sample := func(at time.Duration) (int64, int64) {
@@ -511,10 +511,10 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	c1, q1 := sample(time.Minute)
 	c2, q2 := sample(run - 5*time.Second)
-	if err := load.Wait(); err != nil {
+	if err := tool.Wait(); err != nil {
 		b.Fatalf("hexapost bench: %v", err)
 	}
-	var r bootstrap.BenchResult
+	var r load.Result
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package bootstrap
+// Package load is the load tool behind `hexapost bench`: it sends a mix of commands to a
+// running command server from concurrent clients, measures how long each acknowledged version
+// takes to become visible on the query server, and compares hexapost with a bare net/http
+// server doing the least a JSON API can do. It talks to hexapost only through api/client.
+package load
 
 import (
 	"bufio"
@@ -22,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"hexapost/api/client"
 )
 
 const benchUsage = `Usage: hexapost bench [flags]
@@ -35,8 +41,8 @@ is lower than the command rate when the read side falls behind.
 
 `
 
-// BenchConfig is what one load run does.
-type BenchConfig struct {
+// config is what one load run does.
+type config struct {
 	CommandURL  string
 	QueryURL    string
 	Duration    time.Duration
@@ -57,8 +63,18 @@ type BenchConfig struct {
 // Mix is the weight of each command kind in a load run.
 type Mix struct{ Create, Update, Delete int }
 
-// ParseMix reads "create=1,update=8,delete=1"; kinds left out weigh 0.
-func ParseMix(s string) (Mix, error) {
+// Set reads "create=1,update=8,delete=1" into m; kinds left out weigh 0. With String, it makes
+// a Mix a flag.Value.
+func (m *Mix) Set(s string) error {
+	got, err := parseMix(s)
+	if err != nil {
+		return err
+	}
+	*m = got
+	return nil
+}
+
+func parseMix(s string) (Mix, error) {
 	var m Mix
 	for part := range strings.SplitSeq(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
@@ -83,6 +99,7 @@ func ParseMix(s string) (Mix, error) {
 	return m, nil
 }
 
+// String writes m as Set reads it.
 func (m Mix) String() string {
 	return fmt.Sprintf("create=%d,update=%d,delete=%d", m.Create, m.Update, m.Delete)
 }
@@ -107,8 +124,8 @@ func latencyOf(ds []time.Duration) Latency {
 	return Latency{Count: len(ds), P50: at(.50), P99: at(.99), P999: at(.999), Max: at(1)}
 }
 
-// BenchResult is what a load run measured.
-type BenchResult struct {
+// Result is what a load run measured, as `hexapost bench -json` prints it.
+type Result struct {
 	Concurrency int     `json:"concurrency"`
 	Mix         string  `json:"mix"`
 	Rate        float64 `json:"rate,omitempty"`
@@ -139,14 +156,14 @@ type BenchResult struct {
 }
 
 type acked struct {
-	path    string
+	id      string
 	version int64
 	at      time.Time
 }
 
 type benchRun struct {
-	cfg    BenchConfig
-	client *http.Client
+	cfg    config
+	client *client.Client
 	ids    []string // the posts updates spread over
 
 	mu          sync.Mutex
@@ -169,19 +186,23 @@ type benchRun struct {
 	begin time.Time
 }
 
-// RunBench runs one load: creates cfg.Posts posts, then sends the mix until the duration, the
+// run runs one load: creates cfg.Posts posts, then sends the mix until the duration, the
 // request count or ctx ends.
-func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+func run(ctx context.Context, cfg config) (Result, error) {
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 2 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency,
+	}}
+	defer hc.CloseIdleConnections()
+	c, err := client.New(client.Config{CommandURL: cfg.CommandURL, QueryURL: cfg.QueryURL, HTTP: hc})
+	if err != nil {
+		return Result{}, err
+	}
 	r := &benchRun{
-		cfg: cfg,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConns: 2 * cfg.Concurrency, MaxIdleConnsPerHost: 2 * cfg.Concurrency,
-		}},
+		cfg: cfg, client: c,
 		byKind: map[string]int{}, byStatus: map[string]int{}, lastOf: map[string]acked{},
 	}
-	defer r.client.CloseIdleConnections()
 	if err := r.setup(ctx); err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	r.reads = make(chan struct{}, maxVisibilityReads)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -205,7 +226,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	r.readers.Wait()
 	catchingUp.Wait()
 
-	res := BenchResult{
+	res := Result{
 		Concurrency: cfg.Concurrency, Mix: cfg.Mix.String(), Rate: cfg.Rate, Seconds: elapsed.Seconds(),
 		Commands: int(r.done.Load()), ByKind: r.byKind, ByStatus: r.byStatus,
 		Command: latencyOf(r.latencies), Visibility: latencyOf(r.visible), VisibilityFailed: r.visibleFail,
@@ -234,14 +255,11 @@ func (r *benchRun) setup(ctx context.Context) error {
 	}
 	r.ids = make([]string, r.cfg.Posts)
 	return inTurn(len(r.ids), r.cfg.Concurrency, func(i int) error {
-		status, loc, _, err := r.send(ctx, http.MethodPost, "/posts", createBody(i), true)
-		if err == nil && status != http.StatusCreated {
-			err = fmt.Errorf("status %d", status)
-		}
+		p, err := r.client.Create(ctx, newPost(i))
 		if err != nil {
 			return fmt.Errorf("create post %d of %d at %s: %w", i+1, len(r.ids), r.cfg.CommandURL, err)
 		}
-		r.ids[i] = loc
+		r.ids[i] = p.ID
 		return nil
 	})
 }
@@ -282,9 +300,9 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.latencies = append(r.latencies, lat...)
-		for path, a := range lastOf {
-			if a.version > r.lastOf[path].version {
-				r.lastOf[path] = a
+		for id, a := range lastOf {
+			if a.version > r.lastOf[id].version {
+				r.lastOf[id] = a
 			}
 		}
 		for k, n := range kinds {
@@ -300,25 +318,24 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 			return
 		}
 		n := rng.IntN(total)
-		kind, method, path, body := "create", http.MethodPost, "/posts", createBody(int(r.sent.Load()))
+		kind, send, status := "create", func() (client.Post, error) {
+			return r.client.Create(ctx, newPost(int(r.sent.Load())))
+		}, http.StatusCreated
 		switch {
 		case n < m.Create:
 		case n < m.Create+m.Update:
-			kind, method = "update", http.MethodPatch
-			path = r.ids[rng.IntN(len(r.ids))]
-			body = fmt.Sprintf(`{"content":"update %d from client %d"}`, rng.Int(), seed)
+			id, content := r.ids[rng.IntN(len(r.ids))], fmt.Sprintf("update %d from client %d", rng.Int(), seed)
+			kind, status = "update", http.StatusOK
+			send = func() (client.Post, error) { return r.client.Update(ctx, id, client.Changes{Content: &content}) }
 		default:
-			if p := r.takeDeletable(); p != "" {
-				kind, method, path, body = "delete", http.MethodDelete, p, ""
+			if id := r.takeDeletable(); id != "" {
+				kind, status = "delete", http.StatusOK
+				send = func() (client.Post, error) { return r.client.Delete(ctx, id) }
 			}
 		}
-		// The answer is decoded only where it is used: the work of the tool is taken from the
-		// servers it measures on a shared machine. With a query server, every answer may be its
-		// post's last, which the catch-up reads.
 		sampled := r.cfg.Sample > 0 && r.cfg.QueryURL != "" && rng.Float64() < r.cfg.Sample
-		deletable := kind == "create" && m.Delete > 0
 		begin := time.Now()
-		status, loc, version, err := r.send(ctx, method, path, body, deletable || r.cfg.QueryURL != "")
+		p, err := send()
 		if err != nil && ctx.Err() != nil {
 			return // cut off by the end of the run: not a result
 		}
@@ -326,19 +343,21 @@ func (r *benchRun) client1(ctx context.Context, seed uint64) {
 		kinds[kind]++
 		r.done.Add(1)
 		if err != nil {
-			statuses["transport"]++
+			if s := client.StatusOf(err); s != 0 {
+				statuses[strconv.Itoa(s)]++
+			} else {
+				statuses["transport"]++
+			}
 			continue
 		}
 		statuses[strconv.Itoa(status)]++
-		if status/100 != 2 {
-			continue
+		if kind == "create" && m.Delete > 0 {
+			r.addDeletable(p.ID)
 		}
-		if deletable {
-			r.addDeletable(loc)
-		}
-		a := acked{path: loc, version: version, at: time.Now()}
-		if r.cfg.QueryURL != "" && a.version > lastOf[loc].version {
-			lastOf[loc] = a
+		// With a query server, every answer may be its post's last, which the catch-up reads.
+		a := acked{id: p.ID, version: p.Version, at: time.Now()}
+		if r.cfg.QueryURL != "" && a.version > lastOf[a.id].version {
+			lastOf[a.id] = a
 		}
 		if sampled {
 			r.sample(a)
@@ -366,11 +385,11 @@ func (r *benchRun) pace(ctx context.Context, slot int64) bool {
 	}
 }
 
-func (r *benchRun) addDeletable(path string) {
+func (r *benchRun) addDeletable(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.deletable) < 100_000 {
-		r.deletable = append(r.deletable, path)
+		r.deletable = append(r.deletable, id)
 	}
 }
 
@@ -411,8 +430,7 @@ func (r *benchRun) sample(s acked) {
 // measureVisibility reads a sampled version back from the query server, waiting for it with
 // min_version, and records how long after the acknowledgement it was returned.
 func (r *benchRun) measureVisibility(s acked) {
-	ok, err := r.readBack(context.Background(), s)
-	ok = ok && err == nil
+	ok := r.readBack(context.Background(), s)
 	took := time.Since(s.at)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -425,21 +443,10 @@ func (r *benchRun) measureVisibility(s acked) {
 
 // readBack reads an acknowledged version from the query server with min_version, which waits
 // for it up to the server's read wait, and reports whether the server returned it (200, or 410
-// for a post deleted at or before that version). The error is a request that cannot be made;
-// one that gets no answer is not returned.
-func (r *benchRun) readBack(ctx context.Context, a acked) (bool, error) {
-	url := fmt.Sprintf("%s%s?min_version=%d", r.cfg.QueryURL, a.path, a.version)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false, err
-	}
-	res, err := r.client.Do(req)
-	if err != nil {
-		return false, nil
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	_ = res.Body.Close()
-	return res.StatusCode == http.StatusOK || res.StatusCode == http.StatusGone, nil
+// for a post deleted at or before that version).
+func (r *benchRun) readBack(ctx context.Context, a acked) bool {
+	_, err := r.client.Get(ctx, a.id, a.version)
+	return err == nil || client.StatusOf(err) == http.StatusGone
 }
 
 // catchUpWithin bounds the wait for the read side after the load.
@@ -475,19 +482,14 @@ func (r *benchRun) catchUp(ctx context.Context, loadEnd time.Time) (time.Duratio
 
 // waitFor reads an acknowledged version back until the query server returns it.
 func (r *benchRun) waitFor(ctx context.Context, a acked) error {
-	for {
-		switch returned, err := r.readBack(ctx, a); {
-		case err != nil:
-			return err
-		case returned:
-			return nil
-		}
+	for !r.readBack(ctx, a) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the query server did not return %s version %d: %w", a.path, a.version, context.Cause(ctx))
+			return fmt.Errorf("the query server did not return post %s version %d: %w", a.id, a.version, context.Cause(ctx))
 		case <-time.After(100 * time.Millisecond): // the server already waited; do not spin on a fast error
 		}
 	}
+	return nil
 }
 
 // progress prints a line a second until stop is called.
@@ -518,60 +520,26 @@ func (r *benchRun) progress(ctx context.Context) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// send makes one request and returns the status and, if decode, the post's path and the
-// version answered.
-func (r *benchRun) send(ctx context.Context, method, path, body string, decode bool) (int, string, int64, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, r.cfg.CommandURL+path, rd)
-	if err != nil {
-		return 0, "", 0, err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := r.client.Do(req)
-	if err != nil {
-		return 0, "", 0, err
-	}
-	defer func() { _ = res.Body.Close() }()
-	var answer struct {
-		ID      string `json:"id"`
-		Version int64  `json:"version"`
-	}
-	if decode && res.StatusCode/100 == 2 {
-		if err := json.NewDecoder(res.Body).Decode(&answer); err != nil {
-			return 0, "", 0, fmt.Errorf("decode the answer: %w", err)
-		}
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	if answer.ID == "" {
-		return res.StatusCode, "", answer.Version, nil
-	}
-	return res.StatusCode, "/posts/" + answer.ID, answer.Version, nil
-}
-
-// createBody is a create of about 300 bytes.
-func createBody(i int) string {
-	return fmt.Sprintf(`{"title":"bench post %d","content":"%s","author_name":"bench-%d"}`, i, benchContent, i%50)
+// newPost is a create of about 300 bytes.
+func newPost(i int) client.NewPost {
+	return client.NewPost{Title: fmt.Sprintf("bench post %d", i), Content: benchContent, AuthorName: fmt.Sprintf("bench-%d", i%50)}
 }
 
 var benchContent = strings.Repeat("lorem ipsum ", 20)
 
-// bench is the `hexapost bench` subcommand.
-func bench(args []string, stdout, stderr io.Writer) int {
+// Main runs `hexapost bench` with args (the flags after "bench") and returns the exit code: 0
+// after a run, 1 when the run failed, 2 for a usage error.
+func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
-	cfg := BenchConfig{}
+	cfg := config{Mix: Mix{Create: 1, Update: 8, Delete: 1}}
 	fs.StringVar(&cfg.CommandURL, "command", "http://127.0.0.1:3000", "command server URL")
 	fs.StringVar(&cfg.QueryURL, "query", "http://127.0.0.1:4000", "query server URL; empty to skip visibility")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "longest run")
 	fs.IntVar(&cfg.Requests, "requests", 200_000, "most commands sent")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent clients")
-	mix := fs.String("mix", "create=1,update=8,delete=1", "weights of the command kinds")
+	fs.Var(&cfg.Mix, "mix", "weights of the command kinds")
 	fs.IntVar(&cfg.Posts, "posts", 100, "posts created first, for the updates to spread over")
 	fs.Float64Var(&cfg.Sample, "sample", 0.1, "share of acknowledged commands whose visibility is measured (0–1)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "commands a second for all clients together; 0 for as fast as they go")
@@ -587,11 +555,6 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	if *serveCeiling != "" {
 		return serveCeilingUntilEOF(*serveCeiling, os.Stdin, stdout, stderr)
-	}
-	var err error
-	if cfg.Mix, err = ParseMix(*mix); err != nil {
-		fmt.Fprintf(stderr, "hexapost bench: -mix: %v\n", err)
-		return 2
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -621,7 +584,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	res, err := RunBench(ctx, cfg)
+	res, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost bench: %v\n", err)
 		return 1
@@ -638,7 +601,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printBench(w io.Writer, r BenchResult) {
+func printBench(w io.Writer, r Result) {
 	fmt.Fprintf(w, "commands      %d in %.1fs at %d clients (%s): %.0f/s\n",
 		r.Commands, r.Seconds, r.Concurrency, r.Mix, r.PerSecond)
 	if r.Rate > 0 {
@@ -676,9 +639,8 @@ func printBench(w io.Writer, r BenchResult) {
 // startCeilingProcess starts the ceiling server in a process of its own (`hexapost bench
 // -serve-ceiling`) and returns its URL and a function that stops it. The command server it is
 // compared with runs in a process of its own too: served from the load tool's process, the
-// bare server's requests were handed over within one Go runtime instead of woken across
-// processes, and it answered a quarter to a third more of them a second on a 2-core virtual
-// machine, a gain no deployed server has.
+// bare server's requests would be handed over within one Go runtime instead of woken across
+// processes, a gain no deployed server has.
 func startCeilingProcess() (string, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {

@@ -1,7 +1,8 @@
-package bootstrap_test
+package load_test
 
 import (
-	"context"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,19 +13,19 @@ import (
 	"testing"
 	"time"
 
-	"hexapost/bootstrap"
+	"hexapost/api/tooling/load"
 )
 
-func TestParseMix(t *testing.T) {
+func TestMixSet(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		give    string
-		want    bootstrap.Mix
+		want    load.Mix
 		wantErr string
 	}{
-		{give: "create=1,update=8,delete=1", want: bootstrap.Mix{Create: 1, Update: 8, Delete: 1}},
-		{give: "update=1", want: bootstrap.Mix{Update: 1}},
-		{give: " create=3 , delete=0", want: bootstrap.Mix{Create: 3}},
+		{give: "create=1,update=8,delete=1", want: load.Mix{Create: 1, Update: 8, Delete: 1}},
+		{give: "update=1", want: load.Mix{Update: 1}},
+		{give: " create=3 , delete=0", want: load.Mix{Create: 3}},
 		{give: "create=0", wantErr: "every weight is 0"},
 		{give: "create=-1", wantErr: "whole number ≥ 0"},
 		{give: "create", wantErr: "want kind=weight"},
@@ -33,18 +34,33 @@ func TestParseMix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
 			t.Parallel()
-			got, err := bootstrap.ParseMix(tt.give)
+			var got load.Mix
+			err := got.Set(tt.give)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseMix(%q) = %v, %v; want an error containing %q", tt.give, got, err, tt.wantErr)
+					t.Fatalf("Set(%q) = %v, %v; want an error containing %q", tt.give, got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Fatalf("ParseMix(%q) = %+v, %v; want %+v", tt.give, got, err, tt.want)
+				t.Fatalf("Set(%q) = %+v, %v; want %+v", tt.give, got, err, tt.want)
 			}
 		})
 	}
+}
+
+// runLoad runs `hexapost bench -json -quiet` with args and returns what it printed.
+func runLoad(t *testing.T, args ...string) load.Result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := load.Main(append([]string{"-json", "-quiet"}, args...), &stdout, &stderr); code != 0 {
+		t.Fatalf("bench %q exited %d: %s", args, code, stderr.String())
+	}
+	var res load.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("bench -json printed %q: %v", stdout.String(), err)
+	}
+	return res
 }
 
 // The visibility of each sampled command is read back on its own, from its acknowledgement: a
@@ -90,13 +106,8 @@ func TestBenchReadsEverySampleAtOnce(t *testing.T) {
 	}))
 	defer query.Close()
 
-	res, err := bootstrap.RunBench(context.Background(), bootstrap.BenchConfig{
-		CommandURL: command.URL, QueryURL: query.URL, Duration: time.Minute, Requests: samples,
-		Concurrency: 4, Mix: bootstrap.Mix{Create: 1}, Posts: 1, Sample: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runLoad(t, "-command", command.URL, "-query", query.URL, "-duration", "1m", "-requests", fmt.Sprint(samples),
+		"-concurrency", "4", "-mix", "create=1", "-posts", "1", "-sample", "1")
 	if res.Commands != samples || res.Visibility.Count != samples || res.VisibilityFailed != 0 {
 		t.Fatalf("%d commands, %d visibility samples, %d failed; want %d, %d, 0",
 			res.Commands, res.Visibility.Count, res.VisibilityFailed, samples, samples)
@@ -147,13 +158,8 @@ func TestBenchWaitsForTheReadSideToCatchUp(t *testing.T) {
 	}))
 	defer query.Close()
 
-	res, err := bootstrap.RunBench(context.Background(), bootstrap.BenchConfig{
-		CommandURL: command.URL, QueryURL: query.URL, Duration: time.Minute, Requests: commands,
-		Concurrency: 1, Mix: bootstrap.Mix{Create: 1}, Posts: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runLoad(t, "-command", command.URL, "-query", query.URL, "-duration", "1m", "-requests", fmt.Sprint(commands),
+		"-concurrency", "1", "-mix", "create=1", "-posts", "1", "-sample", "0")
 	mu.Lock()
 	defer mu.Unlock()
 	for id := 1; id <= commands; id++ {

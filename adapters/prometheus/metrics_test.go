@@ -1,0 +1,88 @@
+package prometheus_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"hexapost/adapters/prometheus"
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+type okStore struct{ ports.EventStore }
+
+func (okStore) Append(context.Context, ports.Append) error { return nil }
+
+type okPublisher struct{}
+
+func (okPublisher) Publish(context.Context, []ports.Change) error { return nil }
+
+type okStats struct{}
+
+func (okStats) Backlog(context.Context) (ports.Backlog, error) { return ports.Backlog{Count: 2}, nil }
+
+// TestMetricsCountWhatPassesThroughTheDecorators drives each decorator and the delivery
+// observer and reads the counts back from the metrics page, as Prometheus does.
+func TestMetricsCountWhatPassesThroughTheDecorators(t *testing.T) {
+	t.Parallel()
+	m, err := prometheus.New(prometheus.Config{CommandTypes: []string{"create"}, CommandOutcomes: []string{"ok", "invalid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	changes := []ports.Change{{Event: post.Event{OccurredAt: time.Now()}}, {Event: post.Event{OccurredAt: time.Now()}}}
+	if err := m.EventStore(okStore{}).Append(ctx, ports.Append{Changes: changes}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Publisher(okPublisher{}).Publish(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	apply := m.Projection(func(_ context.Context, c ports.Change, _ *ports.Change) error {
+		if c.Event.PostID == "bad" {
+			return errors.New("refused")
+		}
+		return nil
+	})
+	_ = apply(ctx, changes[0], nil)
+	_ = apply(ctx, ports.Change{Event: post.Event{PostID: "bad"}}, nil)
+	m.Retrying()
+	m.DeadLettered(ports.CauseAttemptsExhausted)
+	m.ObserveCommand("create", "ok", time.Millisecond)
+	if err := m.RegisterBackends(map[string]func(context.Context) error{
+		"bus": func(context.Context) error { return errors.New("down") },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterOutbox(okStats{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Ping("event_store", func(context.Context) error { return nil })(ctx)
+
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	page := rec.Body.String()
+	for _, want := range []string{
+		"hexapost_events_appended_total 2",
+		"hexapost_events_published_total 2",
+		"hexapost_publish_duration_seconds_count 1",
+		`hexapost_projections_total{outcome="ok"} 1`,
+		`hexapost_projections_total{outcome="error"} 1`,
+		"hexapost_projection_lag_seconds_count 1",
+		"hexapost_projection_retries_total 1",
+		`hexapost_dead_letters_total{reason="attempts_exhausted"} 1`,
+		`hexapost_dead_letters_total{reason="undecodable"} 0`,
+		`hexapost_commands_total{outcome="ok",type="create"} 1`,
+		`hexapost_commands_total{outcome="invalid",type="create"} 0`,
+		`hexapost_backend_up{backend="bus"} 0`,
+		`hexapost_backend_up{backend="event_store"} 1`,
+		"hexapost_outbox_backlog 2",
+	} {
+		if !strings.Contains(page, want+"\n") {
+			t.Errorf("metrics page lacks %q", want)
+		}
+	}
+}
