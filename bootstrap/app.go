@@ -20,12 +20,14 @@ import (
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
 	"hexapost/adapters/redis"
+	"hexapost/adapters/wakeup"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
 	apiquery "hexapost/api/query"
 	"hexapost/api/servers"
 	"hexapost/core/command"
 	"hexapost/core/projection"
+	"hexapost/core/query"
 	"hexapost/ports"
 )
 
@@ -81,7 +83,7 @@ func Options(cfg Config, r Roles, log *slog.Logger) (fx.Option, error) {
 			// projector ignores what it has already).
 			opts = append(opts, fx.Invoke(replayOnStart))
 		}
-		opts = append(opts, querySide)
+		opts = append(opts, readWakeupOption(cfg), querySide)
 	}
 	if r.Command {
 		store, err := eventStoreOption(cfg)
@@ -236,17 +238,34 @@ var commandSide = fx.Module("command",
 	fx.Invoke(runRelay),
 )
 
+// readRecheck is how often a read waiting for a version reads the view again when nothing
+// told it of a change: the plain path, and the way to see changes other processes project.
+const readRecheck = 50 * time.Millisecond
+
 var querySide = fx.Module("query",
 	fx.Provide(
-		projection.NewNotifier,
 		projection.NewProjector,
-		func(v ports.ViewReader, n *projection.Notifier, cfg Config) *projection.Reader {
-			return projection.NewReader(v, n, projection.ReaderConfig{Wait: cfg.ReadWait})
+		func() ports.ViewChanges { return query.Recheck{Every: readRecheck} },
+		func(v ports.ViewReader, c ports.ViewChanges, cfg Config) *query.Reader {
+			return query.NewReader(v, c, cfg.ReadWait)
 		},
 		apiquery.NewHandler,
 	),
 	fx.Invoke(runProjector),
 )
+
+// readWakeupOption, with POSTS_READ_WAKEUP=on, wakes a read waiting for a version as soon as
+// this process's projector writes the post, instead of at its next recheck.
+func readWakeupOption(cfg Config) fx.Option {
+	if !cfg.ReadWakeup {
+		return fx.Options()
+	}
+	return fx.Options(
+		fx.Provide(wakeup.New),
+		fx.Decorate(func(s *wakeup.Signal, w ports.ViewWriter) ports.ViewWriter { return s.Writer(w) }),
+		fx.Decorate(func(s *wakeup.Signal, c ports.ViewChanges) ports.ViewChanges { return s.Changes(c) }),
+	)
+}
 
 func newCommandService(store ports.EventStore, keys ports.IdempotencyStore, m *metrics, t *tracing,
 	log *slog.Logger) *command.Service {
@@ -350,7 +369,7 @@ func runCommandServer(p serverParams, h *apicommand.Handler) error {
 	return nil
 }
 
-func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Reader) error {
+func runQueryServer(p serverParams, h *apiquery.Handler, reader *query.Reader) error {
 	mux := http.NewServeMux()
 	servers.Query(mux, h, p.operations())
 	srv := listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)

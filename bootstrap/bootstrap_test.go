@@ -34,6 +34,11 @@ func TestValidateApp(t *testing.T) {
 			giveRoles: bootstrap.Roles{Command: true, Query: true},
 		},
 		{
+			name:      "reads not woken by this process's projector",
+			giveEnv:   map[string]string{"POSTS_READ_WAKEUP": "off"},
+			giveRoles: bootstrap.Roles{Command: true, Query: true},
+		},
+		{
 			name:      "memory bus refused for a command-only process",
 			giveRoles: bootstrap.Roles{Command: true},
 			wantErr:   "POSTS_BUS=memory connects only servers in one process",
@@ -134,6 +139,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_READ_MODEL", "redis", `POSTS_READ_MODEL="redis": must be one of memory, mongo`},
 		{"POSTS_READ_WAIT", "soon", `POSTS_READ_WAIT="soon": must be a positive duration`},
 		{"POSTS_READ_WAIT", "-1s", `POSTS_READ_WAIT="-1s": must be a positive duration`},
+		{"POSTS_READ_WAKEUP", "yes", `POSTS_READ_WAKEUP="yes": must be one of on, off`},
 		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
 		{"POSTS_REDIS_MAXLEN", "999", `POSTS_REDIS_MAXLEN="999": must be a whole number of at least 1000`},
 		{"POSTS_NATS_MAX_MSGS", "1e6", `POSTS_NATS_MAX_MSGS="1e6": must be a whole number of at least 1000`},
@@ -162,6 +168,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := []string{"memory", "memory", "memory", ":3000", ":4000", "2s"}
 	if strings.Join(got, " ") != strings.Join(want, " ") || cfg.MaxAttempts != 3 {
 		t.Fatalf("defaults %v attempts %d, want %v attempts 3", got, cfg.MaxAttempts, want)
+	}
+	if !cfg.ReadWakeup {
+		t.Error("POSTS_READ_WAKEUP is off by default, want on")
 	}
 	if cfg.RedisMaxLen != 1_000_000 || cfg.NATSMaxMsgs != 1_000_000 {
 		t.Errorf("stream bounds: Redis %d, NATS %d; want 1 000 000 each", cfg.RedisMaxLen, cfg.NATSMaxMsgs)

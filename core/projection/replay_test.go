@@ -106,7 +106,7 @@ func TestReplayRebuildsEveryPost(t *testing.T) {
 	}
 
 	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}}
-	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proj := projection.NewProjector(views, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	got, err := projection.Replay(context.Background(), events, proj)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestReplayRefusesACorruptStore(t *testing.T) {
 		{Position: 2, Event: post.Event{ID: "e3", PostID: "p", Version: 3, Type: post.EventUpdated, OccurredAt: at}},
 	}
 	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}}
-	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proj := projection.NewProjector(views, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := projection.Replay(context.Background(), events, proj); err == nil {
 		t.Fatal("replay of a history with a gap succeeded, want an error")
 	}
@@ -173,7 +173,7 @@ func TestReplayWritesAPostsViewOncePerPage(t *testing.T) {
 		events = append(events, ports.Recorded{Position: int64(i + 1), Event: es[0]})
 	}
 	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}, puts: map[string]int{}}
-	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.DiscardHandler))
+	proj := projection.NewProjector(views, slog.New(slog.DiscardHandler))
 
 	if _, err := projection.Replay(t.Context(), events, proj); err != nil {
 		t.Fatal(err)
