@@ -117,6 +117,7 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 				func(s *memory.EventStore) (ports.EventStore, ports.Outbox, ports.OutboxStats, ports.IdempotencyStore) {
 					return s, s, s, s
 				},
+				func(s *memory.EventStore) ports.StreamReader { return s },
 				checkOf[*memory.EventStore]("event_store"),
 			)), nil
 	case "mysql":
@@ -137,6 +138,7 @@ func eventStoreOption(cfg Config) (fx.Option, error) {
 				func(s *mysql.EventStore) (ports.EventStore, ports.Outbox, ports.OutboxStats, ports.IdempotencyStore) {
 					return s, s, s, s
 				},
+				func(s *mysql.EventStore) ports.StreamReader { return s },
 				checkOf[*mysql.EventStore]("event_store"),
 			)), nil
 	}
@@ -332,7 +334,7 @@ func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector
 	})
 }
 
-func replayOnStart(lc fx.Lifecycle, events ports.EventStore, p *projection.Projector, log *slog.Logger) {
+func replayOnStart(lc fx.Lifecycle, events ports.StreamReader, p *projection.Projector, log *slog.Logger) {
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
 		begin := time.Now()
 		n, err := projection.Replay(ctx, events, p.Quiet())

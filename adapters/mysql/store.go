@@ -43,6 +43,7 @@ type EventStore struct {
 
 var (
 	_ ports.EventStore       = (*EventStore)(nil)
+	_ ports.StreamReader     = (*EventStore)(nil)
 	_ ports.Outbox           = (*EventStore)(nil)
 	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
@@ -189,6 +190,33 @@ func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int) ([]por
 			return nil, fmt.Errorf("mysql: read all after %d: %w", after, err)
 		}
 		out[i] = ports.Recorded{Position: r.Position, Event: e}
+	}
+	return out, nil
+}
+
+// ReadStreams returns up to limit events after the position after in stream order, as one
+// range read of the (stream_id, version) key. It sees committed events only.
+func (s *EventStore) ReadStreams(ctx context.Context, after ports.StreamPosition, limit int) ([]post.Event, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	op := fmt.Sprintf("read streams after %s v%d", after.PostID, after.Version)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []eventRow
+	err := s.db.NewSelect().Model(&rows).
+		Where("stream_id > ? OR (stream_id = ? AND version > ?)", after.PostID, after.PostID, after.Version).
+		Order("stream_id", "version").Limit(int64(limit)).Scan(ctx)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out := make([]post.Event, len(rows))
+	for i, r := range rows {
+		e, err := fromEventRow(r)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: %s: %w", op, err)
+		}
+		out[i] = e
 	}
 	return out, nil
 }

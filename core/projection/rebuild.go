@@ -13,7 +13,7 @@ import (
 // once more into the now-live model. The second pass catches what running projectors applied
 // to the old model meanwhile (the store has every such event) and changes nothing else, because
 // applying is idempotent. It returns the events applied by the first pass and by the second.
-func Rebuild(ctx context.Context, events ports.EventReader, r ports.ViewRebuilder, live ports.ViewWriter,
+func Rebuild(ctx context.Context, events ports.StreamReader, r ports.ViewRebuilder, live ports.ViewWriter,
 	log *slog.Logger) (int, int, error) {
 	fresh, err := r.Fresh(ctx)
 	if err != nil {
