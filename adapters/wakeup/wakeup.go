@@ -15,20 +15,20 @@ import (
 // Signal connects the view writes of one process to the readers waiting in it.
 type Signal struct {
 	mu sync.Mutex
-	// waiting holds, by post id, the next write of the post as its readers see it; an entry
-	// exists while some reader watches the post.
-	waiting map[string]*watch
+	// waiting holds, by post id, the watches of the readers waiting for the post's next write;
+	// an entry exists while some reader watches the post.
+	waiting map[string]map[*watch]struct{}
 }
 
-// watch is the next write of one post: changed is closed at it.
+// watch is one reader's wait for the next write of a post: changed is closed at it.
 type watch struct {
 	changed chan struct{}
-	readers int
+	closed  bool
 }
 
 // New returns a Signal that no writer has signalled yet.
 func New() *Signal {
-	return &Signal{waiting: map[string]*watch{}}
+	return &Signal{waiting: map[string]map[*watch]struct{}{}}
 }
 
 // Writer returns w, decorated to wake the readers watching a post once a write of its current
@@ -61,55 +61,58 @@ type changes struct {
 	s     *Signal
 }
 
+// Watch returns a channel that a write of the post closes directly, so a woken reader is one
+// goroutine away from its write; a goroutine of its own forwards the inner watch.
 func (c changes) Watch(postID string) (<-chan struct{}, func()) {
-	local := c.s.watch(postID)
+	w := &watch{changed: make(chan struct{})}
+	c.s.mu.Lock()
+	readers := c.s.waiting[postID]
+	if readers == nil {
+		readers = map[*watch]struct{}{}
+		c.s.waiting[postID] = readers
+	}
+	readers[w] = struct{}{}
+	c.s.mu.Unlock()
 	other, stopOther := c.inner.Watch(postID)
-	changed, quit := make(chan struct{}), make(chan struct{})
+	quit := make(chan struct{})
 	go func() {
 		select {
-		case <-local.changed:
 		case <-other:
+			c.s.close(postID, w)
 		case <-quit:
 		}
-		close(changed)
 	}()
-	return changed, sync.OnceFunc(func() {
+	return w.changed, sync.OnceFunc(func() {
 		close(quit)
 		stopOther()
-		c.s.forget(postID, local)
+		c.s.close(postID, w)
 	})
 }
 
-// watch returns the post's next write, counting one more reader of it.
-func (s *Signal) watch(postID string) *watch {
+// close closes one reader's watch, if a write has not, and forgets it.
+func (s *Signal) close(postID string, w *watch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := s.waiting[postID]
-	if w == nil {
-		w = &watch{changed: make(chan struct{})}
-		s.waiting[postID] = w
+	if !w.closed {
+		w.closed = true
+		close(w.changed)
 	}
-	w.readers++
-	return w
-}
-
-// forget counts one reader of w fewer, and forgets the post when none is left.
-func (s *Signal) forget(postID string, w *watch) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w.readers--
-	if w.readers == 0 && s.waiting[postID] == w {
-		delete(s.waiting, postID)
+	if readers := s.waiting[postID]; readers != nil {
+		delete(readers, w)
+		if len(readers) == 0 {
+			delete(s.waiting, postID)
+		}
 	}
 }
 
-// wake closes the post's watch: its readers read again, and whoever watches from now on waits
-// for the write after this one.
+// wake closes the watches of the post's readers: they read again, and whoever watches from now
+// on waits for the write after this one.
 func (s *Signal) wake(postID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w := s.waiting[postID]; w != nil {
-		delete(s.waiting, postID)
+	for w := range s.waiting[postID] {
+		w.closed = true
 		close(w.changed)
 	}
+	delete(s.waiting, postID)
 }
