@@ -158,11 +158,20 @@ func (s *EventStore) Load(ctx context.Context, postID string, after int64) ([]po
 		Order("version").Scan(ctx); err != nil {
 		return nil, wrap("load "+postID, err)
 	}
+	events, err := fromEventRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: load %s: %w", postID, err)
+	}
+	return events, nil
+}
+
+// fromEventRows decodes the rows of a read, in their order.
+func fromEventRows(rows []eventRow) ([]post.Event, error) {
 	events := make([]post.Event, len(rows))
 	for i, r := range rows {
 		e, err := fromEventRow(r)
 		if err != nil {
-			return nil, fmt.Errorf("mysql: load %s: %w", postID, err)
+			return nil, err
 		}
 		events[i] = e
 	}
@@ -210,15 +219,11 @@ func (s *EventStore) ReadStreams(ctx context.Context, after ports.StreamPosition
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	out := make([]post.Event, len(rows))
-	for i, r := range rows {
-		e, err := fromEventRow(r)
-		if err != nil {
-			return nil, fmt.Errorf("mysql: %s: %w", op, err)
-		}
-		out[i] = e
+	events, err := fromEventRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: %s: %w", op, err)
 	}
-	return out, nil
+	return events, nil
 }
 
 // Lookup returns the record of key, or ports.ErrNotFound if there is none or it expired.
