@@ -12,7 +12,7 @@ import (
 
 	"hexapost/core/command"
 	"hexapost/core/post"
-	"hexapost/core/projection"
+	"hexapost/core/query"
 	"hexapost/ports"
 )
 
@@ -54,7 +54,7 @@ func Classify(err error) Outcome {
 		return OutcomeNotFound
 	case errors.Is(err, post.ErrDeleted):
 		return OutcomeGone
-	case errors.Is(err, projection.ErrNotCaughtUp), errors.Is(err, ports.ErrUnavailable),
+	case errors.Is(err, query.ErrNotCaughtUp), errors.Is(err, ports.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		return OutcomeUnavailable
 	case errors.Is(err, context.Canceled):
@@ -95,7 +95,7 @@ func Problem(ctx context.Context, log *slog.Logger, op string, err error) error 
 	case OutcomeGone:
 		return problem(http.StatusGone, "post was deleted")
 	case OutcomeUnavailable:
-		if errors.Is(err, projection.ErrNotCaughtUp) {
+		if errors.Is(err, query.ErrNotCaughtUp) {
 			return unavailable(err.Error())
 		}
 		log.WarnContext(ctx, "backend unavailable", "operation", op, "error", err)

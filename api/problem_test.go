@@ -13,7 +13,7 @@ import (
 	"hexapost/api"
 	"hexapost/core/command"
 	"hexapost/core/post"
-	"hexapost/core/projection"
+	"hexapost/core/query"
 	"hexapost/ports"
 )
 
@@ -39,7 +39,7 @@ func TestClassify(t *testing.T) {
 		{"deleted post", wrapped(post.ErrDeleted), api.OutcomeGone, 410},
 		{"backend down", wrapped(ports.ErrUnavailable), api.OutcomeUnavailable, 503},
 		{"backend too slow", wrapped(context.DeadlineExceeded), api.OutcomeUnavailable, 503},
-		{"projection behind", wrapped(projection.ErrNotCaughtUp), api.OutcomeUnavailable, 503},
+		{"projection behind", wrapped(query.ErrNotCaughtUp), api.OutcomeUnavailable, 503},
 		{"client gone", wrapped(context.Canceled), api.OutcomeCanceled, 499},
 		{"anything else", errors.New("disk on fire"), api.OutcomeError, 500},
 	}

@@ -25,12 +25,14 @@ import (
 	"hexapost/adapters/prometheus"
 	"hexapost/adapters/redis"
 	"hexapost/adapters/statecache"
+	"hexapost/adapters/wakeup"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
 	apiquery "hexapost/api/query"
 	"hexapost/api/servers"
 	"hexapost/core/command"
 	"hexapost/core/projection"
+	"hexapost/core/query"
 	"hexapost/ports"
 )
 
@@ -86,7 +88,7 @@ func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 			// projector ignores what it has already).
 			opts = append(opts, fx.Invoke(replayOnStart))
 		}
-		opts = append(opts, querySide)
+		opts = append(opts, querySide(cfg))
 	}
 	if r.Command {
 		store, err := eventStoreOption(cfg)
@@ -120,6 +122,7 @@ func eventStoreOption(cfg config) (fx.Option, error) {
 				func(s *memory.EventStore) (ports.EventStore, ports.Outbox, ports.OutboxStats, ports.IdempotencyStore) {
 					return s, s, s, s
 				},
+				func(s *memory.EventStore) ports.StreamReader { return s },
 				checkOf[*memory.EventStore]("event_store"),
 			)), nil
 	case "mysql":
@@ -140,6 +143,7 @@ func eventStoreOption(cfg config) (fx.Option, error) {
 				func(s *mysql.EventStore) (ports.EventStore, ports.Outbox, ports.OutboxStats, ports.IdempotencyStore) {
 					return s, s, s, s
 				},
+				func(s *mysql.EventStore) ports.StreamReader { return s },
 				checkOf[*mysql.EventStore]("event_store"),
 			)), nil
 	}
@@ -247,20 +251,42 @@ var commandSide = fx.Module("command",
 	fx.Invoke(runRelay),
 )
 
-var querySide = fx.Module("query",
-	fx.Provide(
-		projection.NewNotifier,
-		projection.NewProjector,
-		func(v ports.ViewReader, n *projection.Notifier, cfg config) *projection.Reader {
-			return projection.NewReader(v, n, projection.ReaderConfig{Wait: cfg.ReadWait})
-		},
-		apiquery.NewHandler,
-	),
-	fx.Invoke(runProjector),
-)
+// readRecheck is how often a read waiting for a version reads the view again when nothing
+// told it of a change: the plain path, and the way to see changes other processes project.
+const readRecheck = 50 * time.Millisecond
+
+// querySide is the query server's module. The wake-up decorates the view ports within it, so
+// that it wraps whatever the root made of them.
+func querySide(cfg config) fx.Option {
+	return fx.Module("query",
+		readWakeupOption(cfg),
+		fx.Provide(
+			projection.NewProjector,
+			func() ports.ViewChanges { return query.Recheck{Every: readRecheck} },
+			func(v ports.ViewReader, c ports.ViewChanges) *query.Reader {
+				return query.NewReader(v, c, cfg.ReadWait)
+			},
+			apiquery.NewHandler,
+		),
+		fx.Invoke(runProjector),
+	)
+}
 
 func newPostStore(store ports.EventStore, m *prometheus.Metrics, t *otel.Tracing) ports.PostStore {
 	return command.NewStreams(m.EventStore(t.EventStore(store)))
+}
+
+// readWakeupOption, with POSTS_READ_WAKEUP=on, wakes a read waiting for a version as soon as
+// this process's projector writes the post, instead of at its next recheck.
+func readWakeupOption(cfg config) fx.Option {
+	if !cfg.ReadWakeup {
+		return fx.Options()
+	}
+	return fx.Options(
+		fx.Provide(wakeup.New),
+		fx.Decorate(func(s *wakeup.Signal, w ports.ViewWriter) ports.ViewWriter { return s.Writer(w) }),
+		fx.Decorate(func(s *wakeup.Signal, c ports.ViewChanges) ports.ViewChanges { return s.Changes(c) }),
+	)
 }
 
 // stateCacheOption keeps the states of the posts commanded recently in front of the post store
@@ -336,7 +362,7 @@ func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector
 	})
 }
 
-func replayOnStart(lc fx.Lifecycle, events ports.EventStore, p *projection.Projector, log *slog.Logger) {
+func replayOnStart(lc fx.Lifecycle, events ports.StreamReader, p *projection.Projector, log *slog.Logger) {
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
 		begin := time.Now()
 		n, err := projection.Replay(ctx, events, p.Quiet())
@@ -385,7 +411,7 @@ func runCommandServer(p serverParams, h *apicommand.Handler) error {
 	return nil
 }
 
-func runQueryServer(p serverParams, h *apiquery.Handler, reader *projection.Reader) error {
+func runQueryServer(p serverParams, h *apiquery.Handler, reader *query.Reader) error {
 	mux := http.NewServeMux()
 	servers.Query(mux, h, p.operations(), api.Admin{
 		Token:       p.Cfg.AdminToken,

@@ -37,6 +37,11 @@ func TestValidateApp(t *testing.T) {
 			giveRoles: roles{Command: true, Query: true},
 		},
 		{
+			name:      "reads not woken by this process's projector",
+			giveEnv:   map[string]string{"POSTS_READ_WAKEUP": "off"},
+			giveRoles: roles{Command: true, Query: true},
+		},
+		{
 			name:      "memory bus refused for a command-only process",
 			giveRoles: roles{Command: true},
 			wantErr:   "POSTS_BUS=memory connects only servers in one process",
@@ -138,6 +143,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_STATE_CACHE", "yes", `POSTS_STATE_CACHE="yes": must be one of on, off`},
 		{"POSTS_READ_WAIT", "soon", `POSTS_READ_WAIT="soon": must be a positive duration`},
 		{"POSTS_READ_WAIT", "-1s", `POSTS_READ_WAIT="-1s": must be a positive duration`},
+		{"POSTS_READ_WAKEUP", "yes", `POSTS_READ_WAKEUP="yes": must be one of on, off`},
 		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
 		{"POSTS_REDIS_MAXLEN", "999", `POSTS_REDIS_MAXLEN="999": must be a whole number of at least 1000`},
 		{"POSTS_NATS_MAX_MSGS", "1e6", `POSTS_NATS_MAX_MSGS="1e6": must be a whole number of at least 1000`},
@@ -172,6 +178,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if !cfg.StateCache {
 		t.Error("the state cache is off by default, want on")
+	}
+	if !cfg.ReadWakeup {
+		t.Error("POSTS_READ_WAKEUP is off by default, want on")
 	}
 	if cfg.RedisMaxLen != 1_000_000 || cfg.NATSMaxMsgs != 1_000_000 {
 		t.Errorf("stream bounds: Redis %d, NATS %d; want 1 000 000 each", cfg.RedisMaxLen, cfg.NATSMaxMsgs)

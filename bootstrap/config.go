@@ -33,6 +33,7 @@ type config struct {
 	QueryAddr   string // POSTS_QUERY_ADDR
 
 	ReadWait        time.Duration // POSTS_READ_WAIT: how long min_version reads wait
+	ReadWakeup      bool          // POSTS_READ_WAKEUP: on | off, wake waiting reads at this process's writes
 	MaxAttempts     int           // POSTS_MAX_ATTEMPTS: projector attempts before dead-letter
 	RetryBackoff    time.Duration // POSTS_RETRY_BACKOFF: delay before the first retry; doubles each time
 	ShutdownTimeout time.Duration // POSTS_SHUTDOWN_TIMEOUT: how long a graceful stop may take
@@ -120,6 +121,7 @@ var variables = []variable{
 	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *config, v string) { c.CommandAddr = v })},
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *config, v string) { c.QueryAddr = v })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *config, d time.Duration) { c.ReadWait = d })},
+	{"POSTS_READ_WAKEUP", "on", []string{"on", "off"}, text(func(c *config, v string) { c.ReadWakeup = v == "on" })},
 	{"POSTS_MAX_ATTEMPTS", "3", nil, func(c *config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {

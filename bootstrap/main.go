@@ -200,7 +200,7 @@ func rebuild(getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	var (
-		events  ports.EventStore
+		events  ports.StreamReader
 		rebuild ports.ViewRebuilder
 		live    ports.ViewWriter
 	)

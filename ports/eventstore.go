@@ -96,6 +96,20 @@ type EventReader interface {
 	ReadAll(ctx context.Context, after int64, limit int) ([]Recorded, error)
 }
 
+// StreamPosition is an event's place in stream order: by post id, then by version.
+type StreamPosition struct {
+	PostID  string
+	Version int64
+}
+
+// StreamReader reads the whole store one post's stream after another, so that a reader can
+// fold each post's events into its state holding one post at a time.
+type StreamReader interface {
+	// ReadStreams returns up to limit events that come after the position after in stream
+	// order: by post id (byte order), then by version. The zero position is before every event.
+	ReadStreams(ctx context.Context, after StreamPosition, limit int) ([]post.Event, error)
+}
+
 // EventStore is the append-only source of truth.
 type EventStore interface {
 	EventLoader

@@ -52,6 +52,16 @@ type ViewReader interface {
 	History(ctx context.Context, id string) ([]HistoryEntry, error)
 }
 
+// ViewChanges tells a reader waiting for a post's view to change when to read it again.
+type ViewChanges interface {
+	// Watch returns a channel that is closed once the post's view may have changed since the
+	// call — a view written after it, or just time to look again — and stop, to be called once
+	// the channel is no longer waited on. A reader calls Watch before it reads the view, so a
+	// change made between its read and its wait still closes the channel. It is safe for
+	// concurrent use.
+	Watch(postID string) (changed <-chan struct{}, stop func())
+}
+
 // Pinger is a backend that can prove it is reachable with a real round trip.
 type Pinger interface {
 	Ping(ctx context.Context) error

@@ -61,6 +61,7 @@ type keyStamp struct {
 
 var (
 	_ ports.EventStore       = (*EventStore)(nil)
+	_ ports.StreamReader     = (*EventStore)(nil)
 	_ ports.Outbox           = (*EventStore)(nil)
 	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
@@ -176,6 +177,38 @@ func (s *EventStore) ReadAll(_ context.Context, after int64, limit int) ([]ports
 	out := make([]ports.Recorded, 0, end-start)
 	for i := start; i < end; i++ {
 		out = append(out, ports.Recorded{Position: i + 1, Event: copyEvent(s.all.at(i))})
+	}
+	return out, nil
+}
+
+// ReadStreams returns copies of up to limit events after the position after in stream order.
+// It sorts the ids of the streams it has yet to read on every call: a memory store is as small
+// as the memory of its process, and a replay is rare.
+func (s *EventStore) ReadStreams(_ context.Context, after ports.StreamPosition, limit int) ([]post.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	var ids []string
+	for id := range s.streams {
+		if id >= after.PostID {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	out := make([]post.Event, 0, limit)
+	for _, id := range ids {
+		stream := s.streams[id]
+		if id == after.PostID {
+			stream = stream[min(max(after.Version, 0), int64(len(stream))):] // versions are 1, 2, 3, …
+		}
+		for _, at := range stream {
+			if len(out) == limit {
+				return out, nil
+			}
+			out = append(out, copyEvent(s.all.at(at)))
+		}
 	}
 	return out, nil
 }

@@ -49,7 +49,7 @@ func change(id string, version int64, at time.Time) ports.Change {
 //	go test ./adapters/mongo -run '^$' -bench ProjectorApply -benchtime 2000x
 func BenchmarkProjectorApply(b *testing.B) {
 	v := benchViews(b)
-	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := projection.NewProjector(v, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	at := time.Now().UTC().Truncate(time.Microsecond)
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -43,6 +43,7 @@ type EventStore struct {
 
 var (
 	_ ports.EventStore       = (*EventStore)(nil)
+	_ ports.StreamReader     = (*EventStore)(nil)
 	_ ports.Outbox           = (*EventStore)(nil)
 	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
@@ -157,11 +158,20 @@ func (s *EventStore) Load(ctx context.Context, postID string, after int64) ([]po
 		Order("version").Scan(ctx); err != nil {
 		return nil, wrap("load "+postID, err)
 	}
+	events, err := fromEventRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: load %s: %w", postID, err)
+	}
+	return events, nil
+}
+
+// fromEventRows decodes the rows of a read, in their order.
+func fromEventRows(rows []eventRow) ([]post.Event, error) {
 	events := make([]post.Event, len(rows))
 	for i, r := range rows {
 		e, err := fromEventRow(r)
 		if err != nil {
-			return nil, fmt.Errorf("mysql: load %s: %w", postID, err)
+			return nil, err
 		}
 		events[i] = e
 	}
@@ -191,6 +201,29 @@ func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int) ([]por
 		out[i] = ports.Recorded{Position: r.Position, Event: e}
 	}
 	return out, nil
+}
+
+// ReadStreams returns up to limit events after the position after in stream order, as one
+// range read of the (stream_id, version) key. It sees committed events only.
+func (s *EventStore) ReadStreams(ctx context.Context, after ports.StreamPosition, limit int) ([]post.Event, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	op := fmt.Sprintf("read streams after %s v%d", after.PostID, after.Version)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []eventRow
+	err := s.db.NewSelect().Model(&rows).
+		Where("stream_id > ? OR (stream_id = ? AND version > ?)", after.PostID, after.PostID, after.Version).
+		Order("stream_id", "version").Limit(int64(limit)).Scan(ctx)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	events, err := fromEventRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: %s: %w", op, err)
+	}
+	return events, nil
 }
 
 // Lookup returns the record of key, or ports.ErrNotFound if there is none or it expired.

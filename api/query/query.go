@@ -16,20 +16,20 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"hexapost/api"
-	"hexapost/core/projection"
+	"hexapost/core/query"
 	"hexapost/ports"
 )
 
 // Handler serves the query operations.
 type Handler struct {
-	reader *projection.Reader
+	reader *query.Reader
 	views  ports.ViewReader
 	dead   ports.DeadLetters
 	log    *slog.Logger
 }
 
 // NewHandler returns a Handler.
-func NewHandler(reader *projection.Reader, views ports.ViewReader, dead ports.DeadLetters, log *slog.Logger) *Handler {
+func NewHandler(reader *query.Reader, views ports.ViewReader, dead ports.DeadLetters, log *slog.Logger) *Handler {
 	return &Handler{reader: reader, views: views, dead: dead, log: log}
 }
 

@@ -58,7 +58,7 @@ func TestApplyWaitingRidesOutAnOutage(t *testing.T) {
 			t.Parallel()
 			v := &flakyViews{currentViews: currentViews{current: map[string]post.State{}, history: map[string]int{}},
 				failures: 2, err: tt.giveErr}
-			p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			p := projection.NewProjector(v, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			err := p.ApplyWaiting(context.Background(), createdChange("p1"), nil)
 			if (err == nil) != (tt.wantErr == nil) || v.calls.Load() != tt.wantCalls {
 				t.Fatalf("error %v after %d calls, want %v after %d", err, v.calls.Load(), tt.wantErr, tt.wantCalls)
@@ -71,7 +71,7 @@ func TestApplyWaitingStopsWithItsContext(t *testing.T) {
 	t.Parallel()
 	v := &flakyViews{currentViews: currentViews{current: map[string]post.State{}, history: map[string]int{}},
 		failures: 1 << 30, err: ports.ErrUnavailable}
-	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := projection.NewProjector(v, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := p.ApplyWaiting(ctx, createdChange("p1"), nil); !errors.Is(err, ports.ErrUnavailable) {
@@ -90,7 +90,7 @@ func TestReplayRidesOutAnOutage(t *testing.T) {
 	v := &flakyViews{currentViews: currentViews{current: map[string]post.State{}, history: map[string]int{}},
 		failures: 2, err: fmt.Errorf("mongo: put history: %w", ports.ErrUnavailable)}
 	var log bytes.Buffer
-	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.NewTextHandler(&log, nil))).Quiet()
+	p := projection.NewProjector(v, slog.New(slog.NewTextHandler(&log, nil))).Quiet()
 
 	n, err := projection.Replay(t.Context(), events, p)
 

@@ -1,10 +1,12 @@
 package projection_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +16,21 @@ import (
 	"hexapost/ports"
 )
 
-// allEvents is an EventReader over a fixed list, served in small pages.
+// allEvents is a StreamReader over a fixed list of events, served in stream order.
 type allEvents []ports.Recorded
 
-func (a allEvents) ReadAll(_ context.Context, after int64, limit int) ([]ports.Recorded, error) {
-	var out []ports.Recorded
+func (a allEvents) ReadStreams(_ context.Context, after ports.StreamPosition, limit int) ([]post.Event, error) {
+	sorted := make([]post.Event, 0, len(a))
 	for _, r := range a {
-		if r.Position > after && len(out) < limit {
-			out = append(out, r)
+		sorted = append(sorted, r.Event)
+	}
+	slices.SortFunc(sorted, func(x, y post.Event) int {
+		return cmp.Or(cmp.Compare(x.PostID, y.PostID), cmp.Compare(x.Version, y.Version))
+	})
+	var out []post.Event
+	for _, e := range sorted {
+		if (e.PostID > after.PostID || (e.PostID == after.PostID && e.Version > after.Version)) && len(out) < limit {
+			out = append(out, e)
 		}
 	}
 	return out, nil
@@ -106,7 +115,7 @@ func TestReplayRebuildsEveryPost(t *testing.T) {
 	}
 
 	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}}
-	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proj := projection.NewProjector(views, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	got, err := projection.Replay(context.Background(), events, proj)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +141,7 @@ func TestReplayRefusesACorruptStore(t *testing.T) {
 		{Position: 2, Event: post.Event{ID: "e3", PostID: "p", Version: 3, Type: post.EventUpdated, OccurredAt: at}},
 	}
 	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}}
-	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proj := projection.NewProjector(views, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := projection.Replay(context.Background(), events, proj); err == nil {
 		t.Fatal("replay of a history with a gap succeeded, want an error")
 	}
@@ -173,7 +182,7 @@ func TestReplayWritesAPostsViewOncePerPage(t *testing.T) {
 		events = append(events, ports.Recorded{Position: int64(i + 1), Event: es[0]})
 	}
 	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}, puts: map[string]int{}}
-	proj := projection.NewProjector(views, projection.NewNotifier(), slog.New(slog.DiscardHandler))
+	proj := projection.NewProjector(views, slog.New(slog.DiscardHandler))
 
 	if _, err := projection.Replay(t.Context(), events, proj); err != nil {
 		t.Fatal(err)
@@ -186,5 +195,66 @@ func TestReplayWritesAPostsViewOncePerPage(t *testing.T) {
 		if views.history[id] != 15 || views.puts[id] != 1 {
 			t.Errorf("%s: %d history entries and %d view writes, want 15 and 1", id, views.history[id], views.puts[id])
 		}
+	}
+}
+
+// A post whose stream is longer than a page is folded across the pages: Replay carries its
+// state from one page to the next, and writes its view once per page.
+func TestReplayFoldsAPostAcrossPages(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	const updates = 2*projection.ReplayBatch + 10
+	p, err := post.FromHistory("long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events allEvents
+	record := func(es []post.Event, err error) {
+		t.Helper()
+		if err == nil {
+			err = p.Apply(es...)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			events = append(events, ports.Recorded{Position: int64(len(events) + 1), Event: e})
+		}
+	}
+	e, err := p.Create(post.Create{Title: "t", Content: "c", AuthorName: "a"}, post.Stamp{EventID: "long-0", At: at})
+	record([]post.Event{e}, err)
+	for i := range updates {
+		title := fmt.Sprint("title ", i)
+		record(p.Update(post.Update{Title: &title}, post.Stamp{EventID: fmt.Sprint("long-", i+1), At: at}))
+	}
+	// A post before it and one after it in stream order, so the long one starts and ends
+	// inside a page.
+	for _, id := range []string{"a", "z"} {
+		q, err := post.FromHistory(id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := q.Create(post.Create{Title: "t", Content: "c", AuthorName: "a"}, post.Stamp{EventID: id, At: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ports.Recorded{Position: int64(len(events) + 1), Event: e})
+	}
+	views := &currentViews{current: map[string]post.State{}, history: map[string]int{}, puts: map[string]int{}}
+
+	n, err := projection.Replay(t.Context(), events, projection.NewProjector(views, slog.New(slog.DiscardHandler)))
+
+	if err != nil || n != len(events) {
+		t.Fatalf("Replay = %d, %v; want %d events", n, err, len(events))
+	}
+	if views.current["long"] != p.State() {
+		t.Errorf("view %+v, want %+v", views.current["long"], p.State())
+	}
+	if views.history["long"] != updates+1 || views.puts["long"] != 3 {
+		t.Errorf("%d history entries and %d view writes, want %d and 3 (one per page)",
+			views.history["long"], views.puts["long"], updates+1)
+	}
+	if views.current["a"].Version != 1 || views.current["z"].Version != 1 {
+		t.Errorf("views of the posts around it: %+v, %+v", views.current["a"], views.current["z"])
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,12 +21,13 @@ import (
 // records. One Append writes all three atomically, so one backend holds them.
 type Store interface {
 	ports.EventStore
+	ports.StreamReader
 	ports.Outbox
 	ports.OutboxStats
 	ports.IdempotencyStore
 }
 
-// EventStore holds an event store to the promises of ports.EventStore, ports.Outbox,
+// EventStore holds an event store to the promises of ports.EventStore, ports.StreamReader, ports.Outbox,
 // ports.OutboxStats and ports.IdempotencyStore. newStore must return a fresh, isolated, empty store on every call;
 // the cases run in parallel, each with its own store.
 func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
@@ -43,6 +45,7 @@ func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
 		{"taken idempotency key is a duplicate and stores nothing", storeDuplicateKey},
 		{"append without changes stores only the record", storeRecordOnly},
 		{"read all by position with paging", storeReadAll},
+		{"read streams in stream order with paging", storeReadStreams},
 		{"outbox relays every change once in position order", storeRelayInOrder},
 		{"outbox keeps what a failed publish was given", storeRelayFailure},
 		{"outbox hands on each change's metadata", storeRelayMetadata},
@@ -433,6 +436,40 @@ func storeReadAll(t *testing.T, s Store) {
 	}
 }
 
+func storeReadStreams(t *testing.T, s Store) {
+	ctx := t.Context()
+	changes := interleaved(t, s)
+	ids := []string{}
+	for _, c := range changes {
+		if c.Event.Version == 1 {
+			ids = append(ids, c.Event.PostID)
+		}
+	}
+	slices.Sort(ids)
+	var want []post.Event
+	for _, id := range ids {
+		for _, c := range changes {
+			if c.Event.PostID == id {
+				want = append(want, c.Event)
+			}
+		}
+	}
+
+	for _, limit := range []int{1, 2, 5, 1000} {
+		if got := readStreams(t, s, limit); !reflect.DeepEqual(utcAll(got, utcEvent), utcAll(want, utcEvent)) {
+			t.Errorf("ReadStreams in pages of %d =\n%s\nwant\n%s", limit, showEvents(got), showEvents(want))
+		}
+	}
+	second := ports.StreamPosition{PostID: want[1].PostID, Version: want[1].Version}
+	if mid, err := s.ReadStreams(ctx, second, 3); err != nil || !reflect.DeepEqual(utcAll(mid, utcEvent), utcAll(want[2:5], utcEvent)) {
+		t.Errorf("ReadStreams(after %v, 3) =\n%s%v; want events 3..5", second, showEvents(mid), err)
+	}
+	last := ports.StreamPosition{PostID: want[len(want)-1].PostID, Version: want[len(want)-1].Version}
+	if rest, err := s.ReadStreams(ctx, last, 10); err != nil || len(rest) != 0 {
+		t.Errorf("ReadStreams after the last event = %d events, %v; want none", len(rest), err)
+	}
+}
+
 func storeRelayInOrder(t *testing.T, s Store) {
 	want := interleaved(t, s)
 
@@ -689,6 +726,31 @@ func readAll(t *testing.T, s Store, limit int) []ports.Recorded {
 		after = page[len(page)-1].Position
 	}
 	t.Fatal("ReadAll does not come to an end")
+	return nil
+}
+
+// readStreams reads the whole store in stream order in pages of limit, checking the size of
+// each page.
+func readStreams(t *testing.T, s Store, limit int) []post.Event {
+	t.Helper()
+	var all []post.Event
+	var after ports.StreamPosition
+	for range 10_000 {
+		page, err := s.ReadStreams(t.Context(), after, limit)
+		if err != nil {
+			t.Fatalf("ReadStreams(%v, %d): %v", after, limit, err)
+		}
+		if len(page) > limit {
+			t.Fatalf("ReadStreams(%v, %d) = %d events", after, limit, len(page))
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		last := page[len(page)-1]
+		after = ports.StreamPosition{PostID: last.PostID, Version: last.Version}
+	}
+	t.Fatal("ReadStreams does not come to an end")
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"hexapost/adapters/memory"
+	"hexapost/adapters/wakeup"
 	"hexapost/ports"
 	"hexapost/test/contract"
 )
@@ -31,6 +32,18 @@ func TestMemoryBus(t *testing.T) {
 func TestMemoryViews(t *testing.T) {
 	t.Parallel()
 	contract.Views(t, func(*testing.T) contract.ViewsStore { return memory.NewViews() })
+}
+
+// The wake-up decorator keeps the promises of the writer it decorates.
+func TestMemoryViewsWithWakeup(t *testing.T) {
+	t.Parallel()
+	contract.Views(t, func(*testing.T) contract.ViewsStore {
+		v := memory.NewViews()
+		return struct {
+			ports.ViewWriter
+			ports.ViewReader
+		}{wakeup.New().Writer(v), v}
+	})
 }
 
 func BenchmarkMemoryAppend(b *testing.B) {

@@ -398,7 +398,7 @@ func viewsUnknown(t *testing.T, newViews func(*testing.T) ViewsStore) {
 }
 
 func newProjector(v ports.ViewWriter) *projection.Projector {
-	return projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.DiscardHandler))
+	return projection.NewProjector(v, slog.New(slog.DiscardHandler))
 }
 
 // project applies the changes in the given order with the real projector.

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"hexapost/adapters/memory"
+	"hexapost/adapters/wakeup"
 	"hexapost/api"
 	apicommand "hexapost/api/command"
 	apiquery "hexapost/api/query"
@@ -23,6 +24,7 @@ import (
 	"hexapost/core/command"
 	"hexapost/core/post"
 	"hexapost/core/projection"
+	"hexapost/core/query"
 	"hexapost/ports"
 	"hexapost/test/harness"
 )
@@ -73,9 +75,9 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 	views := memory.NewViews()
 	faulty := &faultyViews{ViewWriter: views, broken: true}
 
-	notifier := projection.NewNotifier()
-	projector := projection.NewProjector(faulty, notifier, log)
-	reader := projection.NewReader(views, notifier, projection.ReaderConfig{Wait: 2 * time.Second})
+	signal := wakeup.New()
+	projector := projection.NewProjector(signal.Writer(faulty), log)
+	reader := query.NewReader(views, signal.Changes(query.Recheck{Every: 50 * time.Millisecond}), 2*time.Second)
 	svc := command.NewService(command.NewStreams(store), store, newUUID, time.Now, log, command.Config{})
 	relay := command.NewRelay(store, bus, log, command.RelayConfig{})
 

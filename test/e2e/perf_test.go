@@ -384,7 +384,7 @@ func mongoRates(b *testing.B, workers int, window time.Duration) (rawUpsert, app
 		b.Fatal(err)
 	}
 	defer func() { _ = v.Close() }()
-	p := projection.NewProjector(v, projection.NewNotifier(), slog.New(slog.DiscardHandler))
+	p := projection.NewProjector(v, slog.New(slog.DiscardHandler))
 	at := time.Now().UTC().Truncate(time.Microsecond)
 	// Two rounds, the ceiling and the projector in turn, each figure the mean of its two: a
 	// drift of the machine, or the server's own work after a load (a checkpoint, a vacuum),
