@@ -27,8 +27,8 @@ import (
 	"hexapost/adapters/statecache"
 	"hexapost/adapters/wakeup"
 	"hexapost/api"
-	apicommand "hexapost/api/command"
-	apiquery "hexapost/api/query"
+	"hexapost/api/commandapi"
+	"hexapost/api/queryapi"
 	"hexapost/api/servers"
 	"hexapost/core/command"
 	"hexapost/core/projection"
@@ -266,7 +266,7 @@ func querySide(cfg config) fx.Option {
 			func(v ports.ViewReader, c ports.ViewChanges) *query.Reader {
 				return query.NewReader(v, c, cfg.ReadWait)
 			},
-			apiquery.NewHandler,
+			queryapi.NewHandler,
 		),
 		fx.Invoke(runProjector),
 	)
@@ -304,8 +304,8 @@ func newCommandService(posts ports.PostStore, keys ports.IdempotencyStore, log *
 	return command.NewService(posts, keys, newID, time.Now, log, command.Config{})
 }
 
-func newCommandHandler(svc *command.Service, m *prometheus.Metrics, log *slog.Logger) *apicommand.Handler {
-	return apicommand.NewHandler(svc, log, func(command string, o api.Outcome, took time.Duration) {
+func newCommandHandler(svc *command.Service, m *prometheus.Metrics, log *slog.Logger) *commandapi.Handler {
+	return commandapi.NewHandler(svc, log, func(command string, o api.Outcome, took time.Duration) {
 		m.ObserveCommand(command, string(o), took)
 	})
 }
@@ -404,14 +404,14 @@ func (p serverParams) cors() api.CORS {
 	return c
 }
 
-func runCommandServer(p serverParams, h *apicommand.Handler) error {
+func runCommandServer(p serverParams, h *commandapi.Handler) error {
 	mux := http.NewServeMux()
 	servers.Command(mux, h, p.operations())
 	listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
 	return nil
 }
 
-func runQueryServer(p serverParams, h *apiquery.Handler, reader *query.Reader) error {
+func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) error {
 	mux := http.NewServeMux()
 	servers.Query(mux, h, p.operations(), api.Admin{
 		Token:       p.Cfg.AdminToken,

@@ -8,12 +8,12 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"hexapost/api"
-	"hexapost/api/command"
-	"hexapost/api/query"
+	"hexapost/api/commandapi"
+	"hexapost/api/queryapi"
 )
 
 // Command registers the command server's operations on mux.
-func Command(mux *http.ServeMux, h *command.Handler, ops api.Operations) huma.API {
+func Command(mux *http.ServeMux, h *commandapi.Handler, ops api.Operations) huma.API {
 	a := api.NewAPI(mux, "hexapost command server")
 	h.Register(a)
 	api.RegisterOperations(a, mux, ops)
@@ -21,7 +21,7 @@ func Command(mux *http.ServeMux, h *command.Handler, ops api.Operations) huma.AP
 }
 
 // Query registers the query server's operations on mux, its admin operations behind admin.
-func Query(mux *http.ServeMux, h *query.Handler, ops api.Operations, admin api.Admin) huma.API {
+func Query(mux *http.ServeMux, h *queryapi.Handler, ops api.Operations, admin api.Admin) huma.API {
 	a := api.NewAPI(mux, "hexapost query server")
 	api.RequireAdmin(a, admin)
 	h.Register(a)
@@ -33,8 +33,8 @@ func Query(mux *http.ServeMux, h *query.Handler, ops api.Operations, admin api.A
 // the same registration code as the live servers, so it cannot describe anything else.
 func Spec(commandURL, queryURL string) *huma.OpenAPI {
 	ops := api.Operations{Metrics: http.NotFoundHandler()}
-	cmd := Command(http.NewServeMux(), &command.Handler{}, ops)
-	qry := Query(http.NewServeMux(), &query.Handler{}, ops, api.Admin{})
+	cmd := Command(http.NewServeMux(), &commandapi.Handler{}, ops)
+	qry := Query(http.NewServeMux(), &queryapi.Handler{}, ops, api.Admin{})
 	return api.Combine(
 		api.Server{API: cmd, URL: commandURL, Description: "command server"},
 		api.Server{API: qry, URL: queryURL, Description: "query server"},

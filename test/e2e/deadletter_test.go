@@ -18,8 +18,8 @@ import (
 	"hexapost/adapters/memory"
 	"hexapost/adapters/wakeup"
 	"hexapost/api"
-	apicommand "hexapost/api/command"
-	apiquery "hexapost/api/query"
+	"hexapost/api/commandapi"
+	"hexapost/api/queryapi"
 	"hexapost/api/servers"
 	"hexapost/core/command"
 	"hexapost/core/post"
@@ -89,8 +89,8 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 
 	ops := api.Operations{Spec: func() *huma.OpenAPI { return nil }}
 	cmdMux, qryMux := http.NewServeMux(), http.NewServeMux()
-	servers.Command(cmdMux, apicommand.NewHandler(svc, log, nil), ops)
-	servers.Query(qryMux, apiquery.NewHandler(reader, views, bus, log), ops, api.Admin{Token: harness.AdminToken})
+	servers.Command(cmdMux, commandapi.NewHandler(svc, log, nil), ops)
+	servers.Query(qryMux, queryapi.NewHandler(reader, views, bus, log), ops, api.Admin{Token: harness.AdminToken})
 	cmdSrv, qrySrv := httptest.NewServer(cmdMux), httptest.NewServer(qryMux)
 	t.Cleanup(cmdSrv.Close)
 	t.Cleanup(qrySrv.Close)

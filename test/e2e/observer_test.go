@@ -16,7 +16,7 @@ import (
 
 	"hexapost/adapters/memory"
 	"hexapost/api"
-	apicommand "hexapost/api/command"
+	"hexapost/api/commandapi"
 	"hexapost/api/servers"
 	"hexapost/core/command"
 )
@@ -59,7 +59,7 @@ func TestCommandObserver(t *testing.T) {
 		time.Now, log, command.Config{})
 	rec := &observations{}
 	mux := http.NewServeMux()
-	servers.Command(mux, apicommand.NewHandler(svc, log, rec.observe),
+	servers.Command(mux, commandapi.NewHandler(svc, log, rec.observe),
 		api.Operations{Spec: func() *huma.OpenAPI { return nil }})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

@@ -1,7 +1,7 @@
-// Package query is the query server's HTTP operations: read one post (optionally waiting for a
+// Package queryapi is the query server's HTTP operations: read one post (optionally waiting for a
 // version), list posts a page at a time, read a post's history, and resolve dead letters.
 // It answers from the read model only.
-package query
+package queryapi
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package command_test
+package commandapi_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"hexapost/api"
-	apicommand "hexapost/api/command"
+	"hexapost/api/commandapi"
 	"hexapost/api/servers"
 	"hexapost/core/command"
 	"hexapost/core/post"
@@ -223,7 +223,7 @@ func newCommandServer() http.Handler {
 	newID := func() string { return fmt.Sprintf("0190b6a0-0000-7000-8000-%012x", n.Add(1)) }
 	svc := command.NewService(command.NewStreams(store), store, newID, time.Now, slog.New(slog.DiscardHandler), command.Config{})
 	mux := http.NewServeMux()
-	servers.Command(mux, apicommand.NewHandler(svc, slog.New(slog.DiscardHandler), nil), api.Operations{})
+	servers.Command(mux, commandapi.NewHandler(svc, slog.New(slog.DiscardHandler), nil), api.Operations{})
 	return mux
 }
 

@@ -1,7 +1,7 @@
-// Package command is the command server's HTTP operations: create, update and delete a post.
+// Package commandapi is the command server's HTTP operations: create, update and delete a post.
 // Each maps a request to a core command, passes If-Match and Idempotency-Key through as
 // options, and answers with the post's state after the change.
-package command
+package commandapi
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"hexapost/api"
-	core "hexapost/core/command"
+	"hexapost/core/command"
 	"hexapost/core/post"
 )
 
 // Handler serves the command operations.
 type Handler struct {
-	svc     *core.Service
+	svc     *command.Service
 	log     *slog.Logger
 	observe Observer
 }
@@ -33,7 +33,7 @@ type Handler struct {
 type Observer func(command string, outcome api.Outcome, took time.Duration)
 
 // NewHandler returns a Handler over svc. observe may be nil.
-func NewHandler(svc *core.Service, log *slog.Logger, observe Observer) *Handler {
+func NewHandler(svc *command.Service, log *slog.Logger, observe Observer) *Handler {
 	if observe == nil {
 		observe = func(string, api.Outcome, time.Duration) {}
 	}
@@ -55,8 +55,8 @@ type IfMatch struct {
 	IfMatch string `header:"If-Match" pattern:"^\"[0-9]{1,18}\"$" patternDescription:"a quoted version, e.g. \"3\"" doc:"The version (ETag) the change applies to; another current version is 409."`
 }
 
-func (c Conditions) options(ifMatch string) core.Options {
-	o := core.Options{IdempotencyKey: c.IdempotencyKey}
+func (c Conditions) options(ifMatch string) command.Options {
+	o := command.Options{IdempotencyKey: c.IdempotencyKey}
 	if ifMatch != "" {
 		// The header pattern guarantees a quoted number of at most 18 digits.
 		v, _ := strconv.ParseInt(strings.Trim(ifMatch, `"`), 10, 64)
