@@ -545,6 +545,12 @@ func (p *proxy) start(t *testing.T) {
 				continue
 			}
 			p.mu.Lock()
+			if p.ln != ln { // stopped while this connection was being made
+				p.mu.Unlock()
+				_ = c.Close()
+				_ = u.Close()
+				return
+			}
 			p.conns = append(p.conns, c, u)
 			p.mu.Unlock()
 			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
@@ -584,7 +590,10 @@ func (p *proxy) setDropReplies(drop bool) {
 func (p *proxy) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_ = p.ln.Close()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
 	for _, c := range p.conns {
 		_ = c.Close()
 	}
