@@ -253,7 +253,15 @@ var commandSide = fx.Module("command",
 
 // readRecheck is how often a read waiting for a version reads the view again when nothing
 // told it of a change: the plain path, and the way to see changes other processes project.
-const readRecheck = 50 * time.Millisecond
+// Behind the wake-up, which tells of this process's own writes at once, a read looks again only
+// every second: every waiting read looking every 50 ms loaded a read model that was falling
+// behind with reads of its own, so it fell further behind.
+func readRecheck(cfg config) time.Duration {
+	if cfg.ReadWakeup {
+		return time.Second
+	}
+	return 50 * time.Millisecond
+}
 
 // querySide is the query server's module. The wake-up decorates the view ports within it, so
 // that it wraps whatever the root made of them.
@@ -262,7 +270,7 @@ func querySide(cfg config) fx.Option {
 		readWakeupOption(cfg),
 		fx.Provide(
 			projection.NewProjector,
-			func() ports.ViewChanges { return query.Recheck{Every: readRecheck} },
+			func() ports.ViewChanges { return query.Recheck{Every: readRecheck(cfg)} },
 			func(v ports.ViewReader, c ports.ViewChanges) *query.Reader {
 				return query.NewReader(v, c, cfg.ReadWait)
 			},
