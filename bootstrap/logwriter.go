@@ -14,13 +14,10 @@ const logLinger = time.Millisecond
 
 // lineWriter writes log lines from one goroutine, each write carrying every line handed over
 // since the previous one: under load the lines of many concurrent commands go out in one
-// system call instead of one each (measured: two info lines per command were about a sixth of
-// the command server's CPU in memory mode, most of it the write per line). A line handed over
-// to an idle writer waits linger for others before it goes out: written as soon as they came,
-// the lines of a loaded server went out a few at a time, each write waking the reader of the
-// log (measured in memory mode: waiting a millisecond cut the server's CPU per create by
-// 5–10 %). So what a crash can lose is what was handed over in the last linger and during the
-// last write.
+// system call instead of one each. A line handed over to an idle writer waits linger for others
+// before it goes out, so that a loaded server's lines do not go out a few at a time, each write
+// waking the reader of the log. So what a crash can lose is what was handed over in the last
+// linger and during the last write.
 // Lines keep their order; Close writes what is left without waiting.
 type lineWriter struct {
 	out io.Writer

@@ -36,7 +36,7 @@ func TestLogLinesNameTheCommand(t *testing.T) {
 	want := []map[string]any{
 		{"level": "INFO", "msg": "event appended", "op": "create", "post_id": "id-1", "idempotency_key": "k1",
 			"version": 1.0, "event_id": "id-2", "event_type": "post.created"},
-		{"level": "INFO", "msg": "command replayed", "op": "create", "post_id": "id-3", "idempotency_key": "k1",
+		{"level": "INFO", "msg": "command replayed", "op": "create", "post_id": "id-1", "idempotency_key": "k1",
 			"version": 1.0},
 		{"level": "INFO", "msg": "command changed nothing", "op": "update", "post_id": "id-1", "version": 1.0},
 	}
