@@ -39,14 +39,14 @@ func New(next ports.PostStore) *Store {
 
 // Load waits for the post's turn, or for ctx to end, then loads it through next. The post's
 // turn ends when the returned release is called.
-func (s *Store) Load(ctx context.Context, id string) (*post.Post, func(), error) {
+func (s *Store) Load(ctx context.Context, id string, current bool) (*post.Post, func(), error) {
 	turn := s.turns[s.stripe(id)]
 	select {
 	case turn <- struct{}{}:
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}
-	p, release, err := s.next.Load(ctx, id)
+	p, release, err := s.next.Load(ctx, id, current)
 	if err != nil {
 		<-turn
 		return nil, nil, err

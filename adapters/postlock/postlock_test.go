@@ -143,7 +143,7 @@ type holders struct {
 	release atomic.Int64
 }
 
-func (h *holders) Load(_ context.Context, id string) (*post.Post, func(), error) {
+func (h *holders) Load(_ context.Context, id string, _ bool) (*post.Post, func(), error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.now[id]++
@@ -172,7 +172,7 @@ func TestOnePostIsHeldByOneLoaderAtATime(t *testing.T) {
 	for range 16 {
 		wg.Go(func() {
 			for range 50 {
-				_, release, err := s.Load(t.Context(), "post")
+				_, release, err := s.Load(t.Context(), "post", true)
 				if err != nil {
 					t.Error(err)
 					return
@@ -198,14 +198,14 @@ func TestOnePostIsHeldByOneLoaderAtATime(t *testing.T) {
 func TestAWaitingLoadEndsWithItsContext(t *testing.T) {
 	t.Parallel()
 	s := postlock.New(newHolders())
-	_, release, err := s.Load(t.Context(), "post")
+	_, release, err := s.Load(t.Context(), "post", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	waited := make(chan error)
 	go func() {
-		_, _, err := s.Load(ctx, "post")
+		_, _, err := s.Load(ctx, "post", true)
 		waited <- err
 	}()
 	cancel()
@@ -214,7 +214,7 @@ func TestAWaitingLoadEndsWithItsContext(t *testing.T) {
 	}
 	release()
 
-	_, release, err = s.Load(t.Context(), "post")
+	_, release, err = s.Load(t.Context(), "post", true)
 	if err != nil {
 		t.Fatalf("load after the holder released: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 type plain struct{}
 
-func (plain) Load(_ context.Context, id string) (*post.Post, func(), error) {
+func (plain) Load(_ context.Context, id string, _ bool) (*post.Post, func(), error) {
 	p, err := post.FromHistory(id, nil)
 	return p, func() {}, err
 }
@@ -23,7 +23,7 @@ func (plain) Append(context.Context, ports.Append) error { return nil }
 func TestOtherPostsAreNotHeldBack(t *testing.T) {
 	t.Parallel()
 	s := New(plain{})
-	_, release, err := s.Load(t.Context(), "held")
+	_, release, err := s.Load(t.Context(), "held", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestOtherPostsAreNotHeldBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
-	_, releaseOther, err := s.Load(ctx, other)
+	_, releaseOther, err := s.Load(ctx, other, true)
 
 	if err != nil {
 		t.Fatalf("load of %s while another post is held: %v", other, err)

@@ -3,9 +3,10 @@
 // since its state was kept (usually none) instead of its whole stream.
 //
 // A kept state is a state the post really had, and events are never changed or removed, so a
-// kept state is never wrong, only perhaps behind: every Load brings it up to date from the
-// event store. A state another process overtook therefore costs a short read, never a wrong
-// answer.
+// kept state is never wrong, only perhaps behind. A Load that need not be current answers from
+// it without reading anything: an append at its version confirms it, and a state another
+// process overtook costs a conflict. A current Load brings it up to date from the event store,
+// reading only the events that followed it.
 package statecache
 
 import (
@@ -55,12 +56,16 @@ func New(next ports.PostStore, events ports.EventLoader, cfg Config) *Store {
 	}
 }
 
-// Load returns the post's kept state with the events that followed it applied, or, for a post
-// it does not know, the post as next loads it.
-func (s *Store) Load(ctx context.Context, id string) (*post.Post, func(), error) {
+// Load returns the post's kept state, without reading anything, or, when current, the kept
+// state with the events that followed it applied; for a post it does not know, the post as
+// next loads it.
+func (s *Store) Load(ctx context.Context, id string, current bool) (*post.Post, func(), error) {
 	kept, ok := s.get(id)
 	if !ok {
 		return s.loadWhole(ctx, id)
+	}
+	if !current {
+		return post.FromState(kept), func() {}, nil
 	}
 	since, err := s.events.Load(ctx, id, kept.Version)
 	if err != nil {
@@ -79,7 +84,7 @@ func (s *Store) Load(ctx context.Context, id string) (*post.Post, func(), error)
 }
 
 func (s *Store) loadWhole(ctx context.Context, id string) (*post.Post, func(), error) {
-	p, release, err := s.next.Load(ctx, id)
+	p, release, err := s.next.Load(ctx, id, true)
 	if err != nil {
 		return nil, nil, err
 	}

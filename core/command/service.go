@@ -137,8 +137,17 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 	// Debug: the command's outcome is logged (event appended, changed nothing, replayed) or
 	// returned as an error; at info this line would double the command server's logging.
 	log.at(ctx, slog.LevelDebug, "command accepted")
+	// The first attempt may decide on a post the store kept, which its append confirms. An
+	// answer that depends on the post's version without appending (nothing to change, an
+	// If-Match that does not hold) is given from the current post only, so that attempt is made
+	// again on it; an unconditional conflict is retried on it. A create's post is new.
+	current := op == opCreate
 	for attempt := 1; ; attempt++ {
-		r, err := s.attempt(ctx, op, id, fp, o, decide, log)
+		r, appended, err := s.attempt(ctx, op, id, fp, o, decide, log, current)
+		if !current && !appended && (err == nil || o.IfMatch != nil && errors.Is(err, ports.ErrConflict)) {
+			r, _, err = s.attempt(ctx, op, id, fp, o, decide, log, true)
+		}
+		current = true
 		switch {
 		case errors.Is(err, ports.ErrDuplicate) && o.IdempotencyKey != "":
 			// A concurrent request with the same key won; answer as it did.
@@ -154,28 +163,29 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 	}
 }
 
-// attempt loads the post, decides on it and appends the outcome at the version it decided on.
+// attempt loads the post, decides on it and appends the outcome at the version it decided on;
+// appended says whether it did.
 func (s *Service) attempt(ctx context.Context, op, id, fp string, o Options, decide decision,
-	log commandLog) (Result, error) {
-	p, release, err := s.load(ctx, op, id)
+	log commandLog, current bool) (r Result, appended bool, err error) {
+	p, release, err := s.load(ctx, op, id, current)
 	if err != nil {
-		return Result{}, err
+		return Result{}, false, err
 	}
 	defer release()
 	// The existence rules come before the version check: a deleted post is 410 whatever
 	// version the client had in mind.
 	if o.IfMatch != nil && p.Exists() && !p.State().Deleted && *o.IfMatch != p.Version() {
-		return Result{}, &ConflictError{Expected: *o.IfMatch, Current: p.Version()}
+		return Result{}, false, &ConflictError{Expected: *o.IfMatch, Current: p.Version()}
 	}
 	expected := p.Version()
 	events, err := decide(p, post.Stamp{EventID: s.newID(), At: s.now().UTC().Truncate(time.Microsecond)})
 	if err != nil {
-		return Result{}, err
+		return Result{}, false, err
 	}
 	changes := make([]ports.Change, 0, len(events))
 	for _, e := range events {
 		if err := p.Apply(e); err != nil {
-			return Result{}, err
+			return Result{}, false, err
 		}
 		changes = append(changes, ports.Change{Event: e, State: p.State()})
 	}
@@ -188,30 +198,32 @@ func (s *Service) attempt(ctx context.Context, op, id, fp string, o Options, dec
 		}
 	}
 	if len(changes) == 0 && a.Idempotency == nil {
-		log.info(ctx, "command changed nothing", slog.Int64("version", expected))
-		return res, nil
+		if current {
+			log.info(ctx, "command changed nothing", slog.Int64("version", expected))
+		}
+		return res, false, nil
 	}
 	if err := s.posts.Append(ctx, a); err != nil {
 		if errors.Is(err, ports.ErrConflict) && o.IfMatch != nil {
-			return Result{}, &ConflictError{Expected: *o.IfMatch, Current: -1}
+			return Result{}, false, &ConflictError{Expected: *o.IfMatch, Current: -1}
 		}
-		return Result{}, fmt.Errorf("append %s: %w", id, err)
+		return Result{}, false, fmt.Errorf("append %s: %w", id, err)
 	}
 	for _, c := range changes {
 		log.info(ctx, "event appended", slog.Int64("version", c.Event.Version), slog.String("event_id", c.Event.ID),
 			slog.String("event_type", string(c.Event.Type)))
 	}
-	return res, nil
+	return res, true, nil
 }
 
 // load returns the post to decide on. A create's id is new, made for it: it has no stream to
 // load, nor anyone to take turns with.
-func (s *Service) load(ctx context.Context, op, id string) (*post.Post, func(), error) {
+func (s *Service) load(ctx context.Context, op, id string, current bool) (*post.Post, func(), error) {
 	if op == opCreate {
 		p, err := post.FromHistory(id, nil)
 		return p, func() {}, err
 	}
-	p, release, err := s.posts.Load(ctx, id)
+	p, release, err := s.posts.Load(ctx, id, current)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", id, err)
 	}

@@ -547,11 +547,11 @@ func TestConflictWithAnotherProcess(t *testing.T) {
 			wantVersions: []int64{1, 2, 3, 4, 5},
 		},
 		{
-			name:         "a conditional update is a conflict, whose current version is unknown",
+			name:         "a conditional update that loses a race is a conflict naming the version that won",
 			giveRaces:    1,
 			giveIfMatch:  ptr(int64(1)),
 			wantErr:      ports.ErrConflict,
-			wantConflict: &command.ConflictError{Expected: 1, Current: -1},
+			wantConflict: &command.ConflictError{Expected: 1, Current: 2},
 			wantVersions: []int64{1, 2},
 		},
 	}

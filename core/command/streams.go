@@ -18,8 +18,8 @@ var _ ports.PostStore = (*Streams)(nil)
 // NewStreams returns a Streams over store.
 func NewStreams(store ports.EventStore) *Streams { return &Streams{store: store} }
 
-// Load returns the post folded from its stream.
-func (s *Streams) Load(ctx context.Context, id string) (*post.Post, func(), error) {
+// Load returns the post folded from its stream, which is always current.
+func (s *Streams) Load(ctx context.Context, id string, _ bool) (*post.Post, func(), error) {
 	events, err := s.store.Load(ctx, id, 0)
 	if err != nil {
 		return nil, nil, err

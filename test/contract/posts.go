@@ -42,7 +42,7 @@ func PostStore(t *testing.T, newPosts func(t *testing.T) Posts) {
 // loadPost loads the post and releases it at once.
 func loadPost(t *testing.T, s ports.PostStore, id string) *post.Post {
 	t.Helper()
-	p, release, err := s.Load(t.Context(), id)
+	p, release, err := s.Load(t.Context(), id, true)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", id, err)
 	}
@@ -146,7 +146,7 @@ func postsConcurrent(t *testing.T, s Posts) {
 	}
 	update := func(id, content string) error {
 		for {
-			p, release, err := s.Posts.Load(t.Context(), id)
+			p, release, err := s.Posts.Load(t.Context(), id, true)
 			if err != nil {
 				return err
 			}
