@@ -16,5 +16,5 @@ func main() {
 	// on here, before any goroutine can make an id, because switching it is not safe to do
 	// concurrently.
 	uuid.EnableRandPool()
-	os.Exit(bootstrap.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(bootstrap.Main(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }

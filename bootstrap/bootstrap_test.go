@@ -10,8 +10,13 @@ import (
 	"go.uber.org/fx"
 )
 
-func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+// env returns vars as os.Environ gives an environment.
+func env(vars map[string]string) []string {
+	var out []string
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 func TestValidateApp(t *testing.T) {
@@ -195,6 +200,28 @@ func TestLoadConfigCORSOrigins(t *testing.T) {
 	}
 	if got := strings.Join(cfg.CORSOrigins, " "); got != "https://a.example http://b.example:8080" {
 		t.Fatalf("origins %q, want the two origins without their trailing slash", got)
+	}
+}
+
+func TestMainRefusesAnUnknownSetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		giveName string
+		wantHint string
+	}{
+		{"POSTS_EVENTSTORE", "did you mean POSTS_EVENT_STORE?"},
+		{"POSTS_READWAIT", "did you mean POSTS_READ_WAIT?"},
+		{"POSTS_MONGO_URL", "did you mean POSTS_MONGO_URI?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.giveName, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := Main([]string{"openapi"}, []string{tt.giveName + "=mysql"}, &stdout, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), tt.giveName+" is not a setting of hexapost; "+tt.wantHint) {
+				t.Fatalf("exit %d, stderr %q; want 1 naming %s and %q", code, stderr.String(), tt.giveName, tt.wantHint)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -140,12 +141,24 @@ var variables = []variable{
 	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPTracesEndpoint = v })},
 }
 
-// loadConfig reads the configuration through getenv (os.Getenv in production). Unset or empty
-// variables take their defaults.
-func loadConfig(getenv func(string) string) (config, error) {
+// loadConfig reads the configuration from environ, "NAME=value" entries as os.Environ gives
+// them (a later entry of a name wins). Unset or empty variables take their defaults. A POSTS_*
+// name that is no setting is refused: misspelt, it would leave its setting at the default
+// without a word.
+func loadConfig(environ []string) (config, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		env[name] = value
+	}
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if strings.HasPrefix(name, "POSTS_") && !slices.ContainsFunc(variables, func(v variable) bool { return v.name == name }) {
+			return config{}, fmt.Errorf("%s is not a setting of hexapost; did you mean %s?", name, closest(name))
+		}
+	}
 	var c config
 	for _, v := range variables {
-		val := strings.TrimSpace(getenv(v.name))
+		val := strings.TrimSpace(env[v.name])
 		if val == "" {
 			val = v.def
 		}
@@ -157,4 +170,36 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	return c, nil
+}
+
+// closest returns the setting whose name is the fewest single-character edits away from name.
+func closest(name string) string {
+	best, bestDist := "", -1
+	for _, v := range variables {
+		if d := editDistance(name, v.name); bestDist < 0 || d < bestDist {
+			best, bestDist = v.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

@@ -38,7 +38,7 @@ Configuration is read from POSTS_* environment variables; see the README.
 // Main runs the command line given in args (without the program name) and returns the exit
 // code: 0 on success and after a graceful stop, 1 when the process could not start or stop
 // cleanly, 2 for a usage error.
-func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func Main(args []string, environ []string, stdout, stderr io.Writer) int {
 	switch {
 	case len(args) == 0 || args[0] == "serve":
 		r, err := parseRoles(args)
@@ -46,13 +46,13 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 			fmt.Fprintf(stderr, "hexapost: %v\n\n%s", err, usage)
 			return 2
 		}
-		return serve(r, getenv, stderr)
+		return serve(r, environ, stderr)
 	case args[0] == "rebuild" && len(args) == 1:
-		return rebuild(getenv, stderr)
+		return rebuild(environ, stderr)
 	case args[0] == "bench":
 		return load.Main(args[1:], stdout, stderr)
 	case args[0] == "openapi":
-		return printSpec(args[1:], getenv, stdout, stderr)
+		return printSpec(args[1:], environ, stdout, stderr)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -76,8 +76,8 @@ func parseRoles(args []string) (roles, error) {
 	return roles{}, fmt.Errorf("unknown serve mode %q (want command or query)", strings.Join(args[1:], " "))
 }
 
-func serve(r roles, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
+func serve(r roles, environ []string, stderr io.Writer) int {
+	cfg, err := loadConfig(environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
@@ -121,8 +121,8 @@ func serve(r roles, getenv func(string) string, stderr io.Writer) int {
 	return sig.ExitCode
 }
 
-func printSpec(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
+func printSpec(args []string, environ []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
@@ -177,8 +177,8 @@ func newApp(cfg config, r roles, log *slog.Logger) (*fx.App, error) {
 
 // rebuild recreates the read model from the event store while the servers keep running: it
 // fills the next generation of the read model, switches every process to it, and catches up.
-func rebuild(getenv func(string) string, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
+func rebuild(environ []string, stderr io.Writer) int {
+	cfg, err := loadConfig(environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1

@@ -49,13 +49,11 @@ func (b *lockedBuffer) url(server string) string {
 // test ends, and returns its log.
 func startApp(t *testing.T, env map[string]string, extra ...fx.Option) *lockedBuffer {
 	t.Helper()
-	cfg, err := loadConfig(func(k string) string {
-		switch k {
-		case "POSTS_COMMAND_ADDR", "POSTS_QUERY_ADDR":
-			return "127.0.0.1:0"
-		}
-		return env[k]
-	})
+	environ := []string{"POSTS_COMMAND_ADDR=127.0.0.1:0", "POSTS_QUERY_ADDR=127.0.0.1:0"}
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := loadConfig(environ)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -239,9 +239,9 @@ if ! ferretdb_ping >/dev/null 2>&1; then
 	wait_for ferretdb "$fdb_pid" ferretdb_ping
 fi
 
-echo "export POSTS_CHROMIUM=/usr/bin/chromium"
+echo "export HEXAPOST_TEST_CHROMIUM=/usr/bin/chromium"
 echo "export POSTS_MYSQL_DSN='hexapost:hexapost@tcp(127.0.0.1:3306)/hexapost?parseTime=true&interpolateParams=true'"
 echo "export POSTS_REDIS_URL=redis://127.0.0.1:6379/0"
 echo "export POSTS_NATS_URL=nats://127.0.0.1:4222"
 echo "export POSTS_MONGO_URI=$mongo_uri"
-echo "export POSTS_TEST_POSTGRES_URL=$pg_url"
+echo "export HEXAPOST_TEST_POSTGRES_URL=$pg_url"

@@ -15,7 +15,7 @@ import (
 // CI=true, where a missing browser fails the run (the test command installs it).
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("POSTS_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+	for _, p := range []string{os.Getenv("HEXAPOST_TEST_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
 			continue
 		}
@@ -26,7 +26,7 @@ func chromium(t *testing.T) string {
 	if os.Getenv("CI") == "true" {
 		t.Fatal("chromium not found; test/backends/up.sh installs it (CI=true: not skipping)")
 	}
-	t.Skip("chromium not found; set POSTS_CHROMIUM or run test/backends/up.sh")
+	t.Skip("chromium not found; set HEXAPOST_TEST_CHROMIUM or run test/backends/up.sh")
 	return ""
 }
 

@@ -127,14 +127,14 @@ func StartNATS(t testing.TB, within time.Duration) (*Server, string) {
 }
 
 // StartFerretDB starts a private MongoDB-wire server, the FerretDB that test/backends/up.sh
-// builds, storing in a PostgreSQL database of its own beside the one of POSTS_TEST_POSTGRES_URL
+// builds, storing in a PostgreSQL database of its own beside the one of HEXAPOST_TEST_POSTGRES_URL
 // (FerretDB reads every schema of its database at start, so one sharing a database with others
 // can trip over a schema they drop meanwhile). It returns the server, its URI and its
 // database's URL; the database is dropped when the test ends.
 func StartFerretDB(t testing.TB, within time.Duration) (*Server, string, string) {
 	t.Helper()
 	contract.Backend(t, "POSTS_MONGO_URI")
-	shared := contract.Backend(t, "POSTS_TEST_POSTGRES_URL")
+	shared := contract.Backend(t, "HEXAPOST_TEST_POSTGRES_URL")
 	bin, err := filepath.Abs(filepath.Join("..", "backends", ".state", "ferretdb"))
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func StartFerretDB(t testing.TB, within time.Duration) (*Server, string, string)
 	}
 	pgURL, err := url.Parse(shared)
 	if err != nil {
-		t.Fatalf("POSTS_TEST_POSTGRES_URL: %v", err)
+		t.Fatalf("HEXAPOST_TEST_POSTGRES_URL: %v", err)
 	}
 	name := "ferretdb_" + strings.ToLower(rand.Text()[:12])
 	if _, err := Psql(shared, "CREATE DATABASE "+name); err != nil {
