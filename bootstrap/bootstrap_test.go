@@ -225,6 +225,45 @@ func TestMainRefusesAnUnknownSetting(t *testing.T) {
 	}
 }
 
+func TestEffectiveConfigurationHidesSecrets(t *testing.T) {
+	t.Parallel()
+	got := map[string]string{}
+	for _, a := range effective(env(map[string]string{
+		"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": "app:s3cret@tcp(db:3306)/posts?parseTime=true",
+		"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://:s3cret@cache:6379/0",
+		"POSTS_MONGO_URI": "mongodb://reader:s3cret@mongo:27017/posts", "POSTS_ADMIN_TOKEN": "s3cret",
+	})) {
+		attr := a.(slog.Attr)
+		got[attr.Key] = attr.Value.String()
+	}
+	tests := []struct {
+		giveName  string
+		wantValue string
+	}{
+		{"POSTS_EVENT_STORE", "mysql"},
+		{"POSTS_READ_MODEL", "memory"},
+		{"POSTS_READ_WAIT", "2s"},
+		{"POSTS_MYSQL_DSN", "app:xxxxx@tcp(db:3306)/posts?parseTime=true"},
+		{"POSTS_REDIS_URL", "redis://:xxxxx@cache:6379/0"},
+		{"POSTS_MONGO_URI", "mongodb://reader:xxxxx@mongo:27017/posts"},
+		{"POSTS_ADMIN_TOKEN", "(set)"},
+		{"POSTS_NATS_URL", ""},
+	}
+	for _, tt := range tests {
+		if got[tt.giveName] != tt.wantValue {
+			t.Errorf("%s = %q, want %q", tt.giveName, got[tt.giveName], tt.wantValue)
+		}
+	}
+	if len(got) != len(variables) {
+		t.Errorf("%d settings logged, want every one of the %d", len(got), len(variables))
+	}
+	for k, v := range got {
+		if strings.Contains(v, "s3cret") {
+			t.Errorf("%s shows the secret: %q", k, v)
+		}
+	}
+}
+
 func TestMainUnknownBusExitsNonZero(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"slices"
@@ -146,11 +147,7 @@ var variables = []variable{
 // name that is no setting is refused: misspelt, it would leave its setting at the default
 // without a word.
 func loadConfig(environ []string) (config, error) {
-	env := map[string]string{}
-	for _, kv := range environ {
-		name, value, _ := strings.Cut(kv, "=")
-		env[name] = value
-	}
+	env := environMap(environ)
 	for _, name := range slices.Sorted(maps.Keys(env)) {
 		if strings.HasPrefix(name, "POSTS_") && !slices.ContainsFunc(variables, func(v variable) bool { return v.name == name }) {
 			return config{}, fmt.Errorf("%s is not a setting of hexapost; did you mean %s?", name, closest(name))
@@ -170,6 +167,57 @@ func loadConfig(environ []string) (config, error) {
 		}
 	}
 	return c, nil
+}
+
+// environMap returns environ's variables by name; a later entry of a name wins.
+func environMap(environ []string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		env[name] = value
+	}
+	return env
+}
+
+// effective returns the configuration as the process runs with it, one attribute per setting,
+// for the start-up log line. Secrets are not shown: the admin token only as set or not, and the
+// password of a DSN or URL as xxxxx.
+func effective(environ []string) []any {
+	env := environMap(environ)
+	attrs := make([]any, 0, len(variables))
+	for _, v := range variables {
+		val := strings.TrimSpace(env[v.name])
+		if val == "" {
+			val = v.def
+		}
+		switch {
+		case v.name == "POSTS_ADMIN_TOKEN" && val != "":
+			val = "(set)"
+		case strings.HasSuffix(v.name, "_DSN") || strings.HasSuffix(v.name, "_URL") || strings.HasSuffix(v.name, "_URI"):
+			val = withoutPassword(val)
+		}
+		attrs = append(attrs, slog.String(v.name, val))
+	}
+	return attrs
+}
+
+// withoutPassword hides the password of a URL (scheme://user:password@host) or of a
+// go-sql-driver DSN (user:password@tcp(host)/db).
+func withoutPassword(s string) string {
+	if strings.Contains(s, "://") {
+		if u, err := url.Parse(s); err == nil {
+			return u.Redacted()
+		}
+		return "(unparsable URL)"
+	}
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return s
+	}
+	if colon := strings.Index(s[:at], ":"); colon >= 0 {
+		return s[:colon] + ":xxxxx" + s[at:]
+	}
+	return s
 }
 
 // closest returns the setting whose name is the fewest single-character edits away from name.

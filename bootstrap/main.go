@@ -88,6 +88,7 @@ func serve(r roles, environ []string, stderr io.Writer) int {
 	defer func() { _ = lines.Close() }()
 	stderr = lines
 	log := newLogger(cfg, stderr)
+	log.Info("configuration", effective(environ)...)
 	// Signals are caught from here on, not only once Start returns: the servers listen before
 	// it does, and a SIGTERM in between must stop them gracefully too, not kill the process.
 	early := make(chan os.Signal, 1)
