@@ -84,7 +84,7 @@ backends-down:
 	bash test/backends/down.sh
 
 build:
-	$(GO) build -o hexapost .
+	$(GO) build -buildvcs=auto -o hexapost .
 
 # The container image (Containerfile): the Go toolchain builds a static binary and stages it with
 # the CA certificates in $(IMAGE_CONTEXT), and the first engine that works (docker with a running
@@ -103,7 +103,7 @@ image:
 	@test -n "$(IMAGE_ENGINE)" || { echo "make image needs docker (with a running daemon), podman or buildah" >&2; exit 1; }
 	@test -r $(CA_BUNDLE) || { echo "make image copies the CA certificates from $(CA_BUNDLE): install ca-certificates or set CA_BUNDLE" >&2; exit 1; }
 	@rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CONTEXT)/hexapost .
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -ldflags '-s -w' -o $(IMAGE_CONTEXT)/hexapost .
 	install -m 0444 $(CA_BUNDLE) $(IMAGE_CONTEXT)/ca-certificates.crt
 	$(IMAGE_ENGINE) build -f Containerfile -t $(IMAGE) --build-arg VERSION=$(IMAGE_VERSION) \
 		--build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE='$(IMAGE_SOURCE)' $(IMAGE_CONTEXT)

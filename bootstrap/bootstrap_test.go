@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -260,6 +261,17 @@ func TestEffectiveConfigurationHidesSecrets(t *testing.T) {
 	for k, v := range got {
 		if strings.Contains(v, "s3cret") {
 			t.Errorf("%s shows the secret: %q", k, v)
+		}
+	}
+}
+
+func TestMainVersion(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		var stdout, stderr bytes.Buffer
+		code := Main([]string{arg}, nil, &stdout, &stderr)
+		if code != 0 || !strings.HasPrefix(stdout.String(), "hexapost ") || !strings.Contains(stdout.String(), runtime.Version()) {
+			t.Errorf("%s: exit %d, stdout %q; want 0 and hexapost's version with %s", arg, code, stdout.String(), runtime.Version())
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +33,7 @@ Usage:
   hexapost openapi [--json]  print the OpenAPI document of both servers
   hexapost rebuild           rebuild the MongoDB read model from the MySQL event store, live
   hexapost bench [flags]     load running servers and report throughput and latency (-h: flags)
+  hexapost version           print the build's version, revision and Go version
 
 Configuration is read from POSTS_* environment variables; see the README.
 `
@@ -53,6 +56,10 @@ func Main(args []string, environ []string, stdout, stderr io.Writer) int {
 		return load.Main(args[1:], stdout, stderr)
 	case args[0] == "openapi":
 		return printSpec(args[1:], environ, stdout, stderr)
+	case len(args) == 1 && (args[0] == "version" || args[0] == "--version"):
+		version, revision, goVersion := build()
+		fmt.Fprintf(stdout, "hexapost %s (revision %s, %s)\n", version, revision, goVersion)
+		return 0
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -226,4 +233,23 @@ func rebuild(environ []string, stderr io.Writer) int {
 	}
 	log.Info("read model rebuilt", "events", n, "catch_up_events", m, "took", time.Since(begin))
 	return 0
+}
+
+// build returns the version of the build (its module version, "(devel)" for a build from a
+// work tree), the VCS revision it recorded ("unknown" when it recorded none) and its Go version.
+func build() (version, revision, goVersion string) {
+	version, revision, goVersion = "(devel)", "unknown", runtime.Version()
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, revision, goVersion
+	}
+	if info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return version, revision, info.GoVersion
 }

@@ -131,6 +131,16 @@ func New(cfg Config) (*Metrics, error) {
 	return m, nil
 }
 
+// RegisterBuildInfo adds hexapost_build_info, always 1, labelled with the build's version,
+// VCS revision and Go version, so that a dashboard tells which build each process runs.
+func (m *Metrics) RegisterBuildInfo(version, revision, goVersion string) error {
+	info := prom.NewGaugeVec(prom.GaugeOpts{
+		Name: "hexapost_build_info", Help: "1, labelled with the version, revision and Go version of the build.",
+	}, []string{"version", "revision", "goversion"})
+	info.WithLabelValues(version, revision, goVersion).Set(1)
+	return m.reg.Register(info)
+}
+
 // Registerer is where further metrics of the process (the HTTP servers') are registered.
 func (m *Metrics) Registerer() prom.Registerer { return m.reg }
 

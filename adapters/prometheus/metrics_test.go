@@ -86,3 +86,20 @@ func TestMetricsCountWhatPassesThroughTheDecorators(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildInfo(t *testing.T) {
+	t.Parallel()
+	m, err := prometheus.New(prometheus.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterBuildInfo("v1.2.3", "abc123", "go1.27.3"); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	want := `hexapost_build_info{goversion="go1.27.3",revision="abc123",version="v1.2.3"} 1`
+	if !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("metrics page lacks %s:\n%s", want, rec.Body.String())
+	}
+}
