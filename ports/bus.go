@@ -81,4 +81,21 @@ type DeliveryObserver interface {
 	// DeadLettered is called once for each message stored in the dead letters, after it was
 	// stored.
 	DeadLettered(cause DeadLetterCause)
+	// Lost is called once each time the subscriber finds that changes it was never given are
+	// gone from the bus. The event store still has them: the read model has drifted until it is
+	// reconciled with the store.
+	Lost(cause LossCause)
 }
+
+// LossCause says in one fixed word how changes left the bus before a subscriber was given them.
+type LossCause string
+
+// The causes of lost changes.
+const (
+	// LossTrimmed: the stream's bound (POSTS_REDIS_MAXLEN, POSTS_NATS_MAX_MSGS) removed changes
+	// the group had not been given yet.
+	LossTrimmed LossCause = "trimmed"
+	// LossStreamGone: the stream or the group's place in it is gone: deleted, purged, flushed, or
+	// a broker restarted without persistence.
+	LossStreamGone LossCause = "stream_gone"
+)

@@ -55,6 +55,7 @@ type Metrics struct {
 	projectionLag   prom.Histogram
 	retries         prom.Counter
 	deadLetters     *prom.CounterVec
+	busLosses       *prom.CounterVec
 	backendUp       *prom.GaugeVec
 }
 
@@ -105,6 +106,11 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Messages this process moved to the dead letters, by reason " +
 				"(undecodable, attempts_exhausted, abandoned).",
 		}, []string{"reason"}),
+		busLosses: prom.NewCounterVec(prom.CounterOpts{
+			Name: "hexapost_bus_losses_total",
+			Help: "Times this process found changes gone from the bus before it was given them, by cause " +
+				"(trimmed, stream_gone).",
+		}, []string{"cause"}),
 		backendUp: prom.NewGaugeVec(prom.GaugeOpts{
 			Name: "hexapost_backend_up",
 			Help: "1 if the backend answered its last round trip (a /readyz check or a scrape), else 0.",
@@ -116,13 +122,16 @@ func New(cfg Config) (*Metrics, error) {
 			m.commands.WithLabelValues(t, o)
 		}
 	}
+	for _, c := range []ports.LossCause{ports.LossTrimmed, ports.LossStreamGone} {
+		m.busLosses.WithLabelValues(string(c))
+	}
 	for _, c := range deadLetterCauses {
 		m.deadLetters.WithLabelValues(string(c))
 	}
 	for _, c := range []prom.Collector{
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.appended, m.published, m.projected, m.commands, m.commandDuration, m.publishDuration,
-		m.projectionLag, m.retries, m.deadLetters,
+		m.projectionLag, m.retries, m.deadLetters, m.busLosses,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -159,6 +168,11 @@ func (m *Metrics) Retrying() { m.retries.Inc() }
 // DeadLettered counts a dead letter.
 func (m *Metrics) DeadLettered(c ports.DeadLetterCause) {
 	m.deadLetters.WithLabelValues(string(c)).Inc()
+}
+
+// Lost counts changes found gone from the bus (ports.DeliveryObserver).
+func (m *Metrics) Lost(c ports.LossCause) {
+	m.busLosses.WithLabelValues(string(c)).Inc()
 }
 
 // Projection wraps the projector's handler h so that it counts the projector's attempts and, for each

@@ -55,6 +55,7 @@ type observer struct {
 
 func (o *observer) Retrying()                            { o.retries++ }
 func (o *observer) DeadLettered(c ports.DeadLetterCause) { o.dead = append(o.dead, c) }
+func (o *observer) Lost(ports.LossCause)                 {}
 
 var (
 	failedAt  = time.Date(2025, 11, 23, 12, 0, 0, 0, time.UTC)

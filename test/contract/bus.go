@@ -675,6 +675,7 @@ type deliveries struct {
 type observedDeliveries struct {
 	Retries     int
 	DeadLetters map[ports.DeadLetterCause]int
+	Losses      map[ports.LossCause]int
 }
 
 func (d *deliveries) Retrying() {
@@ -692,10 +693,20 @@ func (d *deliveries) DeadLettered(c ports.DeadLetterCause) {
 	d.got.DeadLetters[c]++
 }
 
+func (d *deliveries) Lost(c ports.LossCause) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.got.Losses == nil {
+		d.got.Losses = map[ports.LossCause]int{}
+	}
+	d.got.Losses[c]++
+}
+
 func (d *deliveries) snapshot() observedDeliveries {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return observedDeliveries{Retries: d.got.Retries, DeadLetters: maps.Clone(d.got.DeadLetters)}
+	return observedDeliveries{Retries: d.got.Retries, DeadLetters: maps.Clone(d.got.DeadLetters),
+		Losses: maps.Clone(d.got.Losses)}
 }
 
 // waitFor waits until the observer heard exactly want. The dead letter is visible before the
