@@ -21,6 +21,7 @@ import (
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
 	"hexapost/adapters/otel"
+	"hexapost/adapters/pacing"
 	"hexapost/adapters/postlock"
 	"hexapost/adapters/prometheus"
 	"hexapost/adapters/redis"
@@ -95,7 +96,7 @@ func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, store, stateCacheOption(cfg), commandSide)
+		opts = append(opts, store, stateCacheOption(cfg), commandSide(cfg))
 	}
 	opts = append(opts, fx.Provide(func() *httpServers { return &httpServers{} }))
 	if r.Command {
@@ -239,17 +240,19 @@ func readModelOption(cfg config) (fx.Option, error) {
 	return nil, fmt.Errorf("POSTS_READ_MODEL=%s %w", cfg.ReadModel, errNotAvailable)
 }
 
-var commandSide = fx.Module("command",
-	fx.Provide(
-		newPostStore,
-		newCommandService,
-		newCommandHandler,
-	),
-	// Commands on one post in this process take turns. In front of every other decorator of
-	// the post store, so that it holds back every Load.
-	fx.Decorate(func(s ports.PostStore) ports.PostStore { return postlock.New(s) }),
-	fx.Invoke(runRelay),
-)
+// commandSide is the command server's module. The post lock decorates the post store within
+// it, so that it is in front of whatever the root made of it and holds back every Load.
+func commandSide(cfg config) fx.Option {
+	return fx.Module("command",
+		fx.Provide(
+			newPostStore,
+			newCommandService,
+			newCommandHandler,
+		),
+		postLockOption(cfg),
+		fx.Invoke(runRelay),
+	)
+}
 
 // readRecheck is how often a read waiting for a version reads the view again when nothing
 // told it of a change: the plain path, and the way to see changes other processes project.
@@ -295,6 +298,15 @@ func readWakeupOption(cfg config) fx.Option {
 		fx.Decorate(func(s *wakeup.Signal, w ports.ViewWriter) ports.ViewWriter { return s.Writer(w) }),
 		fx.Decorate(func(s *wakeup.Signal, c ports.ViewChanges) ports.ViewChanges { return s.Changes(c) }),
 	)
+}
+
+// postLockOption makes the commands on one post in this process take turns
+// (POSTS_POST_LOCK), so that they queue instead of colliding at the append.
+func postLockOption(cfg config) fx.Option {
+	if !cfg.PostLock {
+		return fx.Options()
+	}
+	return fx.Decorate(func(s ports.PostStore) ports.PostStore { return postlock.New(s) })
 }
 
 // stateCacheOption keeps the states of the posts commanded recently in front of the post store
@@ -348,8 +360,13 @@ func worker(lc fx.Lifecycle, fn func(ctx context.Context)) {
 	})
 }
 
-func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *prometheus.Metrics, t *otel.Tracing,
+// runRelay runs the outbox relay. With POSTS_RELAY_PACING=on its rounds start at least 10ms
+// apart while appends keep coming, so that one round takes the changes of many commits.
+func runRelay(lc fx.Lifecycle, cfg config, outbox ports.Outbox, pub ports.Publisher, m *prometheus.Metrics, t *otel.Tracing,
 	log *slog.Logger) {
+	if cfg.RelayPace {
+		outbox = pacing.New(outbox, 10*time.Millisecond)
+	}
 	relay := command.NewRelay(outbox, m.Publisher(t.Publisher(pub)), log, command.RelayConfig{})
 	worker(lc, func(ctx context.Context) {
 		log.Info("relay started")

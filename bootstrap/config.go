@@ -18,6 +18,8 @@ type config struct {
 	Bus        string // POSTS_BUS: memory | redis | nats
 	ReadModel  string // POSTS_READ_MODEL: memory | mongo
 	StateCache bool   // POSTS_STATE_CACHE: on | off
+	PostLock   bool   // POSTS_POST_LOCK: on | off, commands on one post in this process take turns
+	RelayPace  bool   // POSTS_RELAY_PACING: on | off, relay rounds woken by appends start 10ms apart
 
 	MySQLDSN string // POSTS_MYSQL_DSN
 	RedisURL string // POSTS_REDIS_URL
@@ -112,6 +114,8 @@ var variables = []variable{
 	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *config, v string) { c.Bus = v })},
 	{"POSTS_READ_MODEL", "memory", []string{"memory", "mongo"}, text(func(c *config, v string) { c.ReadModel = v })},
 	{"POSTS_STATE_CACHE", "on", []string{"on", "off"}, text(func(c *config, v string) { c.StateCache = v == "on" })},
+	{"POSTS_POST_LOCK", "on", []string{"on", "off"}, text(func(c *config, v string) { c.PostLock = v == "on" })},
+	{"POSTS_RELAY_PACING", "on", []string{"on", "off"}, text(func(c *config, v string) { c.RelayPace = v == "on" })},
 	{"POSTS_MYSQL_DSN", "", nil, text(func(c *config, v string) { c.MySQLDSN = v })},
 	{"POSTS_REDIS_URL", "", nil, text(func(c *config, v string) { c.RedisURL = v })},
 	{"POSTS_NATS_URL", "", nil, text(func(c *config, v string) { c.NATSURL = v })},

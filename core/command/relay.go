@@ -17,11 +17,6 @@ type RelayConfig struct {
 	Poll time.Duration
 	// MaxBackoff caps the wait after a failed round (default 5s).
 	MaxBackoff time.Duration
-	// Spacing is the least time between the starts of two rounds woken by appends (default
-	// 10ms). Under load, one round then takes the appends of many commits instead of each
-	// commit paying for a round of its own; an append after a quiet spell is relayed at once.
-	// Negative means no spacing.
-	Spacing time.Duration
 }
 
 // Relay moves appended changes from the outbox to the bus.
@@ -43,9 +38,6 @@ func NewRelay(outbox ports.Outbox, pub ports.Publisher, log *slog.Logger, cfg Re
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
 	}
-	if cfg.Spacing == 0 {
-		cfg.Spacing = 10 * time.Millisecond
-	}
 	return &Relay{outbox: outbox, pub: pub, log: log, cfg: cfg}
 }
 
@@ -56,7 +48,6 @@ func (r *Relay) Run(ctx context.Context) {
 	poll := time.NewTimer(r.cfg.Poll)
 	defer poll.Stop()
 	for ctx.Err() == nil {
-		began := time.Now()
 		n, err := r.outbox.Relay(ctx, r.cfg.Batch, r.publish)
 		wait := r.cfg.Poll
 		switch {
@@ -84,18 +75,10 @@ func (r *Relay) Run(ctx context.Context) {
 					return
 				case <-poll.C:
 				}
-			} else if !r.spaced(ctx, began) {
-				return
 			}
 		case <-poll.C:
 		}
 	}
-}
-
-// spaced waits until Spacing has passed since the last round began; false if ctx ended first.
-func (r *Relay) spaced(ctx context.Context, began time.Time) bool {
-	wait := r.cfg.Spacing - time.Since(began)
-	return wait <= 0 || sleep(ctx, wait) == nil
 }
 
 func (r *Relay) publish(ctx context.Context, changes []ports.Change) error {

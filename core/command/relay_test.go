@@ -187,21 +187,3 @@ func ids(changes []ports.Change) []string {
 	}
 	return out
 }
-
-func TestRelayTakesAppendsMadeWhileItWaitsForSpacingInOneRound(t *testing.T) {
-	t.Parallel()
-	st := newStore()
-	svc := newService(st, st, command.Config{})
-	pub := &publisher{}
-	createPosts(t, svc, 1)
-	startRelay(t, st, pub, command.RelayConfig{Poll: never, Spacing: time.Second})
-	eventually(t, "the first post to be published", func() bool { _, p := pub.got(); return len(p) == 1 })
-
-	// The relay's last round began less than a second ago: these wait for the next one.
-	createPosts(t, svc, 3)
-
-	eventually(t, "all 4 posts to be published", func() bool { _, p := pub.got(); return len(p) == 4 })
-	if calls, _ := pub.got(); calls != 2 {
-		t.Errorf("the bus was called %d times, want 2: the 3 appends within the spacing go in one round", calls)
-	}
-}

@@ -54,7 +54,7 @@ type Result struct {
 
 // Config tunes the service; zero values take the defaults.
 type Config struct {
-	// MaxAttempts bounds the optimistic loop of unconditional commands (default 10).
+	// MaxAttempts bounds the optimistic loop of unconditional commands (default 20).
 	MaxAttempts int
 }
 
@@ -75,7 +75,7 @@ type Service struct {
 func NewService(posts ports.PostStore, keys ports.IdempotencyStore, newID func() string,
 	now func() time.Time, log *slog.Logger, cfg Config) *Service {
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 10
+		cfg.MaxAttempts = 20
 	}
 	return &Service{posts: posts, keys: keys, newID: newID, now: now, log: log, max: cfg.MaxAttempts}
 }
@@ -290,11 +290,11 @@ func (o Options) fingerprint(op, id string, fields ...*string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// backoff returns a jittered delay that grows with the attempt: about 1, 2, 4 … ms, at most 50.
+// backoff returns a delay drawn at random up to a bound that doubles with the attempt, from
+// 2ms to 128ms: spread over the whole range, writers that collided on a post rarely meet again.
 func backoff(attempt int) time.Duration {
-	d := time.Millisecond << min(attempt-1, 6)
-	d = min(d, 50*time.Millisecond)
-	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter needs no cryptographic randomness
+	d := 2 * time.Millisecond << min(attempt-1, 6)
+	return rand.N(d + 1) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
 // sleep waits for d and returns nil, or ctx.Err() once ctx has ended, also when both happened

@@ -74,7 +74,7 @@ type nobody struct{}
 
 func (nobody) Retrying()                          {}
 func (nobody) DeadLettered(ports.DeadLetterCause) {}
-func (nobody) Lost(ports.LossCause)                {}
+func (nobody) Lost(ports.LossCause)               {}
 
 // Message is a message a subscriber took from its broker, as the policy settles it: exactly one
 // of its methods is called for each delivery, with a ctx that does not end with the
