@@ -12,9 +12,6 @@ import (
 	"hexapost/core/post"
 )
 
-// Version is the API version shown in the OpenAPI documents.
-const Version = "1.0.0"
-
 // The tags that group operations in the OpenAPI document.
 const (
 	TagCommands   = "Commands"
@@ -28,9 +25,10 @@ const MaxBodyBytes = 1 << 20
 
 // NewAPI returns a huma API on mux with hexapost's configuration: no generated docs or schema
 // routes (the combined spec and the embedded Swagger UI are served instead), no `$schema`
-// links in bodies, and problems that do not echo large values.
+// links in bodies, and problems that do not echo large values. Its own document is only a part
+// of the combined one, which carries the version.
 func NewAPI(mux *http.ServeMux, title string) huma.API {
-	cfg := huma.DefaultConfig(title, Version)
+	cfg := huma.DefaultConfig(title, "")
 	cfg.OpenAPIPath = ""
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""

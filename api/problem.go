@@ -24,29 +24,33 @@ type Outcome string
 
 // The outcomes, each matching one kind of answer Problem gives.
 const (
-	OutcomeOK          Outcome = "ok"          // 2xx
-	OutcomeInvalid     Outcome = "invalid"     // 422: the request breaks a rule
-	OutcomeConflict    Outcome = "conflict"    // 409: another version than expected
-	OutcomeNotFound    Outcome = "not_found"   // 404
-	OutcomeGone        Outcome = "gone"        // 410: the post was deleted
-	OutcomeUnavailable Outcome = "unavailable" // 503: a backend is down or too slow
-	OutcomeCanceled    Outcome = "canceled"    // 499: the client went away
-	OutcomeError       Outcome = "error"       // 500: anything not recognised
+	OutcomeOK                 Outcome = "ok"                  // 2xx
+	OutcomeInvalid            Outcome = "invalid"             // 422: the request breaks a rule
+	OutcomeConflict           Outcome = "conflict"            // 409: changed concurrently, more often than retried
+	OutcomePreconditionFailed Outcome = "precondition_failed" // 412: If-Match names another version
+	OutcomeNotFound           Outcome = "not_found"           // 404
+	OutcomeGone               Outcome = "gone"                // 410: the post was deleted
+	OutcomeUnavailable        Outcome = "unavailable"         // 503: a backend is down or too slow
+	OutcomeCanceled           Outcome = "canceled"            // 499: the client went away
+	OutcomeError              Outcome = "error"               // 500: anything not recognised
 )
 
 // Classify returns the outcome of a request that ended with err (nil is OutcomeOK). It is the
 // one place where errors are sorted; Problem turns each class into its HTTP answer.
 func Classify(err error) Outcome {
 	var (
-		verrs post.ValidationErrors
-		verr  *post.ValidationError
+		verrs    post.ValidationErrors
+		verr     *post.ValidationError
+		conflict *command.ConflictError
 	)
 	switch {
 	case err == nil:
 		return OutcomeOK
 	case errors.As(err, &verrs), errors.As(err, &verr):
 		return OutcomeInvalid
-	case errors.Is(err, ports.ErrConflict), errors.Is(err, post.ErrExists): // also *command.ConflictError
+	case errors.As(err, &conflict):
+		return OutcomePreconditionFailed
+	case errors.Is(err, ports.ErrConflict), errors.Is(err, post.ErrExists):
 		return OutcomeConflict
 	case errors.Is(err, command.ErrKeyReused):
 		return OutcomeInvalid
@@ -83,12 +87,10 @@ func Problem(ctx context.Context, log *slog.Logger, op string, err error) error 
 		return problem(http.StatusUnprocessableEntity, err.Error(), &huma.ErrorDetail{
 			Location: "header.Idempotency-Key", Message: err.Error(),
 		})
+	case OutcomePreconditionFailed:
+		errors.As(err, &conflict)
+		return preconditionFailed(conflict.Current)
 	case OutcomeConflict:
-		if errors.As(err, &conflict) {
-			return problem(http.StatusConflict, conflict.Error(), &huma.ErrorDetail{
-				Location: "header.If-Match", Message: conflict.Error(), Value: ETag(conflict.Expected),
-			})
-		}
 		return problem(http.StatusConflict, "the post was changed concurrently; retry")
 	case OutcomeNotFound:
 		return problem(http.StatusNotFound, "post not found")
@@ -134,4 +136,24 @@ func unavailable(detail string) error {
 func BadRequest(location, message string) error {
 	return problem(http.StatusUnprocessableEntity, "validation failed",
 		&huma.ErrorDetail{Location: location, Message: message})
+}
+
+// preconditionFailed is the 412 of a change whose If-Match does not name the post's current
+// version, with that version's ETag to retry with (none when it is unknown, below 1).
+func preconditionFailed(current int64) error {
+	detail := "If-Match does not name the current version of the post"
+	h := http.Header{}
+	if current >= 1 {
+		detail += "; its ETag is " + ETag(current)
+		h.Set("ETag", ETag(current))
+	}
+	return huma.ErrorWithHeaders(problem(http.StatusPreconditionFailed, detail,
+		&huma.ErrorDetail{Location: "header.If-Match", Message: detail}), h)
+}
+
+// PreconditionRequired returns the 428 of a change sent without the header the server requires
+// of it (RFC 6585 §3); message says what to send.
+func PreconditionRequired(header, message string) error {
+	return problem(http.StatusPreconditionRequired, message,
+		&huma.ErrorDetail{Location: "header." + header, Message: message})
 }

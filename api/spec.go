@@ -30,14 +30,15 @@ func ServerURL(addr string) string {
 	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}).String()
 }
 
-// Combine merges the OpenAPI documents of the servers into one. Every operation lists the
-// server that serves it; an operation both serve (health, metrics, docs) lists both.
-func Combine(servers ...Server) *huma.OpenAPI {
+// Combine merges the OpenAPI documents of the servers into one, of the given version of
+// hexapost. Every operation lists the server that serves it; an operation both serve (health,
+// metrics, docs) lists both.
+func Combine(version string, servers ...Server) *huma.OpenAPI {
 	doc := &huma.OpenAPI{
 		OpenAPI: "3.1.0",
 		Info: &huma.Info{
 			Title:   "hexapost",
-			Version: Version,
+			Version: version,
 			Description: "CQRS with event sourcing for one aggregate, the Post. The command server " +
 				"changes posts; the query server reads them from a projection that catches up " +
 				"asynchronously. Errors are RFC 9457 problems.",

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,11 +100,12 @@ func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 		opts = append(opts, store, stateCacheOption(cfg), commandSide(cfg))
 	}
 	opts = append(opts, fx.Provide(func() *httpServers { return &httpServers{} }))
-	if r.Command {
-		opts = append(opts, fx.Invoke(runCommandServer))
-	}
+	// The query server listens first: the Location of the first post created leads to it.
 	if r.Query {
 		opts = append(opts, fx.Invoke(runQueryServer))
+	}
+	if r.Command {
+		opts = append(opts, fx.Invoke(runCommandServer))
 	}
 	return fx.Options(opts...), nil
 }
@@ -324,9 +326,14 @@ func newCommandService(posts ports.PostStore, keys ports.IdempotencyStore, log *
 	return command.NewService(posts, keys, newID, time.Now, log, command.Config{})
 }
 
-func newCommandHandler(svc *command.Service, m *prometheus.Metrics, log *slog.Logger) *commandapi.Handler {
+func newCommandHandler(svc *command.Service, m *prometheus.Metrics, log *slog.Logger, cfg config,
+	s *httpServers) *commandapi.Handler {
 	return commandapi.NewHandler(svc, log, func(command string, o api.Outcome, took time.Duration) {
 		m.ObserveCommand(command, string(o), took)
+	}, commandapi.Config{
+		RequireIfMatch: cfg.RequireIfMatch,
+		// POSTS_QUERY_URL, else the query server of this process where it listens, else none.
+		QueryURL: func() string { return cmp.Or(cfg.QueryURL, s.url("query")) },
 	})
 }
 
@@ -413,7 +420,8 @@ type serverParams struct {
 
 func (p serverParams) operations() api.Operations {
 	spec := sync.OnceValue(func() *huma.OpenAPI {
-		return servers.Spec(api.ServerURL(p.Cfg.CommandAddr), api.ServerURL(p.Cfg.QueryAddr))
+		version, _, _ := build()
+		return servers.Spec(version, api.ServerURL(p.Cfg.CommandAddr), api.ServerURL(p.Cfg.QueryAddr))
 	})
 	return api.Operations{Checks: observedChecks(p.Metrics, p.Checks), Metrics: p.Metrics, Spec: spec}
 }
@@ -468,6 +476,7 @@ func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *ht
 				return fmt.Errorf("%s server cannot listen on %s=%s: %w", name, variable, addr, err)
 			}
 			url := api.ServerURL(ln.Addr().String())
+			p.Servers.urls.Store(name, url)
 			p.Log.Info(name+" server listening", "server", name, "url", url, "docs", url+"/docs")
 			go func() {
 				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -491,6 +500,16 @@ type httpServers struct {
 	mu      sync.Mutex
 	started map[string]*http.Server
 	done    bool
+	// urls holds the URL each server listens at, by name, once it does; apart from mu, which
+	// a shutdown holds while requests finish.
+	urls sync.Map
+}
+
+// url returns the URL the named server of this process listens at, or "" before it does.
+func (s *httpServers) url(name string) string {
+	u, _ := s.urls.Load(name)
+	str, _ := u.(string)
+	return str
 }
 
 func (s *httpServers) add(name string, srv *http.Server) {

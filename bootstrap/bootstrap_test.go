@@ -157,6 +157,11 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_LOG_LEVEL", "loud", `POSTS_LOG_LEVEL="loud": must be one of debug, info, warn, error`},
 		{"POSTS_CORS_ORIGINS", "app.example.com", `POSTS_CORS_ORIGINS="app.example.com": "app.example.com" is not an origin`},
 		{"POSTS_CORS_ORIGINS", "https://a.example, https://b.example/app", `"https://b.example/app" is not an origin`},
+		{"POSTS_REQUIRE_IF_MATCH", "yes", `POSTS_REQUIRE_IF_MATCH="yes": must be one of on, off`},
+		{"POSTS_QUERY_URL", "query.example.com", `POSTS_QUERY_URL="query.example.com": want a base URL such as https://query.example.com`},
+		{"POSTS_QUERY_URL", "ftp://query.example.com", `POSTS_QUERY_URL="ftp://query.example.com": want a base URL`},
+		{"POSTS_QUERY_URL", "https://query.example.com/?x=1", `POSTS_QUERY_URL="https://query.example.com/?x=1": want a base URL`},
+		{"POSTS_QUERY_URL", "https://user:secret@query.example.com", `want a base URL`},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", `OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4318": must be an http or https URL`},
 		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317", `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="grpc://collector:4317": must be an http or https URL`},
 	}
@@ -190,6 +195,34 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.RedisMaxLen != 1_000_000 || cfg.NATSMaxMsgs != 1_000_000 {
 		t.Errorf("stream bounds: Redis %d, NATS %d; want 1 000 000 each", cfg.RedisMaxLen, cfg.NATSMaxMsgs)
+	}
+}
+
+func TestLoadConfigQueryURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give, want string
+	}{
+		{"", ""},
+		{"https://query.example.com", "https://query.example.com"},
+		{" https://query.example.com/ ", "https://query.example.com"},
+		{"http://127.0.0.1:4000/api/", "http://127.0.0.1:4000/api"},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(env(map[string]string{"POSTS_QUERY_URL": tt.give}))
+		if err != nil || cfg.QueryURL != tt.want {
+			t.Errorf("POSTS_QUERY_URL=%q: %q, %v; want %q", tt.give, cfg.QueryURL, err, tt.want)
+		}
+	}
+}
+
+func TestLoadConfigRequireIfMatch(t *testing.T) {
+	t.Parallel()
+	for give, want := range map[string]bool{"": false, "off": false, "on": true} {
+		cfg, err := loadConfig(env(map[string]string{"POSTS_REQUIRE_IF_MATCH": give}))
+		if err != nil || cfg.RequireIfMatch != want {
+			t.Errorf("POSTS_REQUIRE_IF_MATCH=%q: %v, %v; want %v", give, cfg.RequireIfMatch, err, want)
+		}
 	}
 }
 
@@ -314,7 +347,9 @@ func TestMainOpenAPI(t *testing.T) {
 	if code := Main([]string{"openapi"}, env(nil), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"openapi: 3.1.0", "operationId: create-post", "operationId: get-post"} {
+	version, _, _ := build()
+	for _, want := range []string{"openapi: 3.1.0", "operationId: create-post", "operationId: get-post",
+		"version: " + version} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("openapi output lacks %q", want)
 		}

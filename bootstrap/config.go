@@ -35,6 +35,11 @@ type config struct {
 
 	CommandAddr string // POSTS_COMMAND_ADDR
 	QueryAddr   string // POSTS_QUERY_ADDR
+	// QueryURL is POSTS_QUERY_URL: the query server's public base URL, where the Location of a
+	// created post leads; empty: the query server of this process, or else a path.
+	QueryURL string
+	// RequireIfMatch is POSTS_REQUIRE_IF_MATCH: on | off, refuse a change without If-Match (428).
+	RequireIfMatch bool
 
 	ReadWait        time.Duration // POSTS_READ_WAIT: how long min_version reads wait
 	ReadWakeup      bool          // POSTS_READ_WAKEUP: on | off, wake waiting reads at this process's writes
@@ -109,6 +114,24 @@ func origins(c *config, v string) error {
 	return nil
 }
 
+// publicURL parses the base URL at which clients reach a server: http(s)://host[:port][/path],
+// without credentials, query or fragment; a trailing slash is dropped.
+func publicURL(set func(c *config, v string)) func(*config, string) error {
+	return func(c *config, v string) error {
+		if v == "" {
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return fmt.Errorf("want a base URL such as https://query.example.com (http or https, " +
+				"a host, optionally a port and a path; no query or credentials)")
+		}
+		set(c, strings.TrimSuffix(u.String(), "/"))
+		return nil
+	}
+}
+
 var variables = []variable{
 	{"POSTS_EVENT_STORE", "memory", []string{"memory", "mysql"}, text(func(c *config, v string) { c.EventStore = v })},
 	{"POSTS_BUS", "memory", []string{"memory", "redis", "nats"}, text(func(c *config, v string) { c.Bus = v })},
@@ -126,6 +149,8 @@ var variables = []variable{
 	{"POSTS_NATS_MAX_MSGS", "1000000", nil, streamBound(func(c *config, n int64) { c.NATSMaxMsgs = n })},
 	{"POSTS_COMMAND_ADDR", ":3000", nil, text(func(c *config, v string) { c.CommandAddr = v })},
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *config, v string) { c.QueryAddr = v })},
+	{"POSTS_QUERY_URL", "", nil, publicURL(func(c *config, v string) { c.QueryURL = v })},
+	{"POSTS_REQUIRE_IF_MATCH", "off", []string{"on", "off"}, text(func(c *config, v string) { c.RequireIfMatch = v == "on" })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *config, d time.Duration) { c.ReadWait = d })},
 	{"POSTS_READ_WAKEUP", "on", []string{"on", "off"}, text(func(c *config, v string) { c.ReadWakeup = v == "on" })},
 	{"POSTS_MAX_ATTEMPTS", "3", nil, func(c *config, v string) error {

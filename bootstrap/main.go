@@ -135,7 +135,8 @@ func printSpec(args []string, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
 	}
-	doc := servers.Spec(api.ServerURL(cfg.CommandAddr), api.ServerURL(cfg.QueryAddr))
+	version, _, _ := build()
+	doc := servers.Spec(version, api.ServerURL(cfg.CommandAddr), api.ServerURL(cfg.QueryAddr))
 	var out []byte
 	switch {
 	case len(args) == 0:

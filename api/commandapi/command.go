@@ -1,6 +1,7 @@
 // Package commandapi is the command server's HTTP operations: create, update and delete a post.
 // Each maps a request to a core command, passes If-Match and Idempotency-Key through as
-// options, and answers with the post's state after the change.
+// options, and answers with the post's state after the change and where the query server
+// serves it.
 package commandapi
 
 import (
@@ -8,8 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -24,6 +25,19 @@ type Handler struct {
 	svc     *command.Service
 	log     *slog.Logger
 	observe Observer
+	cfg     Config
+}
+
+// Config is what the command server says beyond what the core decides.
+type Config struct {
+	// RequireIfMatch refuses a change without If-Match (428 Precondition Required), so that no
+	// client overwrites a version it has not seen.
+	RequireIfMatch bool
+	// QueryURL returns the public base URL of the query server, e.g. https://query.example.com,
+	// where the Location of a created post and the Content-Location of a changed one lead. It
+	// is asked on each answer: in one process the query server's address is known only once
+	// it listens. Nil or "" gives paths, which a client resolves against the query server.
+	QueryURL func() string
 }
 
 // Observer hears how every command that reached the core ended and how long the core took:
@@ -33,11 +47,11 @@ type Handler struct {
 type Observer func(command string, outcome api.Outcome, took time.Duration)
 
 // NewHandler returns a Handler over svc. observe may be nil.
-func NewHandler(svc *command.Service, log *slog.Logger, observe Observer) *Handler {
+func NewHandler(svc *command.Service, log *slog.Logger, observe Observer, cfg Config) *Handler {
 	if observe == nil {
 		observe = func(string, api.Outcome, time.Duration) {}
 	}
-	return &Handler{svc: svc, log: log, observe: observe}
+	return &Handler{svc: svc, log: log, observe: observe, cfg: cfg}
 }
 
 // done observes a command that began at begin and ended with err.
@@ -52,17 +66,48 @@ type Conditions struct {
 
 // IfMatch makes a change conditional on the current version.
 type IfMatch struct {
-	IfMatch string `header:"If-Match" pattern:"^\"[0-9]{1,18}\"$" patternDescription:"a quoted version, e.g. \"3\"" doc:"The version (ETag) the change applies to; another current version is 409."`
+	IfMatch string `header:"If-Match" maxLength:"1024" doc:"The version (ETag) the change applies to, e.g. \"3\"; any other current version is 412 Precondition Failed with the current ETag. * matches any existing post; a weak tag (W/\"3\") never matches. Required when the server is configured so (428 without it)."`
 }
 
-func (c Conditions) options(ifMatch string) command.Options {
+// options returns the core's options of a change with the If-Match field ifMatch ("" when
+// absent), or the problem of a field the server cannot act on.
+func (h *Handler) options(c Conditions, ifMatch string) (command.Options, error) {
 	o := command.Options{IdempotencyKey: c.IdempotencyKey}
-	if ifMatch != "" {
-		// The header pattern guarantees a quoted number of at most 18 digits.
-		v, _ := strconv.ParseInt(strings.Trim(ifMatch, `"`), 10, 64)
-		o.IfMatch = &v
+	if ifMatch == "" {
+		if h.cfg.RequireIfMatch {
+			return o, api.PreconditionRequired("If-Match", "this server requires If-Match on every change: "+
+				"send the ETag of the version the change applies to, or * for any version")
+		}
+		return o, nil
 	}
-	return o
+	tags, err := api.ParseEntityTags(ifMatch)
+	if err != nil {
+		return o, api.BadRequest("header.If-Match", err.Error())
+	}
+	if tags.Any {
+		// Any version will do: the change is made as without the header, once the post exists.
+		return o, nil
+	}
+	switch vs := tags.Versions(); len(vs) {
+	case 0:
+		// Only weak or foreign tags, which never match: a condition that fails on every post
+		// that exists, and answers with its current ETag.
+		o.IfMatch = new(int64(0))
+	case 1:
+		o.IfMatch = &vs[0]
+	default:
+		return o, api.BadRequest("header.If-Match", "a post has one current version: name one")
+	}
+	return o, nil
+}
+
+// postURL returns where the query server serves the post at version or later.
+func (h *Handler) postURL(s post.State) string {
+	base := ""
+	if h.cfg.QueryURL != nil {
+		base = h.cfg.QueryURL()
+	}
+	return base + "/posts/" + url.PathEscape(s.ID) + "?min_version=" + strconv.FormatInt(s.Version, 10)
 }
 
 // CreateInput is the request of create-post.
@@ -85,7 +130,7 @@ func (CreateInputBody) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Sc
 
 // CreateOutput is the response of create-post.
 type CreateOutput struct {
-	Location string `header:"Location"`
+	Location string `header:"Location" doc:"The post on the query server at this version: following it waits until the query server has it."`
 	ETag     string `header:"ETag"`
 	Body     api.Post
 }
@@ -140,8 +185,9 @@ type DeleteInput struct {
 
 // PostOutput is the response of update-post and delete-post.
 type PostOutput struct {
-	ETag string `header:"ETag"`
-	Body api.Post
+	ContentLocation string `header:"Content-Location" doc:"The post on the query server at this version: following it waits until the query server has it."`
+	ETag            string `header:"ETag"`
+	Body            api.Post
 }
 
 // Register adds the operations to a.
@@ -149,16 +195,26 @@ func (h *Handler) Register(a huma.API) {
 	tags := []string{api.TagCommands}
 	huma.Register(a, huma.Operation{
 		OperationID: "create-post", Method: http.MethodPost, Path: "/posts", Tags: tags,
-		Summary:       "Create a post",
-		Description:   "Appends a post.created event. The post reaches the query server asynchronously; read it with `min_version=1` to wait for it.",
+		Summary: "Create a post",
+		Description: "Appends a post.created event. The post reaches the query server asynchronously; " +
+			"the Location leads to it there and waits until it has arrived.",
 		DefaultStatus: http.StatusCreated, MaxBodyBytes: api.MaxBodyBytes,
+		RequestBody: example(CreateInputBody{
+			Title:      "Why event sourcing",
+			Content:    "Every change is an event, and the current state is what the events add up to.",
+			AuthorName: "Ada",
+		}),
 		Errors: []int{http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable},
 	}, h.create)
 	huma.Register(a, huma.Operation{
 		OperationID: "update-post", Method: http.MethodPatch, Path: "/posts/{id}", Tags: tags,
-		Summary:      "Update a post",
-		Description:  "Changes the given fields (at least one). A change that changes nothing records no event and returns the current version. Without If-Match, concurrent changes are retried on the latest state.",
+		Summary: "Update a post",
+		Description: "Changes the given fields (at least one). A change that changes nothing records no event " +
+			"and returns the current version. Without If-Match, concurrent changes are retried on the latest " +
+			"state; 409 only when they keep colliding.",
 		MaxBodyBytes: api.MaxBodyBytes,
+		RequestBody:  example(UpdateInputBody{Title: new("Why event sourcing pays off")}),
+		Responses:    api.ChangeResponses(a),
 		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusGone,
 			http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable},
 	}, h.update)
@@ -166,43 +222,62 @@ func (h *Handler) Register(a huma.API) {
 		OperationID: "delete-post", Method: http.MethodDelete, Path: "/posts/{id}", Tags: tags,
 		Summary:     "Delete a post",
 		Description: "Appends a post.deleted event. The post keeps its history and accepts no further change.",
+		Responses:   api.ChangeResponses(a),
 		Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusGone,
 			http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, h.delete)
+}
+
+// example declares the JSON request body of an operation with an example that Swagger UI's
+// "Try it out" sends as it is.
+func example(body any) *huma.RequestBody {
+	return &huma.RequestBody{Content: map[string]*huma.MediaType{"application/json": {Example: body}}}
 }
 
 func (h *Handler) create(ctx context.Context, in *CreateInput) (*CreateOutput, error) {
 	begin := time.Now()
 	r, err := h.svc.Create(ctx, post.Create{
 		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
-	}, in.options(""))
+	}, command.Options{IdempotencyKey: in.IdempotencyKey})
 	h.done("create", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "create-post", err)
 	}
 	return &CreateOutput{
-		Location: "/posts/" + r.State.ID, ETag: api.ETag(r.State.Version), Body: api.FromState(r.State),
+		Location: h.postURL(r.State), ETag: api.ETag(r.State.Version), Body: api.FromState(r.State),
 	}, nil
 }
 
 func (h *Handler) update(ctx context.Context, in *UpdateInput) (*PostOutput, error) {
+	o, err := h.options(in.Conditions, in.IfMatch.IfMatch)
+	if err != nil {
+		return nil, err
+	}
 	begin := time.Now()
 	r, err := h.svc.Update(ctx, in.ID, post.Update{
 		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
-	}, in.options(in.IfMatch.IfMatch))
+	}, o)
 	h.done("update", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "update-post", err)
 	}
-	return &PostOutput{ETag: api.ETag(r.State.Version), Body: api.FromState(r.State)}, nil
+	return h.changed(r.State), nil
 }
 
 func (h *Handler) delete(ctx context.Context, in *DeleteInput) (*PostOutput, error) {
+	o, err := h.options(in.Conditions, in.IfMatch.IfMatch)
+	if err != nil {
+		return nil, err
+	}
 	begin := time.Now()
-	r, err := h.svc.Delete(ctx, in.ID, in.options(in.IfMatch.IfMatch))
+	r, err := h.svc.Delete(ctx, in.ID, o)
 	h.done("delete", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "delete-post", err)
 	}
-	return &PostOutput{ETag: api.ETag(r.State.Version), Body: api.FromState(r.State)}, nil
+	return h.changed(r.State), nil
+}
+
+func (h *Handler) changed(s post.State) *PostOutput {
+	return &PostOutput{ContentLocation: h.postURL(s), ETag: api.ETag(s.Version), Body: api.FromState(s)}
 }

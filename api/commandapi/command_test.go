@@ -34,7 +34,7 @@ func TestCreateAnswers(t *testing.T) {
 
 	const valid = `{"title":"Hello","content":"Body","author_name":"Ann"}`
 	created := func(title string) want {
-		return want{status: 201, contentType: "application/json", location: "/posts/ID", etag: `"1"`,
+		return want{status: 201, contentType: "application/json", location: "/posts/ID?min_version=1", etag: `"1"`,
 			body: `{"id":"ID","version":1,"title":"` + title + `","content":"Body","author_name":"Ann",` +
 				`"created_at":"TIME","updated_at":"TIME","deleted":false}`}
 	}
@@ -146,20 +146,7 @@ func TestCreateAnswers(t *testing.T) {
 			for k, v := range tt.headers {
 				req.Header.Set(k, v)
 			}
-			res, err := srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(res.Body)
-			if err := errors.Join(err, res.Body.Close()); err != nil {
-				t.Fatal(err)
-			}
-			got := want{
-				status: res.StatusCode, contentType: res.Header.Get("Content-Type"),
-				location: normalize(res.Header.Get("Location")), etag: res.Header.Get("ETag"),
-				body: normalize(strings.TrimSuffix(string(b), "\n")),
-			}
-			if got != tt.want {
+			if got := answer(t, srv.Client(), req); got != tt.want {
 				t.Errorf("answer\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
@@ -216,14 +203,78 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
+// TestConditionsAnswers pins the answers to a change's If-Match as the handler reads it, on a
+// server that requires it and knows the query server's URL. The store holds no post, so a
+// condition the handler accepts reaches the core and finds none.
+func TestConditionsAnswers(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(newCommandServerWith(commandapi.Config{
+		RequireIfMatch: true, QueryURL: func() string { return "https://query.example.com" },
+	}))
+	t.Cleanup(srv.Close)
+	const (
+		missing  = `{"title":"Precondition Required","status":428,"detail":"this server requires If-Match on every change: send the ETag of the version the change applies to, or * for any version","errors":[{"message":"this server requires If-Match on every change: send the ETag of the version the change applies to, or * for any version","location":"header.If-Match"}]}`
+		notFound = `{"title":"Not Found","status":404,"detail":"post not found"}`
+		bad      = `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"want * or a list of entity tags such as \"3\" (quoted) or W/\"3\"","location":"header.If-Match"}]}`
+	)
+	unknown := srv.URL + "/posts/0190b6a0-0000-7000-8000-00000000ffff"
+	tests := []struct {
+		name, method, url, body, ifMatch string
+		want                             want
+	}{
+		{name: "create needs no If-Match, and leads to the query server", method: "POST", url: srv.URL + "/posts",
+			body: `{"title":"Hello","content":"Body","author_name":"Ann"}`,
+			want: want{status: 201, contentType: "application/json", location: "https://query.example.com/posts/ID?min_version=1", etag: `"1"`,
+				body: `{"id":"ID","version":1,"title":"Hello","content":"Body","author_name":"Ann","created_at":"TIME","updated_at":"TIME","deleted":false}`}},
+		{name: "update without If-Match", method: "PATCH", url: unknown, body: `{"title":"x"}`,
+			want: want{status: 428, contentType: "application/problem+json", body: missing}},
+		{name: "delete without If-Match", method: "DELETE", url: unknown,
+			want: want{status: 428, contentType: "application/problem+json", body: missing}},
+		{name: "any version", method: "PATCH", url: unknown, body: `{"title":"x"}`, ifMatch: `*`,
+			want: want{status: 404, contentType: "application/problem+json", body: notFound}},
+		{name: "a weak tag", method: "DELETE", url: unknown, ifMatch: `W/"1"`,
+			want: want{status: 404, contentType: "application/problem+json", body: notFound}},
+		{name: "a version", method: "DELETE", url: unknown, ifMatch: `"1", W/"2"`,
+			want: want{status: 404, contentType: "application/problem+json", body: notFound}},
+		{name: "unquoted", method: "PATCH", url: unknown, body: `{"title":"x"}`, ifMatch: `1`,
+			want: want{status: 422, contentType: "application/problem+json", body: bad}},
+		{name: "garbage", method: "DELETE", url: unknown, ifMatch: `banana`,
+			want: want{status: 422, contentType: "application/problem+json", body: bad}},
+		{name: "two versions", method: "PATCH", url: unknown, body: `{"title":"x"}`, ifMatch: `"1", "2"`,
+			want: want{status: 422, contentType: "application/problem+json",
+				body: `{"title":"Unprocessable Entity","status":422,"detail":"validation failed","errors":[{"message":"a post has one current version: name one","location":"header.If-Match"}]}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, tt.url, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if tt.ifMatch != "" {
+				req.Header.Set("If-Match", tt.ifMatch)
+			}
+			if got := answer(t, srv.Client(), req); got != tt.want {
+				t.Errorf("answer\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 // newCommandServer returns the command server's operations over a keyStore.
 func newCommandServer() http.Handler {
+	return newCommandServerWith(commandapi.Config{})
+}
+
+// newCommandServerWith returns the command server's operations over a keyStore, configured cfg.
+func newCommandServerWith(cfg commandapi.Config) http.Handler {
 	store := &keyStore{keys: map[string]ports.IdempotencyRecord{}}
 	var n atomic.Int64
 	newID := func() string { return fmt.Sprintf("0190b6a0-0000-7000-8000-%012x", n.Add(1)) }
 	svc := command.NewService(command.NewStreams(store), store, newID, time.Now, slog.New(slog.DiscardHandler), command.Config{})
 	mux := http.NewServeMux()
-	servers.Command(mux, commandapi.NewHandler(svc, slog.New(slog.DiscardHandler), nil), api.Operations{})
+	servers.Command(mux, commandapi.NewHandler(svc, slog.New(slog.DiscardHandler), nil, cfg), api.Operations{})
 	return mux
 }
 
@@ -231,6 +282,24 @@ type want struct {
 	status                      int
 	contentType, location, etag string
 	body                        string
+}
+
+// answer sends req and returns its answer with ids and times normalized.
+func answer(t *testing.T, c *http.Client, req *http.Request) want {
+	t.Helper()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err := errors.Join(err, res.Body.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return want{
+		status: res.StatusCode, contentType: res.Header.Get("Content-Type"),
+		location: normalize(res.Header.Get("Location")), etag: res.Header.Get("ETag"),
+		body: normalize(strings.TrimSuffix(string(b), "\n")),
+	}
 }
 
 var (

@@ -35,8 +35,9 @@ func NewHandler(reader *query.Reader, views ports.ViewReader, dead ports.DeadLet
 
 // GetInput is the request of get-post.
 type GetInput struct {
-	ID         string `path:"id" format:"uuid"`
-	MinVersion int64  `query:"min_version" minimum:"0" doc:"Wait (bounded by the server's read wait) until the read model has at least this version; 503 if it does not in time."`
+	ID          string `path:"id" format:"uuid"`
+	MinVersion  int64  `query:"min_version" minimum:"0" doc:"Wait (bounded by the server's read wait) until the read model has at least this version; 503 if it does not in time."`
+	IfNoneMatch string `header:"If-None-Match" maxLength:"1024" doc:"ETags the client has, e.g. \"3\" or W/\"3\", or *: when the current version is among them, the answer is 304 with no body."`
 }
 
 // PostOutput is the response of get-post.
@@ -111,7 +112,8 @@ func (h *Handler) Register(a huma.API) {
 	tags := []string{api.TagQueries}
 	huma.Register(a, huma.Operation{
 		OperationID: "get-post", Method: http.MethodGet, Path: "/posts/{id}", Tags: tags,
-		Summary: "Get a post",
+		Summary:   "Get a post",
+		Responses: api.ReadResponses(),
 		Errors: []int{http.StatusNotFound, http.StatusGone, http.StatusUnprocessableEntity,
 			http.StatusServiceUnavailable},
 	}, h.get)
@@ -154,9 +156,19 @@ func (h *Handler) Register(a huma.API) {
 }
 
 func (h *Handler) get(ctx context.Context, in *GetInput) (*PostOutput, error) {
+	var have api.EntityTags
+	if in.IfNoneMatch != "" {
+		var err error
+		if have, err = api.ParseEntityTags(in.IfNoneMatch); err != nil {
+			return nil, api.BadRequest("header.If-None-Match", err.Error())
+		}
+	}
 	s, err := h.reader.Get(ctx, in.ID, in.MinVersion)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "get-post", err)
+	}
+	if have.MatchesWeakly(s.Version) {
+		return nil, api.NotModified(s.Version)
 	}
 	return &PostOutput{ETag: api.ETag(s.Version), Body: api.FromState(s)}, nil
 }

@@ -29,13 +29,14 @@ func Query(mux *http.ServeMux, h *queryapi.Handler, ops api.Operations, admin ap
 	return a
 }
 
-// Spec returns the combined OpenAPI document of both servers at the given URLs. It is built from
-// the same registration code as the live servers, so it cannot describe anything else.
-func Spec(commandURL, queryURL string) *huma.OpenAPI {
+// Spec returns the combined OpenAPI document of both servers at the given URLs, of the given
+// version of hexapost (its build's). It is built from the same registration code as the live
+// servers, so it cannot describe anything else.
+func Spec(version, commandURL, queryURL string) *huma.OpenAPI {
 	ops := api.Operations{Metrics: http.NotFoundHandler()}
 	cmd := Command(http.NewServeMux(), &commandapi.Handler{}, ops)
 	qry := Query(http.NewServeMux(), &queryapi.Handler{}, ops, api.Admin{})
-	return api.Combine(
+	return api.Combine(version,
 		api.Server{API: cmd, URL: commandURL, Description: "command server"},
 		api.Server{API: qry, URL: queryURL, Description: "query server"},
 	)

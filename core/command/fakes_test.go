@@ -169,6 +169,21 @@ func (o *otherProcess) Append(ctx context.Context, a ports.Append) error {
 	return o.store.Append(ctx, a)
 }
 
+// staleOnce is otherProcess behind a replica that lags once: its first read of a stream misses
+// the last event.
+type staleOnce struct {
+	*otherProcess
+	loads atomic.Int64
+}
+
+func (s *staleOnce) Load(ctx context.Context, postID string, after int64) ([]post.Event, error) {
+	events, err := s.otherProcess.Load(ctx, postID, after)
+	if s.loads.Add(1) == 1 && len(events) > 0 {
+		events = events[:len(events)-1]
+	}
+	return events, err
+}
+
 // alwaysConflicting is a store whose appends never win, as if another process always got there
 // first. onAppend, when set, runs on every attempt.
 type alwaysConflicting struct {

@@ -21,7 +21,8 @@ var ErrKeyReused = errors.New("idempotency key was used for a different request"
 // ConflictError says that a conditional command expected another version than the current one.
 type ConflictError struct {
 	Expected int64
-	// Current is the version found, or -1 when a concurrent writer got in between.
+	// Current is the version found, or -1 when a concurrent writer got in between and the post
+	// could not be read again.
 	Current int64
 }
 
@@ -37,7 +38,8 @@ func (e *ConflictError) Unwrap() error { return ports.ErrConflict }
 
 // Options are the request-level conditions of a command.
 type Options struct {
-	// IfMatch, when not nil, makes the command conditional on this current version.
+	// IfMatch, when not nil, makes the command conditional on this current version. Version 0
+	// is no existing post's: a condition that nothing may match.
 	IfMatch *int64
 	// IdempotencyKey, when not empty, makes a repeat of the same request return the first result.
 	IdempotencyKey string
@@ -145,6 +147,13 @@ func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide 
 	for attempt := 1; ; attempt++ {
 		r, appended, err := s.attempt(ctx, op, id, fp, o, decide, log, current)
 		if !current && !appended && (err == nil || o.IfMatch != nil && errors.Is(err, ports.ErrConflict)) {
+			r, _, err = s.attempt(ctx, op, id, fp, o, decide, log, true)
+		}
+		// A conditional command that lost at the append knows only that the version moved on;
+		// one more look finds the version that won, which the client needs to try again. It
+		// cannot append: versions only grow past the one the command expected.
+		var lost *ConflictError
+		if errors.As(err, &lost) && lost.Current < 0 {
 			r, _, err = s.attempt(ctx, op, id, fp, o, decide, log, true)
 		}
 		current = true

@@ -265,7 +265,11 @@ func TestIfMatch(t *testing.T) {
 			wantErr: ports.ErrConflict, wantConflict: &command.ConflictError{Expected: 1, Current: 2},
 		},
 		{
-			name: "a deleted post is gone whatever the version asked (410 before 409)", giveUpdates: 1,
+			name: "version 0 matches no post that exists", giveUpdates: 1, giveIfMatch: 0, when: update,
+			wantErr: ports.ErrConflict, wantConflict: &command.ConflictError{Expected: 0, Current: 2},
+		},
+		{
+			name: "a deleted post is gone whatever the version asked (410 before 412)", giveUpdates: 1,
 			giveDeleted: true, giveIfMatch: 1, when: update, wantErr: post.ErrDeleted,
 		},
 		{
@@ -273,7 +277,7 @@ func TestIfMatch(t *testing.T) {
 			wantErr: post.ErrDeleted,
 		},
 		{
-			name:   "an unknown post is not found whatever the version asked (404 before 409)",
+			name:   "an unknown post is not found whatever the version asked (404 before 412)",
 			giveID: "no-such-post", giveIfMatch: 1, when: update, wantErr: post.ErrNotFound,
 		},
 	}
@@ -488,8 +492,8 @@ func TestConcurrentUnconditionalUpdatesAllSucceed(t *testing.T) {
 }
 
 // TestConcurrentConditionalUpdatesHaveOneWinner: of conditional updates racing on one version,
-// one wins; each loser is a conflict that names the version it found, or -1 when it lost at
-// the append.
+// one wins; each loser is a conflict that names the version that won, also when it lost at the
+// append.
 func TestConcurrentConditionalUpdatesHaveOneWinner(t *testing.T) {
 	t.Parallel()
 	const n = 50
@@ -513,7 +517,7 @@ func TestConcurrentConditionalUpdatesHaveOneWinner(t *testing.T) {
 		switch {
 		case err == nil:
 			won++
-		case errors.As(err, &conflict) && conflict.Expected == 1 && (conflict.Current == 2 || conflict.Current == -1) &&
+		case errors.As(err, &conflict) && conflict.Expected == 1 && conflict.Current == 2 &&
 			errors.Is(err, ports.ErrConflict):
 			conflicts++
 		default:
@@ -579,6 +583,29 @@ func TestConflictWithAnotherProcess(t *testing.T) {
 				t.Errorf("stored versions = %v, want %v", v, tt.wantVersions)
 			}
 		})
+	}
+}
+
+// TestConflictNamesTheVersionThatWon: a conditional update that decided on a stale post, and
+// then on the current one lost its append to another process, still names the version that won.
+func TestConflictNamesTheVersionThatWon(t *testing.T) {
+	t.Parallel()
+	st := newStore()
+	first := newService(st, st, command.Config{})
+	id := mustCreate(t, first)
+	if _, err := first.Update(t.Context(), id, post.Update{Title: ptr("Second")}, command.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(&staleOnce{otherProcess: &otherProcess{store: st, races: 1}}, st, command.Config{})
+
+	_, err := svc.Update(t.Context(), id, post.Update{Title: ptr("Mine")}, command.Options{IfMatch: ptr(int64(2))})
+
+	var conflict *command.ConflictError
+	if !errors.As(err, &conflict) || *conflict != (command.ConflictError{Expected: 2, Current: 3}) {
+		t.Errorf("error = %v, want a conflict expecting 2 at current 3", err)
+	}
+	if v := versions(st, id); !reflect.DeepEqual(v, []int64{1, 2, 3}) {
+		t.Errorf("stored versions = %v, want [1 2 3]", v)
 	}
 }
 

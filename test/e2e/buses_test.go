@@ -28,6 +28,8 @@ func TestWalkthroughSeparateProcesses(t *testing.T) {
 			env := tt.bus(t)
 			query := start(t, env, "serve", "query")
 			env["POSTS_EVENT_STORE"], env["POSTS_MYSQL_DSN"] = "mysql", mysqlDatabase(t)
+			// The Location of a create leads to the query server, which only the setting names.
+			env["POSTS_QUERY_URL"] = query.QueryURL
 			command := start(t, env, "serve", "command")
 			Walkthrough(t, command.CommandURL, query.QueryURL)
 		})

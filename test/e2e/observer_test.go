@@ -59,7 +59,7 @@ func TestCommandObserver(t *testing.T) {
 		time.Now, log, command.Config{})
 	rec := &observations{}
 	mux := http.NewServeMux()
-	servers.Command(mux, commandapi.NewHandler(svc, log, rec.observe),
+	servers.Command(mux, commandapi.NewHandler(svc, log, rec.observe, commandapi.Config{}),
 		api.Operations{Spec: func() *huma.OpenAPI { return nil }})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -87,7 +87,7 @@ func TestCommandObserver(t *testing.T) {
 		{"update of an unknown post", "PATCH", "/posts/" + uuid.NewString(), `{"title":"u"}`, nil,
 			404, []observed{{"update", api.OutcomeNotFound}}},
 		{"update at another version", "PATCH", "/posts/{live}", `{"title":"v"}`, []string{"If-Match", `"99"`},
-			409, []observed{{"update", api.OutcomeConflict}}},
+			412, []observed{{"update", api.OutcomePreconditionFailed}}},
 		{"update of a deleted post", "PATCH", "/posts/" + deleted, `{"title":"u"}`, nil,
 			410, []observed{{"update", api.OutcomeGone}}},
 		{"delete of a deleted post", "DELETE", "/posts/" + deleted, "", nil, 410, []observed{{"delete", api.OutcomeGone}}},

@@ -158,11 +158,11 @@ func TestFault(t *testing.T) {
 		hot.posts, hot.clients = max(sc.posts/5, 4), 2*sc.clients // few posts, many clients: contention
 		l := runLoad(t, hot, newTargets(c1.CommandURL, c2.CommandURL), loadPlan{conditional: 2}, nil)
 		for status, n := range l.statuses {
-			if status != http.StatusConflict {
-				t.Errorf("%d answers %d; only 409 is expected besides 2xx", n, status)
+			if status != http.StatusPreconditionFailed && status != http.StatusConflict {
+				t.Errorf("%d answers %d; only 412 (a stale If-Match) and 409 are expected besides 2xx", n, status)
 			}
 		}
-		if l.statuses[http.StatusConflict] == 0 {
+		if l.statuses[http.StatusPreconditionFailed] == 0 {
 			t.Errorf("no conditional update conflicted; the scenario did not test contention")
 		}
 		consistency(t, "7 2 command + 2 query servers, conflicts", hot, dsn, []string{q1.QueryURL, q2.QueryURL}, l)
