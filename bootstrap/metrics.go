@@ -27,7 +27,7 @@ func metricsOption(r roles) fx.Option {
 func newMetrics() (*prometheus.Metrics, error) {
 	outcomes := []string{}
 	for _, o := range []api.Outcome{
-		api.OutcomeOK, api.OutcomeInvalid, api.OutcomeConflict, api.OutcomeNotFound, api.OutcomeGone,
+		api.OutcomeOK, api.OutcomeInvalid, api.OutcomeConflict, api.OutcomePreconditionFailed, api.OutcomeNotFound, api.OutcomeGone,
 		api.OutcomeUnavailable, api.OutcomeCanceled, api.OutcomeError,
 	} {
 		outcomes = append(outcomes, string(o))

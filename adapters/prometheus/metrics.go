@@ -79,7 +79,7 @@ func New(cfg Config) (*Metrics, error) {
 		commands: prom.NewCounterVec(prom.CounterOpts{
 			Name: "hexapost_commands_total",
 			Help: "Commands that reached the core, by type (create, update, delete) and outcome " +
-				"(ok, invalid, conflict, not_found, gone, unavailable, canceled, error).",
+				"(ok, invalid, conflict, precondition_failed, not_found, gone, unavailable, canceled, error).",
 		}, []string{"type", "outcome"}),
 		commandDuration: prom.NewHistogramVec(prom.HistogramOpts{
 			Name:    "hexapost_command_duration_seconds",
