@@ -297,11 +297,13 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 			b.pause(ctx, "nats: checking for lost changes failed; retrying", err)
 			continue
 		}
-		// Idle, wait up to a second for the next message; busy, take at once what is there.
+		// Idle, wait for the next message up to a second, and not past the next check; busy,
+		// take at once what is there.
 		var batch jetstream.MessageBatch
 		var err error
 		if idle {
-			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			wait := min(time.Second, max(time.Until(w.checked.Add(b.policy.LossCheck)), 10*time.Millisecond))
+			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(wait))
 		} else {
 			batch, err = b.cons.FetchNoWait(fetchBatch - lanes.Held())
 		}

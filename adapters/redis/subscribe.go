@@ -135,6 +135,7 @@ func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, 
 	if busy {
 		wait = min(wait, b.policy.Backoff)
 	}
+	wait = min(wait, b.policy.LossCheck-time.Since(s.checked)) // nor past the next check for losses
 	scanEvery := min(max(b.cfg.VisibilityTimeout/4, 10*time.Millisecond), maxBlock)
 	if since := time.Since(s.scanned); s.recover || since >= scanEvery {
 		abandoned, err := b.abandoned(ctx, s.held)
