@@ -243,3 +243,23 @@ func TestWarnsOfABacklogCloseToTheBound(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishCreatesADeletedStreamAgain deletes the stream while nobody subscribes: Publish
+// must create it again and store the changes, rather than fail until a query server comes.
+func TestPublishCreatesADeletedStreamAgain(t *testing.T) {
+	t.Parallel()
+	cfg := lossConfig(t)
+	bus := openBus(t, cfg)
+	if err := jetStream(t, cfg.URL).DeleteStream(t.Context(), cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := bus.Publish(t.Context(), someChanges(2)); err != nil {
+		t.Fatalf("Publish after the stream was deleted: %v", err)
+	}
+
+	if info := streamInfo(t, cfg.URL, cfg.Stream); info.State.Msgs != 2 || info.Config.MaxMsgs != nats.DefaultMaxMsgs {
+		t.Errorf("the stream holds %d changes, bound %d; want 2, bound %d", info.State.Msgs, info.Config.MaxMsgs,
+			nats.DefaultMaxMsgs)
+	}
+}

@@ -43,7 +43,7 @@ func (b *Bus) trimmedUndelivered(ctx context.Context) (int64, error) {
 		groups = p.XInfoGroups(ctx, b.cfg.Stream)
 		return nil
 	})
-	if goredis.HasErrorPrefix(err, "ERR no such key") {
+	if goredis.HasErrorPrefix(err, "no such key") {
 		return 0, nil
 	}
 	if err != nil {

@@ -600,11 +600,12 @@ func busTellsOfALostStream(t *testing.T, p BusPair, f BusFeatures) {
 		t.Fatalf("DropStream: %v", err)
 	}
 
+	// Told with nothing published since: the subscriber finds the loss on its own.
+	want := observedDeliveries{Losses: map[ports.LossCause]int{ports.LossStreamGone: 1}}
+	p.observed.waitFor(t, f, want)
 	after := someChanges(t, 3)
 	publish(t, p.A, after...)
 	eventually(t, f.Timeout, func() bool { return rec.appliedAll(after) }, "the changes published after the loss")
-	want := observedDeliveries{Losses: map[ports.LossCause]int{ports.LossStreamGone: 1}}
-	p.observed.waitFor(t, f, want)
 	p.observed.stays(t, f, want)
 }
 
