@@ -1,10 +1,11 @@
 // Package delivery is what every ports.Subscriber promises, implemented once, as watermill keeps
 // its Retry and PoisonQueue middlewares beside its router: the attempts and growing delays of a
 // change whose handler failed, the dead-letter record, the DeliveryObserver calls, the
-// operator's log lines, and lanes that apply several posts' changes at once, each post's in
-// order, telling the handler of the later change of its post. A bus adapter keeps only what is
+// operator's log lines (with those telling of lost changes and of a backlog close to the
+// stream's bound), and lanes that apply several posts' changes at once, each post's in order,
+// telling the handler of the later change of its post. A bus adapter keeps only what is
 // particular to its broker: how a message is taken, acknowledged, scheduled again and stored
-// in the dead letters (Message).
+// in the dead letters (Message), and how it finds lost changes.
 package delivery
 
 import (

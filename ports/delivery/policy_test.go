@@ -264,6 +264,33 @@ func TestLostLogsOneLineSayingWhatToDoAndTellsTheObserver(t *testing.T) {
 	}
 }
 
+func TestWarnBacklogFromFourFifthsOfTheBound(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                   string
+		giveBacklog, giveBound int64
+		wantWarn               bool
+	}{
+		{name: "at 80%", giveBacklog: 800, giveBound: 1000, wantWarn: true},
+		{name: "above the bound", giveBacklog: 1200, giveBound: 1000, wantWarn: true},
+		{name: "below 80%", giveBacklog: 799, giveBound: 1000},
+		{name: "no bound", giveBacklog: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			p := delivery.Policy{Log: slog.New(slog.NewJSONHandler(&logs, nil))}.WithDefaults()
+
+			p.WarnBacklog(tt.giveBacklog, tt.giveBound, "stream", "s1")
+
+			if got := messages(t, &logs); len(got) != map[bool]int{true: 1}[tt.wantWarn] {
+				t.Errorf("logged %q, want a warning: %v", got, tt.wantWarn)
+			}
+		})
+	}
+}
+
 func TestDelayDoublesUpToMaxBackoff(t *testing.T) {
 	t.Parallel()
 	p := delivery.Policy{Backoff: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond}.WithDefaults()

@@ -87,6 +87,9 @@ func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPa
 	if f.Timeout <= 0 {
 		f.Timeout = defaultTimeout
 	}
+	if f.Bound > 0 && f.LossCheck <= 0 {
+		t.Fatal("BusFeatures: a bus with a Bound declares its LossCheck too")
+	}
 	cases := []struct {
 		name string
 		run  func(*testing.T, BusPair, BusFeatures)
