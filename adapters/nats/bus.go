@@ -9,6 +9,13 @@
 // is acknowledged. A change held by a query server that died is redelivered after AckWait. The
 // consumer itself allows unlimited deliveries: the broker never drops a change on its own; only
 // the policy moves one to the dead letters, with a record.
+//
+// A change is lost to the bus when MaxMsgs removes it before the consumer was given it, and
+// when the stream or the consumer is deleted. A subscriber compares the consumer's last
+// delivered sequence with the stream's first when it starts and every LossCheck, finds a
+// deleted (or recreated) consumer by its creation time, creates what is missing again and
+// tells of each incident once, through the delivery.Policy. Publish creates a deleted stream
+// again. The event store still has the changes.
 package nats
 
 import (
@@ -46,15 +53,18 @@ type Config struct {
 	// MaxAttempts, Backoff and MaxBackoff set the delivery.Policy of the bus.
 	MaxAttempts         int
 	Backoff, MaxBackoff time.Duration
+	// LossCheck is how often a subscriber asks the server whether changes the consumer was
+	// never given are gone (default delivery.DefaultLossCheck); it also asks when it starts.
+	LossCheck time.Duration
 	// AckWait is how long a delivered change may go unacknowledged before it is delivered to
 	// another query server (default 30s).
 	AckWait time.Duration
 	// Timeout bounds each call to the server (default 3s).
 	Timeout time.Duration
-	// Log receives one line per retry, per dead letter and per failed fetch (default
-	// slog.Default()).
+	// Log receives one line per retry, per dead letter, per failed fetch and per loss of
+	// changes, and Open's warning about a backlog close to MaxMsgs (default slog.Default()).
 	Log *slog.Logger
-	// Observer hears every retry and dead letter of this process's subscriptions (default:
+	// Observer hears every retry, dead letter and loss of this process's subscriptions (default:
 	// nobody).
 	Observer ports.DeliveryObserver
 }
@@ -82,6 +92,7 @@ var (
 const DefaultMaxMsgs = 1_000_000
 
 // Open connects, proves JetStream answers and creates or updates the streams and the consumer.
+// It warns when the consumer's backlog is close to MaxMsgs.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("nats: URL is empty")
@@ -96,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("nats: %s: %w", cfg.URL, err)
 	}
 	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
-		Log: cfg.Log, Observer: cfg.Observer}
+		Log: cfg.Log, Observer: cfg.Observer, LossCheck: cfg.LossCheck}
 	b := &Bus{cfg: cfg, policy: p.WithDefaults(), nc: nc}
 	if err := b.setUp(ctx); err != nil {
 		nc.Close()
@@ -118,22 +129,40 @@ func (b *Bus) setUp(ctx context.Context) error {
 	if _, err := js.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("nats: %s: no JetStream answer (is it enabled?): %w", b.cfg.URL, err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if b.dead, b.cons, err = b.ensure(ctx); err != nil {
+		return err
+	}
+	b.warnIfFragile(ctx)
+	return nil
+}
+
+// ensure creates or updates the streams and the consumer. The handles it returns go by name,
+// so those Open keeps go on working when the streams and the consumer are created again.
+func (b *Bus) ensure(ctx context.Context) (dead jetstream.Stream, cons jetstream.Consumer, err error) {
+	if err := b.ensureStream(ctx); err != nil {
+		return nil, nil, err
+	}
+	if dead, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: b.cfg.DeadStream, Subjects: []string{b.cfg.DeadSubject}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, nil, fmt.Errorf("nats: stream %s: %w", b.cfg.DeadStream, err)
+	}
+	if cons, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
+		Durable: b.cfg.Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: b.cfg.AckWait,
+		MaxDeliver: -1, FilterSubject: b.cfg.Subject, MaxAckPending: 1000,
+	}); err != nil {
+		return nil, nil, fmt.Errorf("nats: consumer %s: %w", b.cfg.Durable, err)
+	}
+	return dead, cons, nil
+}
+
+// ensureStream creates or updates the changes stream.
+func (b *Bus) ensureStream(ctx context.Context) error {
+	if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: b.cfg.Stream, Subjects: []string{b.cfg.Subject}, Storage: jetstream.FileStorage,
 		Duplicates: 2 * time.Minute, MaxMsgs: b.cfg.MaxMsgs, Discard: jetstream.DiscardOld,
 	}); err != nil {
 		return fmt.Errorf("nats: stream %s: %w", b.cfg.Stream, err)
-	}
-	if b.dead, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: b.cfg.DeadStream, Subjects: []string{b.cfg.DeadSubject}, Storage: jetstream.FileStorage,
-	}); err != nil {
-		return fmt.Errorf("nats: stream %s: %w", b.cfg.DeadStream, err)
-	}
-	if b.cons, err = js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
-		Durable: b.cfg.Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: b.cfg.AckWait,
-		MaxDeliver: -1, FilterSubject: b.cfg.Subject, MaxAckPending: 1000,
-	}); err != nil {
-		return fmt.Errorf("nats: consumer %s: %w", b.cfg.Durable, err)
 	}
 	return nil
 }
@@ -185,10 +214,21 @@ const (
 // Publish publishes the changes, with their trace context as headers, all at once, then waits
 // for the stream to acknowledge every one: a batch costs one round trip, not one per change.
 // The stream may store them out of order (the client resends after a broker restart); the
-// read side applies changes in any order.
+// read side applies changes in any order. When no stream takes them, because the stream was
+// deleted, it creates the stream again and publishes them once more.
 func (b *Bus) Publish(ctx context.Context, changes []ports.Change) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
+	err := b.publishAll(ctx, changes)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, gonats.ErrNoResponders) {
+		if err = b.ensureStream(ctx); err == nil {
+			err = b.publishAll(ctx, changes)
+		}
+	}
+	return err
+}
+
+func (b *Bus) publishAll(ctx context.Context, changes []ports.Change) error {
 	acks := make([]jetstream.PubAckFuture, 0, len(changes))
 	for _, c := range changes {
 		payload, err := wire.Encode(c)
@@ -244,18 +284,26 @@ func (b *Bus) publish(ctx context.Context, msg *gonats.Msg, msgID string) error 
 // Subscribe pulls from the shared consumer until ctx ends; see the package comment. The changes
 // pulled go to the lanes of the bus's delivery.Policy while the loop pulls on. At most
 // fetchBatch changes are in hand at a time. Once ctx ends, the changes not begun are handed
-// back and Subscribe returns when those begun are finished.
+// back and Subscribe returns when those begun are finished. It checks for lost changes before
+// the first fetch, every LossCheck and after a failed fetch.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 	lanes := b.policy.Lanes(ctx, h)
 	defer lanes.Wait()
 	idle := true
+	var w lossWatch
 	for ctx.Err() == nil {
 		lanes.WaitBelow(fetchBatch)
-		// Idle, wait up to a second for the next message; busy, take at once what is there.
+		if err := b.checkLoss(ctx, &w); err != nil {
+			b.pause(ctx, "nats: checking for lost changes failed; retrying", err)
+			continue
+		}
+		// Idle, wait for the next message up to a second, and not past the next check; busy,
+		// take at once what is there.
 		var batch jetstream.MessageBatch
 		var err error
 		if idle {
-			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			wait := min(time.Second, max(time.Until(w.checked.Add(b.policy.LossCheck)), 10*time.Millisecond))
+			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(wait))
 		} else {
 			batch, err = b.cons.FetchNoWait(fetchBatch - lanes.Held())
 		}
@@ -270,15 +318,26 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 				err = nil
 			}
 		}
-		if err != nil && ctx.Err() == nil {
-			b.policy.Log.Warn("nats: fetch failed; retrying", "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(b.policy.Backoff):
-			}
+		if err != nil {
+			w.checked = time.Time{} // a deleted consumer fails the fetch: look at once
+			b.pause(ctx, "nats: fetch failed; retrying", err)
 		}
 	}
 	return nil
+}
+
+// pause logs what failed, unless ctx ended, and waits Backoff or until ctx ends.
+func (b *Bus) pause(ctx context.Context, msg string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	b.policy.Log.Warn(msg, "error", err)
+	t := time.NewTimer(b.policy.Backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // fetchBatch is how many messages a query server holds at most, and one pull takes of those

@@ -28,6 +28,12 @@
 //     are the changes taken and not yet begun: due at once and with the count they had before
 //     they were taken, so another consumer takes them within its next pass and the shutdown
 //     costs no attempt.
+//   - Losses. A change the stream's bound trimmed before the group was given it is gone, and
+//     so is every change of a stream or group that vanished (deleted, flushed, Redis restarted
+//     without persistence). A subscriber compares the group's last delivered entry with the
+//     stream's first (XINFO STREAM and GROUPS in one MULTI) when it starts and every LossCheck;
+//     it meets a vanished group as NOGROUP and creates it again. It tells of each incident
+//     once, through the delivery.Policy. The event store still has the changes.
 //   - Redrive. A Lua script adds the dead letter's payload to the stream as a new entry (so
 //     its count starts again) and deletes the dead letter, atomically.
 //
@@ -75,7 +81,8 @@ var (
 )
 
 // Open validates cfg, connects, proves with a PING that Redis answers and creates the stream
-// and the consumer group if they are missing. It fails within a few seconds when nothing
+// and the consumer group if they are missing. It warns when Redis keeps nothing on disk or the
+// group's backlog is close to the stream's bound. It fails within a few seconds when nothing
 // listens at the URL or what listens is not Redis; errors name the URL and never show its
 // password.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
@@ -108,6 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		_ = b.client.Close()
 		return nil, err
 	}
+	b.warnIfFragile(ctx)
 	return b, nil
 }
 

@@ -44,13 +44,16 @@ type Config struct {
 	// holds its changes. It must exceed the slowest handler, or a change still being applied is
 	// applied a second time elsewhere (which the projector tolerates, but wastes work).
 	VisibilityTimeout time.Duration
+	// LossCheck is how often a subscriber asks Redis whether the stream lost changes the group
+	// was never given (default delivery.DefaultLossCheck); it also asks when it starts.
+	LossCheck time.Duration
 	// Batch is how many changes a consumer holds at most, taken but not finished (default 128).
 	// A consumer that dies holds that many until VisibilityTimeout.
 	Batch int
-	// Log receives one line per retry, per dead letter and per failed read (default
-	// slog.Default()).
+	// Log receives one line per retry, per dead letter, per failed read and per loss of changes,
+	// and Open's warnings about a fragile bus (default slog.Default()).
 	Log *slog.Logger
-	// Observer hears every retry and dead letter of this process's subscriptions (default:
+	// Observer hears every retry, dead letter and loss of this process's subscriptions (default:
 	// nobody).
 	Observer ports.DeliveryObserver
 }
@@ -71,7 +74,7 @@ const retryConsumer = "~awaiting-retry"
 // withDefaults validates cfg, fills in its zero fields and returns the bus's delivery policy.
 func (cfg Config) withDefaults() (Config, delivery.Policy, error) {
 	p := delivery.Policy{MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff,
-		Abandon: true, Log: cfg.Log, Observer: cfg.Observer}.WithDefaults()
+		Abandon: true, Log: cfg.Log, Observer: cfg.Observer, LossCheck: cfg.LossCheck}.WithDefaults()
 	if cfg.URL == "" {
 		return cfg, p, errors.New("redis: URL is empty; want redis://host:port/db")
 	}
@@ -85,6 +88,7 @@ func (cfg Config) withDefaults() (Config, delivery.Policy, error) {
 		{"MaxBackoff", cfg.MaxBackoff < 0},
 		{"VisibilityTimeout", cfg.VisibilityTimeout < 0},
 		{"Batch", cfg.Batch < 0},
+		{"LossCheck", cfg.LossCheck < 0},
 	}
 	for _, n := range negative {
 		if n.bad {

@@ -54,6 +54,11 @@ type subscription struct {
 	// been lost on the way (Redis recorded the delivery, then the connection or the server
 	// went), or an acknowledgement may have failed.
 	recover bool
+	// checked is when the stream was last checked for changes trimmed before the group was
+	// given them; lost says that check found some, so that one incident is told once, however
+	// many checks see it.
+	checked time.Time
+	lost    bool
 
 	mu sync.Mutex
 	// inHand are the ids of the changes this consumer took and has not finished: they are
@@ -116,9 +121,13 @@ func (s *subscription) held(id string) bool {
 
 // next returns at most room changes to handle now, oldest retries first; it may be empty. busy
 // tells that changes are in hand: one of them may fail meanwhile and be due for its retry
-// Backoff later, so the read then blocks no longer than that.
+// Backoff later, so the read then blocks no longer than that. Before the first read, and once
+// every LossCheck, it checks for lost changes.
 func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, error) {
 	b := s.b
+	if err := s.checkLoss(ctx); err != nil {
+		return nil, err
+	}
 	due, wait, err := b.dueRetries(ctx, room)
 	if err != nil {
 		return nil, err
@@ -126,6 +135,7 @@ func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, 
 	if busy {
 		wait = min(wait, b.policy.Backoff)
 	}
+	wait = min(wait, b.policy.LossCheck-time.Since(s.checked)) // nor past the next check for losses
 	scanEvery := min(max(b.cfg.VisibilityTimeout/4, 10*time.Millisecond), maxBlock)
 	if since := time.Since(s.scanned); s.recover || since >= scanEvery {
 		abandoned, err := b.abandoned(ctx, s.held)
@@ -164,11 +174,37 @@ func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, 
 	return append(batch, fresh...), nil
 }
 
+// checkLoss tells, once per incident, of changes the stream's bound trimmed before the group
+// was given them. It asks Redis only once every LossCheck: a read cannot see a gap, but a gap
+// closes once the group reads past it, so the first check comes before the first read.
+func (s *subscription) checkLoss(ctx context.Context) error {
+	b := s.b
+	if time.Since(s.checked) < b.policy.LossCheck {
+		return nil
+	}
+	n, err := b.trimmedUndelivered(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 && !s.lost {
+		b.policy.Lost(ports.LossTrimmed, b.lossAttrs("changes_lost", n)...)
+	}
+	s.checked, s.lost = time.Now(), n > 0
+	return nil
+}
+
+// lossAttrs returns the attributes of a loss's log line, followed by more.
+func (b *Bus) lossAttrs(more ...any) []any {
+	return append([]any{"stream", b.cfg.Stream, "group", b.cfg.Group, "consumer", b.cfg.Consumer}, more...)
+}
+
 // pause logs a failed pass and waits before the next one, longer after each failure in a row.
-// A missing group (the stream was deleted, or Redis restarted empty) is created again.
+// A missing group (the stream was deleted, or Redis restarted empty) is created again, and the
+// changes it had not applied are reported lost.
 func (s *subscription) pause(ctx context.Context, err error) {
 	if goredis.HasErrorPrefix(err, "NOGROUP") {
 		if err = s.b.createGroup(ctx); err == nil {
+			s.b.policy.Lost(ports.LossStreamGone, s.b.lossAttrs()...)
 			return
 		}
 	}

@@ -1,10 +1,11 @@
 // Package delivery is what every ports.Subscriber promises, implemented once, as watermill keeps
 // its Retry and PoisonQueue middlewares beside its router: the attempts and growing delays of a
 // change whose handler failed, the dead-letter record, the DeliveryObserver calls, the
-// operator's log lines, and lanes that apply several posts' changes at once, each post's in
-// order, telling the handler of the later change of its post. A bus adapter keeps only what is
+// operator's log lines (with those telling of lost changes and of a backlog close to the
+// stream's bound), and lanes that apply several posts' changes at once, each post's in order,
+// telling the handler of the later change of its post. A bus adapter keeps only what is
 // particular to its broker: how a message is taken, acknowledged, scheduled again and stored
-// in the dead letters (Message).
+// in the dead letters (Message), and how it finds lost changes.
 package delivery
 
 import (
@@ -21,6 +22,7 @@ const (
 	DefaultMaxAttempts = 3
 	DefaultBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff  = 5 * time.Second
+	DefaultLossCheck   = 5 * time.Second
 )
 
 // Policy says what a subscriber does with the outcome of each delivery. WithDefaults fills in
@@ -44,6 +46,9 @@ type Policy struct {
 	Observer ports.DeliveryObserver
 	// Now stamps dead letters (default time.Now).
 	Now func() time.Time
+	// LossCheck is how often a subscriber asks its broker whether changes it was never given
+	// are gone (default DefaultLossCheck); it also asks when it starts.
+	LossCheck time.Duration
 }
 
 // WithDefaults returns p with each zero or negative field set to its default.
@@ -65,6 +70,9 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.Now == nil {
 		p.Now = time.Now
+	}
+	if p.LossCheck <= 0 {
+		p.LossCheck = DefaultLossCheck
 	}
 	return p
 }
@@ -149,6 +157,42 @@ func (p *Policy) Deliver(ctx context.Context, h ports.Handler, d Delivery) {
 		}
 		p.Log.Warn("projection failed; will retry", append(a, "retry_in", wait)...)
 	}
+}
+
+// lossMessages say, per cause, what a subscriber found gone and what to do about it.
+var lossMessages = map[ports.LossCause]string{
+	ports.LossTrimmed: "changes were trimmed from the bus before this group was given them: the read model " +
+		"lacks them until it is reconciled with the event store; raise the stream bound above the number of " +
+		"changes published while the query side is down or behind",
+	ports.LossStreamGone: "the bus lost its stream or this group's place in it (deleted, flushed, or a broker " +
+		"restart without persistence) and the subscriber created them again: changes not yet applied are gone " +
+		"from the bus, and the read model lacks them until it is reconciled with the event store; keep the " +
+		"broker's data persistent",
+}
+
+// Lost tells of changes the subscriber was never given that are gone from its bus: one error
+// line saying what was lost and what to do, with attrs naming the stream and the group (and how
+// many changes, when the broker can tell), and Observer.Lost(cause). A subscriber calls it once
+// per incident, not once per check that still sees it.
+func (p *Policy) Lost(cause ports.LossCause, attrs ...any) {
+	p.Observer.Lost(cause)
+	p.Log.Error(lossMessages[cause], append([]any{"cause", string(cause)}, attrs...)...)
+}
+
+// backlogWarnAt is the share of a stream's bound at which a group's backlog is worth a warning:
+// a little more, and the bound removes changes before the group is given them.
+const backlogWarnAt = 0.8
+
+// WarnBacklog logs a warning, with what to set, when backlog (the changes the group has not
+// been given or not finished) is at or above backlogWarnAt of the stream's bound; attrs name
+// the stream and the group. A bus calls it when it opens.
+func (p *Policy) WarnBacklog(backlog, bound int64, attrs ...any) {
+	if bound <= 0 || float64(backlog) < backlogWarnAt*float64(bound) {
+		return
+	}
+	p.Log.Warn("the bus's backlog is close to the stream bound: changes beyond it are removed before the "+
+		"query side is given them; raise the stream bound, or let the query side catch up",
+		append(attrs, "backlog", backlog, "bound", bound)...)
 }
 
 // Delay is how long a change that failed n times waits before its next delivery:

@@ -51,11 +51,12 @@ func (b *broker) DeadLetter(_ context.Context, d *ports.DeadLetter) (time.Durati
 type observer struct {
 	retries int
 	dead    []ports.DeadLetterCause
+	lost    []ports.LossCause
 }
 
 func (o *observer) Retrying()                            { o.retries++ }
 func (o *observer) DeadLettered(c ports.DeadLetterCause) { o.dead = append(o.dead, c) }
-func (o *observer) Lost(ports.LossCause)                 {}
+func (o *observer) Lost(c ports.LossCause)               { o.lost = append(o.lost, c) }
 
 var (
 	failedAt  = time.Date(2025, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -221,6 +222,72 @@ func TestDeadLetterRecordsTheChangeReasonAttemptsAndTime(t *testing.T) {
 		if line[k] != v {
 			t.Errorf("log line %s = %v, want %v", k, line[k], v)
 		}
+	}
+}
+
+func TestLostLogsOneLineSayingWhatToDoAndTellsTheObserver(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		give      ports.LossCause
+		wantInMsg []string
+	}{
+		{ports.LossTrimmed, []string{"trimmed", "reconciled with the event store", "raise the stream bound"}},
+		{ports.LossStreamGone, []string{"created them again", "reconciled with the event store", "persistent"}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.give), func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			o := &observer{}
+			p := delivery.Policy{Log: slog.New(slog.NewJSONHandler(&logs, nil)), Observer: o}.WithDefaults()
+
+			p.Lost(tt.give, "stream", "s1", "group", "g1")
+
+			if !reflect.DeepEqual(o.lost, []ports.LossCause{tt.give}) {
+				t.Errorf("the observer heard %v, want [%s]", o.lost, tt.give)
+			}
+			var line map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+				t.Fatalf("want one JSON log line, got %q: %v", logs.String(), err)
+			}
+			for k, v := range map[string]any{"level": "ERROR", "cause": string(tt.give), "stream": "s1", "group": "g1"} {
+				if line[k] != v {
+					t.Errorf("log line %s = %v, want %v", k, line[k], v)
+				}
+			}
+			for _, w := range tt.wantInMsg {
+				if msg := fmt.Sprint(line["msg"]); !strings.Contains(msg, w) {
+					t.Errorf("log message %q does not say %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestWarnBacklogFromFourFifthsOfTheBound(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                   string
+		giveBacklog, giveBound int64
+		wantWarn               bool
+	}{
+		{name: "at 80%", giveBacklog: 800, giveBound: 1000, wantWarn: true},
+		{name: "above the bound", giveBacklog: 1200, giveBound: 1000, wantWarn: true},
+		{name: "below 80%", giveBacklog: 799, giveBound: 1000},
+		{name: "no bound", giveBacklog: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			p := delivery.Policy{Log: slog.New(slog.NewJSONHandler(&logs, nil))}.WithDefaults()
+
+			p.WarnBacklog(tt.giveBacklog, tt.giveBound, "stream", "s1")
+
+			if got := messages(t, &logs); len(got) != map[bool]int{true: 1}[tt.wantWarn] {
+				t.Errorf("logged %q, want a warning: %v", got, tt.wantWarn)
+			}
+		})
 	}
 }
 

@@ -34,6 +34,10 @@ type BusPair struct {
 	// PublishRaw puts payload on the bus as it is, bypassing the wire format, so the suite can
 	// send a message that cannot be decoded.
 	PublishRaw func(ctx context.Context, payload []byte) error
+	// DropStream deletes what the bus keeps of the changes and the group's place in them, as a
+	// flush, a deletion or a broker restart without persistence does. A bus that can lose
+	// changes (BusFeatures.Bound) sets it.
+	DropStream func(ctx context.Context) error
 
 	// observed is what the observer given to the factory heard.
 	observed *deliveries
@@ -58,6 +62,14 @@ type BusFeatures struct {
 	// Lanes says that the subscriber applies several posts' changes at once and goes on taking
 	// changes while it does, so that a slow change holds up only the changes of its own post.
 	Lanes bool
+	// Bound is how many changes the factory's streams keep at most, for a bus that removes the
+	// oldest beyond a bound, and so can lose changes its subscribers were never given: the
+	// suite checks that they tell of each loss once. 0 says the bus never loses a change. It
+	// must exceed what the other cases publish at once (200).
+	Bound int
+	// LossCheck is how often the factory's subscribers check for lost changes; the suite
+	// watches that long, a few times over, for a loss told twice.
+	LossCheck time.Duration
 	// Timeout bounds each wait of the suite (default 10s). A bus that hands an unacknowledged
 	// message to another subscriber only after an acknowledgement deadline (JetStream's
 	// AckWait, a Redis claim idle time) needs it well above that deadline.
@@ -74,6 +86,9 @@ func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPa
 	}
 	if f.Timeout <= 0 {
 		f.Timeout = defaultTimeout
+	}
+	if f.Bound > 0 && f.LossCheck <= 0 {
+		t.Fatal("BusFeatures: a bus with a Bound declares its LossCheck too")
 	}
 	cases := []struct {
 		name string
@@ -93,6 +108,8 @@ func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPa
 		{"unknown dead letter is not found", busUnknownDeadLetter},
 		{"tells the handler of the last later change of the post it holds", busFollowing},
 		{"a slow change holds up only the changes of its own post", busSlowChangeHoldsOnlyItsPost},
+		{"tells once of changes the bound removed before they were given", busTellsOfTrimmedChanges},
+		{"tells of a lost stream and goes on delivering", busTellsOfALostStream},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -537,6 +554,64 @@ func busSlowChangeHoldsOnlyItsPost(t *testing.T, p BusPair, f BusFeatures) {
 	}
 }
 
+func busTellsOfTrimmedChanges(t *testing.T, p BusPair, f BusFeatures) {
+	if f.Bound == 0 {
+		t.Skip("the bus never loses a change")
+	}
+	// The group has its place in the stream: it was given a change, as a query server that ran.
+	rec := newRecorder(nil)
+	stop := subscribe(t.Context(), t, f, p.B, rec.handle)
+	first := someChanges(t, 1)
+	publish(t, p.A, first...)
+	eventually(t, f.Timeout, func() bool { return rec.appliedAll(first) }, "the first change to be applied")
+	stop()
+	// While no subscriber runs, three bounds' worth: the oldest are removed before anyone is
+	// given them.
+	sent := someChanges(t, 3*f.Bound)
+	for i := 0; i < len(sent); i += 100 {
+		publish(t, p.A, sent[i:min(i+100, len(sent))]...)
+	}
+
+	subscribe(t.Context(), t, f, p.B, rec.handle)
+
+	last := sent[len(sent)-1:]
+	eventually(t, f.Timeout, func() bool { return rec.appliedAll(last) }, "the last change to be applied")
+	want := observedDeliveries{Losses: map[ports.LossCause]int{ports.LossTrimmed: 1}}
+	p.observed.waitFor(t, f, want)
+	if rec.appliedAll(sent) {
+		t.Fatalf("all %d changes were applied: the bound of %d did not remove any", len(sent), f.Bound)
+	}
+	// A subscriber that starts after the others caught up finds nothing new to tell.
+	subscribe(t.Context(), t, f, p.A, rec.handle)
+	more := someChanges(t, 1)
+	publish(t, p.A, more...)
+	eventually(t, f.Timeout, func() bool { return rec.appliedAll(more) }, "a later change to be applied")
+	p.observed.stays(t, f, want)
+}
+
+func busTellsOfALostStream(t *testing.T, p BusPair, f BusFeatures) {
+	if f.Bound == 0 {
+		t.Skip("the bus never loses a change")
+	}
+	rec := newRecorder(nil)
+	subscribe(t.Context(), t, f, p.B, rec.handle)
+	before := someChanges(t, 1)
+	publish(t, p.A, before...)
+	eventually(t, f.Timeout, func() bool { return rec.appliedAll(before) }, "a change to be applied")
+
+	if err := p.DropStream(t.Context()); err != nil {
+		t.Fatalf("DropStream: %v", err)
+	}
+
+	// Told with nothing published since: the subscriber finds the loss on its own.
+	want := observedDeliveries{Losses: map[ports.LossCause]int{ports.LossStreamGone: 1}}
+	p.observed.waitFor(t, f, want)
+	after := someChanges(t, 3)
+	publish(t, p.A, after...)
+	eventually(t, f.Timeout, func() bool { return rec.appliedAll(after) }, "the changes published after the loss")
+	p.observed.stays(t, f, want)
+}
+
 // subscribe runs c.Subscribe(ctx, h) in a goroutine until stop is called or the test ends.
 // stop cancels the subscription and checks that Subscribe returns nil in time.
 func subscribe(ctx context.Context, t *testing.T, f BusFeatures, c BusClient, h ports.Handler) (stop func()) {
@@ -713,15 +788,31 @@ func (d *deliveries) snapshot() observedDeliveries {
 // subscriber reports it, so the report may come a moment after the suite saw it.
 func (d *deliveries) waitFor(t *testing.T, f BusFeatures, want observedDeliveries) {
 	t.Helper()
-	same := func() bool {
-		got := d.snapshot()
-		return got.Retries == want.Retries && maps.Equal(got.DeadLetters, want.DeadLetters)
-	}
+	same := func() bool { return d.heard(want) }
 	deadline := time.Now().Add(f.Timeout)
 	for !same() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
 	}
 	if got := d.snapshot(); !same() {
 		t.Errorf("the observer heard %+v, want %+v", got, want)
+	}
+}
+
+// heard reports whether the observer heard exactly want.
+func (d *deliveries) heard(want observedDeliveries) bool {
+	got := d.snapshot()
+	return got.Retries == want.Retries && maps.Equal(got.DeadLetters, want.DeadLetters) &&
+		maps.Equal(got.Losses, want.Losses)
+}
+
+// stays checks that the observer goes on having heard exactly want while the subscribers check
+// for lost changes three times more: a loss is told once, not at every check that still sees it.
+func (d *deliveries) stays(t *testing.T, f BusFeatures, want observedDeliveries) {
+	t.Helper()
+	for end := time.Now().Add(3 * f.LossCheck); time.Now().Before(end); {
+		if !d.heard(want) {
+			t.Fatalf("the observer heard %+v, want %+v", d.snapshot(), want)
+		}
+		time.Sleep(5 * time.Millisecond) // watching for a report that must not come
 	}
 }

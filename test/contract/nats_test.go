@@ -18,14 +18,19 @@ func TestNATSBus(t *testing.T) {
 	url := contract.Backend(t, "POSTS_NATS_URL")
 	// Redeliveries are timed by the server; on a loaded machine they come tens of milliseconds
 	// late, so the doubling (200 ms, 400 ms) is kept well clear of that noise.
-	const backoff = 200 * time.Millisecond
+	const (
+		backoff   = 200 * time.Millisecond
+		bound     = 500
+		lossCheck = 100 * time.Millisecond
+	)
 	contract.Bus(t, func(t *testing.T, o ports.DeliveryObserver) contract.BusPair {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
 		name := "T" + strings.ToUpper(hex.EncodeToString(b))
 		cfg := nats.Config{
 			URL: url, Stream: name, Subject: "hexapost.test." + name, Durable: "contract",
-			MaxAttempts: 3, Backoff: backoff, AckWait: time.Second, Observer: o,
+			MaxAttempts: 3, Backoff: backoff, AckWait: time.Second, MaxMsgs: bound, LossCheck: lossCheck,
+			Observer: o,
 		}
 		open := func() *nats.Bus {
 			bus, err := nats.Open(context.Background(), cfg)
@@ -37,6 +42,7 @@ func TestNATSBus(t *testing.T) {
 		}
 		a, bb := open(), open()
 		t.Cleanup(func() { _ = a.Purge(context.Background()) })
-		return contract.BusPair{A: a, B: bb, DeadLetters: a, PublishRaw: a.PublishRaw}
-	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Timeout: 15 * time.Second})
+		return contract.BusPair{A: a, B: bb, DeadLetters: a, PublishRaw: a.PublishRaw, DropStream: a.Purge}
+	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Bound: bound,
+		LossCheck: lossCheck, Timeout: 15 * time.Second})
 }

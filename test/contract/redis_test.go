@@ -18,12 +18,16 @@ func TestRedisBus(t *testing.T) {
 	// Redis ends a blocking read's timeout on its own clock (hz 10 by default: every 100 ms), so
 	// a retry the subscriber waits for that way comes up to 100 ms late. A 200 ms backoff keeps
 	// the doubling (200 ms, 400 ms) clear of that noise.
-	const backoff = 200 * time.Millisecond
+	const (
+		backoff   = 200 * time.Millisecond
+		bound     = 500
+		lossCheck = 100 * time.Millisecond
+	)
 	contract.Bus(t, func(t *testing.T, o ports.DeliveryObserver) contract.BusPair {
 		cfg := redis.Config{
 			URL: url, Stream: "hexapost:test:" + rand.Text(), Group: "contract-" + rand.Text(),
 			MaxAttempts: 3, Backoff: backoff, MaxBackoff: time.Second, VisibilityTimeout: 2 * time.Second,
-			Log: slog.New(slog.DiscardHandler), Observer: o,
+			MaxLen: bound, LossCheck: lossCheck, Log: slog.New(slog.DiscardHandler), Observer: o,
 		}
 		open := func(consumer string) *redis.Bus {
 			c := cfg
@@ -46,6 +50,7 @@ func TestRedisBus(t *testing.T) {
 				t.Errorf("Purge: %v", err)
 			}
 		})
-		return contract.BusPair{A: a, B: b, DeadLetters: a, PublishRaw: a.PublishRaw}
-	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true})
+		return contract.BusPair{A: a, B: b, DeadLetters: a, PublishRaw: a.PublishRaw, DropStream: a.Purge}
+	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Bound: bound,
+		LossCheck: lossCheck})
 }
