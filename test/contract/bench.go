@@ -100,37 +100,44 @@ func BenchmarkReconcilePass(b *testing.B, newStore func(*testing.B) HeadsStore, 
 func fillForReconcile(b *testing.B, store ports.EventStore, views ports.ViewWriter, n int) {
 	b.Helper()
 	p := newProjector(views)
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				id := newID()
-				changes := make([]ports.Change, 1+i%3)
-				for v := range changes {
-					changes[v] = benchChange(id, int64(v+1))
-				}
-				if err := store.Append(b.Context(), ports.Append{PostID: id, Changes: changes}); err != nil {
-					b.Errorf("append %s: %v", id, err)
-					return
-				}
-				for _, c := range changes {
-					if err := p.Apply(b.Context(), c); err != nil {
-						b.Errorf("apply %s v%d: %v", id, c.Event.Version, err)
-						return
-					}
-				}
+	inParallel(16, make([]struct{}, n), func(i int, _ struct{}) {
+		id := newID()
+		changes := make([]ports.Change, 1+i%3)
+		for v := range changes {
+			changes[v] = benchChange(id, int64(v+1))
+		}
+		if err := store.Append(b.Context(), ports.Append{PostID: id, Changes: changes}); err != nil {
+			b.Errorf("append %s: %v", id, err)
+			return
+		}
+		for _, c := range changes {
+			if err := p.Apply(b.Context(), c); err != nil {
+				b.Errorf("apply %s v%d: %v", id, c.Event.Version, err)
+				return
 			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+		}
+	})
 	if b.Failed() {
 		b.FailNow()
 	}
+}
+
+// inParallel calls f with each item and its index, from workers goroutines at once.
+func inParallel[T any](workers int, items []T, f func(int, T)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				f(i, items[i])
+			}
+		})
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // comparePass walks the store's heads in pages and counts the posts compared and those the

@@ -438,24 +438,13 @@ func versionsMany(t *testing.T, v VersionsStore) {
 func projectConcurrently(t *testing.T, v ports.ViewWriter, st *story) {
 	t.Helper()
 	p := newProjector(v)
-	ids := make(chan string)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for id := range ids {
-				for _, c := range st.of(id) {
-					if err := p.Apply(t.Context(), c); err != nil {
-						t.Errorf("apply %s v%d: %v", id, c.Event.Version, err)
-					}
-				}
+	inParallel(8, st.order, func(_ int, id string) {
+		for _, c := range st.of(id) {
+			if err := p.Apply(t.Context(), c); err != nil {
+				t.Errorf("apply %s v%d: %v", id, c.Event.Version, err)
 			}
-		})
-	}
-	for _, id := range st.order {
-		ids <- id
-	}
-	close(ids)
-	wg.Wait()
+		}
+	})
 }
 
 func versions(t *testing.T, v ports.ViewVersions, ids []string) map[string]ports.ViewVersion {
