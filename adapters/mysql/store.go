@@ -61,8 +61,8 @@ var (
 )
 
 // Open connects to the database named by cfg.DSN, checks that it answers and brings its schema
-// up to date (with cfg.ReadOnly: checks that it is). Every error shows the DSN with its password redacted;
-// an unreachable or overloaded server gives an error that wraps ports.ErrUnavailable.
+// up to date (with cfg.ReadOnly: checks that it is). Every error shows the DSN with its password
+// redacted; an unreachable or overloaded server gives an error that wraps ports.ErrUnavailable.
 func Open(ctx context.Context, cfg Config) (*EventStore, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
