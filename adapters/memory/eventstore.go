@@ -33,6 +33,8 @@ type EventStore struct {
 	// streams lists each post's events in version order as their indexes in all: an event is
 	// held once, and a stream holds no pointers for the garbage collector to follow.
 	streams map[string][]int64
+	// ids lists the posts in id order, for the reads that go through the streams in that order.
+	ids keyIndex
 	// all holds every event in position order: the event at index i has position i+1.
 	all eventLog
 	// pending holds the outbox entries not yet published, in position order.
@@ -40,6 +42,10 @@ type EventStore struct {
 	keys    map[string]storedKey
 	// expiry lists stored keys oldest first, so expired ones are dropped without a full scan.
 	expiry []keyStamp
+
+	// locks holds the named locks taken, by name.
+	locksMu sync.Mutex
+	locks   map[string]*namedLock
 }
 
 type outboxEntry struct {
@@ -66,6 +72,8 @@ var (
 	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
 	_ ports.Pinger           = (*EventStore)(nil)
+	_ ports.StreamHeads      = (*EventStore)(nil)
+	_ ports.Locker           = (*EventStore)(nil)
 )
 
 // NewEventStore returns an empty EventStore. Every zero field of cfg takes its default, so no
@@ -79,6 +87,7 @@ func NewEventStore(cfg EventStoreConfig) *EventStore {
 		appended: make(chan struct{}, 1),
 		streams:  map[string][]int64{},
 		keys:     map[string]storedKey{},
+		locks:    map[string]*namedLock{},
 	}
 }
 
@@ -117,6 +126,9 @@ func (s *EventStore) Append(_ context.Context, a ports.Append) error {
 		if v := int64(len(stream)); v != a.ExpectedVersion {
 			return fmt.Errorf("memory: append %s: expected version %d, stream is at %d: %w",
 				a.PostID, a.ExpectedVersion, v, ports.ErrConflict)
+		}
+		if len(stream) == 0 {
+			s.ids.insert(listKey{id: a.PostID})
 		}
 		for _, c := range a.Changes {
 			c = copyChange(c)
@@ -182,32 +194,50 @@ func (s *EventStore) ReadAll(_ context.Context, after int64, limit int) ([]ports
 }
 
 // ReadStreams returns copies of up to limit events after the position after in stream order.
-// It sorts the ids of the streams it has yet to read on every call: a memory store is as small
-// as the memory of its process, and a replay is rare.
 func (s *EventStore) ReadStreams(_ context.Context, after ports.StreamPosition, limit int) ([]post.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if limit <= 0 {
 		return nil, nil
 	}
-	var ids []string
-	for id := range s.streams {
-		if id >= after.PostID {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
 	out := make([]post.Event, 0, limit)
-	for _, id := range ids {
-		stream := s.streams[id]
-		if id == after.PostID {
-			stream = stream[min(max(after.Version, 0), int64(len(stream))):] // versions are 1, 2, 3, …
+	// The rest of the stream the position is in, then the streams after it.
+	stream := s.streams[after.PostID]
+	stream = stream[min(max(after.Version, 0), int64(len(stream))):] // versions are 1, 2, 3, …
+	for _, at := range stream {
+		if len(out) == limit {
+			return out, nil
 		}
-		for _, at := range stream {
+		out = append(out, copyEvent(s.all.at(at)))
+	}
+	for k := range s.ids.after(&listKey{id: after.PostID}) {
+		for _, at := range s.streams[k.id] {
 			if len(out) == limit {
 				return out, nil
 			}
 			out = append(out, copyEvent(s.all.at(at)))
+		}
+	}
+	return out, nil
+}
+
+// Heads returns up to limit posts whose id comes after the id after, in id order, each with
+// the version of its last event.
+func (s *EventStore) Heads(_ context.Context, after string, limit int) ([]ports.StreamHead, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	var from *listKey
+	if after != "" {
+		from = &listKey{id: after}
+	}
+	out := make([]ports.StreamHead, 0, min(limit, s.ids.len()))
+	for k := range s.ids.after(from) {
+		out = append(out, ports.StreamHead{PostID: k.id, Version: int64(len(s.streams[k.id]))})
+		if len(out) == limit {
+			break
 		}
 	}
 	return out, nil
@@ -320,6 +350,41 @@ func (s *EventStore) Backlog(context.Context) (ports.Backlog, error) {
 		b.Oldest = s.pending[0].change.Event.OccurredAt
 	}
 	return b, nil
+}
+
+// TryLock takes the lock called name if it is free. The locks live in the store's process, as
+// the store does: a deployment on the memory store is that one process.
+func (s *EventStore) TryLock(_ context.Context, name string) (ports.Lock, bool, error) {
+	s.locksMu.Lock()
+	defer s.locksMu.Unlock()
+	if s.locks[name] != nil {
+		return nil, false, nil
+	}
+	l := &namedLock{s: s, name: name}
+	s.locks[name] = l
+	return l, true, nil
+}
+
+// namedLock is a lock that TryLock handed out.
+type namedLock struct {
+	s    *EventStore
+	name string
+}
+
+// Held reports whether the lock is still this one's: it is until Release.
+func (l *namedLock) Held(context.Context) bool {
+	l.s.locksMu.Lock()
+	defer l.s.locksMu.Unlock()
+	return l.s.locks[l.name] == l
+}
+
+// Release frees the lock, if it still holds it.
+func (l *namedLock) Release() {
+	l.s.locksMu.Lock()
+	defer l.s.locksMu.Unlock()
+	if l.s.locks[l.name] == l {
+		delete(l.s.locks, l.name)
+	}
 }
 
 // Ping always succeeds: memory is always reachable.

@@ -116,6 +116,28 @@ func (x *keyIndex) remove(k listKey) {
 	}
 }
 
+// after yields the keys that sort after k, or all of them when k is nil, oldest first.
+func (x *keyIndex) after(k *listKey) iter.Seq[listKey] {
+	return func(yield func(listKey) bool) {
+		c, start := 0, 0
+		if k != nil {
+			var found bool
+			c, start, found = x.locate(*k)
+			if found {
+				start++
+			}
+		}
+		for ; c >= 0 && c < len(x.chunks); c++ {
+			for _, key := range x.chunks[c][start:] {
+				if !yield(key) {
+					return
+				}
+			}
+			start = 0 // every key of a later chunk
+		}
+	}
+}
+
 // before yields the keys that sort before k, or all of them when k is nil, newest first.
 func (x *keyIndex) before(k *listKey) iter.Seq[listKey] {
 	return func(yield func(listKey) bool) {

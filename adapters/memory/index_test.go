@@ -88,9 +88,19 @@ func checkIndex(t *testing.T, x *keyIndex, want []listKey, cursor listKey) {
 	if !slices.Equal(all, reversed(want)) {
 		t.Fatalf("before(nil) = %d keys not in reverse sorted order", len(all))
 	}
-	end, _ := slices.BinarySearchFunc(want, cursor, compareKeys)
+	end, found := slices.BinarySearchFunc(want, cursor, compareKeys)
 	if got := slices.Collect(x.before(&cursor)); !slices.Equal(got, reversed(want[:end])) {
 		t.Fatalf("before(%v) = %d keys, want the %d before it, newest first", cursor, len(got), end)
+	}
+	if all := slices.Collect(x.after(nil)); !slices.Equal(all, want) {
+		t.Fatalf("after(nil) = %d keys not in sorted order", len(all))
+	}
+	start := end
+	if found {
+		start++
+	}
+	if got := slices.Collect(x.after(&cursor)); !slices.Equal(got, want[start:]) {
+		t.Fatalf("after(%v) = %d keys, want the %d after it, oldest first", cursor, len(got), len(want)-start)
 	}
 }
 

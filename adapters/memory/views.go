@@ -36,9 +36,10 @@ type postViews struct {
 }
 
 var (
-	_ ports.ViewWriter = (*Views)(nil)
-	_ ports.ViewReader = (*Views)(nil)
-	_ ports.Pinger     = (*Views)(nil)
+	_ ports.ViewWriter   = (*Views)(nil)
+	_ ports.ViewReader   = (*Views)(nil)
+	_ ports.Pinger       = (*Views)(nil)
+	_ ports.ViewVersions = (*Views)(nil)
 )
 
 // NewViews returns an empty read model. It has nothing to configure.
@@ -171,6 +172,22 @@ func (v *Views) History(_ context.Context, id string) ([]ports.HistoryEntry, err
 		return nil, fmt.Errorf("memory: history of post %s: %w", id, ports.ErrNotFound)
 	}
 	return slices.Clone(entries), nil
+}
+
+// Versions returns the version of the current view and the number of history entries of each
+// of the posts ids that the read model holds anything of.
+func (v *Views) Versions(_ context.Context, ids []string) (map[string]ports.ViewVersion, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make(map[string]ports.ViewVersion, len(ids))
+	for _, id := range ids {
+		p := v.posts[id]
+		if p == nil || (p.current.Version == 0 && len(p.history) == 0) {
+			continue
+		}
+		out[id] = ports.ViewVersion{Current: p.current.Version, History: int64(len(p.history))}
+	}
+	return out, nil
 }
 
 // Ping always succeeds: memory is always reachable.

@@ -60,6 +60,11 @@ type Config struct {
 	// lock held elsewhere then holds up every append of the process, for up to Timeout.
 	AppendBatch int
 	AppendSlots int
+	// ReadOnly opens the store for reading only, for a process whose database user may only
+	// read (a query server comparing its read model with the store): Open runs no migrations
+	// and fails, saying what to do, when the schema is missing or older than this build; Append
+	// and Relay fail.
+	ReadOnly bool
 	// StartTimeout bounds Open: connecting, waiting for another process's migration and
 	// migrating (default 1m).
 	StartTimeout time.Duration

@@ -18,6 +18,7 @@ import (
 // Server error numbers the store translates.
 const (
 	errDupEntry         = 1062 // ER_DUP_ENTRY: a unique key is taken
+	errNoSuchTable      = 1146 // ER_NO_SUCH_TABLE
 	errLockWaitTimeout  = 1205 // ER_LOCK_WAIT_TIMEOUT
 	errLockDeadlock     = 1213 // ER_LOCK_DEADLOCK: the transaction was rolled back
 	errConCount         = 1040 // ER_CON_COUNT_ERROR: too many connections
@@ -28,6 +29,9 @@ const (
 	errConnKilled       = 1927 // MariaDB ER_CONNECTION_KILLED
 	errClientTimeout    = 4031 // MySQL 8 ER_CLIENT_INTERACTION_TIMEOUT
 )
+
+// errReadOnlyStore is the answer to a write on a store opened with Config.ReadOnly.
+var errReadOnlyStore = errors.New("the store is open read-only")
 
 // serverError returns the server's error number, or 0 when err does not come from the server.
 func serverError(err error) uint16 {

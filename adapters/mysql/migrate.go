@@ -6,8 +6,10 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -72,12 +74,8 @@ func migrateSchema(ctx context.Context, dc *gomysql.Config, budget time.Duration
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", name)
 	}()
 
-	files, err := fs.Sub(migrationFiles, "migrations")
+	migrations, err := knownMigrations()
 	if err != nil {
-		return err
-	}
-	migrations := migrate.NewMigrations()
-	if err := migrations.Discover(files); err != nil {
 		return err
 	}
 	db := bun.NewDB(sqldb, mysqldialect.New())
@@ -115,13 +113,71 @@ func getLock(ctx context.Context, conn *sql.Conn, name string) error {
 	}
 }
 
-// lockName is the name of the migration lock of a database. Lock names are server-wide and at
-// most 64 characters long.
-func lockName(database string) string {
-	name := "hexapost_migrate:" + database
+// lockName is the name of the migration lock of a database.
+func lockName(database string) string { return serverLockName("hexapost_migrate:", database) }
+
+// serverLockName is the name of a MySQL named lock: prefix and key, or prefix and a hash of key
+// where that would be longer than the 64 characters a lock name may have. Lock names are
+// server-wide, so key names what the lock belongs to (a database, a job of a database).
+func serverLockName(prefix, key string) string {
+	name := prefix + key
 	if len(name) <= 64 {
 		return name
 	}
-	sum := sha256.Sum256([]byte(database))
-	return "hexapost_migrate:" + hex.EncodeToString(sum[:16])
+	sum := sha256.Sum256([]byte(key))
+	return prefix + hex.EncodeToString(sum[:16])
+}
+
+// knownMigrations returns the migrations of this build.
+func knownMigrations() (*migrate.Migrations, error) {
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	migrations := migrate.NewMigrations()
+	if err := migrations.Discover(files); err != nil {
+		return nil, err
+	}
+	return migrations, nil
+}
+
+// checkSchema returns an error that says what to do unless the database holds every migration
+// of this build. A store opened read-only runs none itself.
+func checkSchema(ctx context.Context, db *sql.DB) error {
+	migrations, err := knownMigrations()
+	if err != nil {
+		return err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT name FROM "+migrationsTable)
+	if serverError(err) == errNoSuchTable {
+		return errors.New("the database has no schema; start a process that opens the store " +
+			"read-write (a command server) once to create it")
+	}
+	if err != nil {
+		return fmt.Errorf("read the applied migrations: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	applied := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("read the applied migrations: %w", err)
+		}
+		applied[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the applied migrations: %w", err)
+	}
+	var missing []string
+	for _, m := range migrations.Sorted() {
+		if !applied[m.Name] {
+			missing = append(missing, m.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the schema lacks the migrations %s of this version; start a process of this "+
+			"version that opens the store read-write (a command server) once to apply them",
+			strings.Join(missing, ", "))
+	}
+	return nil
 }

@@ -666,6 +666,7 @@ func TestALostServerIsUnavailableAndTheStoreRecovers(t *testing.T) {
 		{"Load", func(ctx context.Context) error { _, err := s.Load(ctx, id, 0); return err }},
 		{"ReadAll", func(ctx context.Context) error { _, err := s.ReadAll(ctx, 0, 10); return err }},
 		{"Lookup", func(ctx context.Context) error { _, err := s.Lookup(ctx, "k"); return err }},
+		{"Heads", func(ctx context.Context) error { _, err := s.Heads(ctx, "", 10); return err }},
 		{"Append", func(ctx context.Context) error {
 			return s.Append(ctx, ports.Append{PostID: id, ExpectedVersion: 1, Changes: []ports.Change{st.retitle(id, "t2")}})
 		}},

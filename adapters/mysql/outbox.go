@@ -25,6 +25,9 @@ import (
 // claimable from the moment its append commits until its own publish succeeded.
 func (s *EventStore) Relay(ctx context.Context, maxChanges int,
 	publish func(context.Context, []ports.Change) error) (int, error) {
+	if s.cfg.ReadOnly {
+		return 0, fmt.Errorf("mysql: relay: %w", errReadOnlyStore)
+	}
 	if maxChanges <= 0 {
 		return 0, nil
 	}

@@ -6,8 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,12 @@ type EventStore struct {
 	seen seenVersions
 	// lastPurge is when (Unix nanoseconds) expired idempotency records were last deleted.
 	lastPurge atomic.Int64
+	// database is the name of the database, which the names of the store's locks include.
+	database string
+
+	locksMu sync.Mutex
+	// locks are the named locks held, each on a connection of its own; Close lets them go.
+	locks map[*serverLock]struct{}
 }
 
 var (
@@ -48,10 +56,12 @@ var (
 	_ ports.OutboxStats      = (*EventStore)(nil)
 	_ ports.IdempotencyStore = (*EventStore)(nil)
 	_ ports.Pinger           = (*EventStore)(nil)
+	_ ports.StreamHeads      = (*EventStore)(nil)
+	_ ports.Locker           = (*EventStore)(nil)
 )
 
 // Open connects to the database named by cfg.DSN, checks that it answers and brings its schema
-// up to date. Every error shows the DSN with its password redacted;
+// up to date (with cfg.ReadOnly: checks that it is). Every error shows the DSN with its password redacted;
 // an unreachable or overloaded server gives an error that wraps ports.ErrUnavailable.
 func Open(ctx context.Context, cfg Config) (*EventStore, error) {
 	cfg, err := cfg.withDefaults()
@@ -80,7 +90,12 @@ func Open(ctx context.Context, cfg Config) (*EventStore, error) {
 		_ = sqldb.Close()
 		return nil, startError(cfg.DSN, "connect", err)
 	}
-	if err := migrateSchema(ctx, dc, cfg.StartTimeout); err != nil {
+	if cfg.ReadOnly {
+		err = checkSchema(ctx, sqldb)
+	} else {
+		err = migrateSchema(ctx, dc, cfg.StartTimeout)
+	}
+	if err != nil {
 		_ = sqldb.Close()
 		return nil, startError(cfg.DSN, "schema", err)
 	}
@@ -88,6 +103,8 @@ func Open(ctx context.Context, cfg Config) (*EventStore, error) {
 		db:       bun.NewDB(sqldb, mysqldialect.New(mysqldialect.WithTimeLocation("UTC"))),
 		cfg:      cfg,
 		appended: make(chan struct{}, 1),
+		database: dc.DBName,
+		locks:    map[*serverLock]struct{}{},
 	}
 	s.appends = batch.New(cfg.AppendBatch, cfg.AppendSlots, s.appendBatch)
 	return s, nil
@@ -125,8 +142,14 @@ func startError(dsn, step string, err error) error {
 	return fmt.Errorf("mysql: DSN %s: %s: %w", redact(dsn), step, err)
 }
 
-// Close closes the connections. Calls made after it fail.
+// Close lets go of the locks held and closes the connections. Calls made after it fail.
 func (s *EventStore) Close() error {
+	s.locksMu.Lock()
+	held := slices.Collect(maps.Keys(s.locks))
+	s.locksMu.Unlock()
+	for _, l := range held {
+		l.Release()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("mysql: close: %w", err)
 	}
@@ -260,6 +283,9 @@ func (s *EventStore) Lookup(ctx context.Context, key string) (ports.IdempotencyR
 // withdrawn; once its transaction began, Append waits for the outcome.
 func (s *EventStore) Append(ctx context.Context, a ports.Append) error {
 	op := "append " + a.PostID
+	if s.cfg.ReadOnly {
+		return fmt.Errorf("mysql: %s: %w", op, errReadOnlyStore)
+	}
 	if err := a.Check(); err != nil {
 		return fmt.Errorf("mysql: %s: %w", op, err)
 	}
