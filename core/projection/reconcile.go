@@ -71,6 +71,12 @@ type ReconcileObserver interface {
 	Repaired()
 }
 
+type uncounted struct{}
+
+func (uncounted) PassCompleted()     {}
+func (uncounted) Drifted(DriftCause) {}
+func (uncounted) Repaired()          {}
+
 // ReconcileConfig tunes a Reconciler.
 type ReconcileConfig struct {
 	// Interval is the time between two passes (default 1m).
@@ -103,9 +109,12 @@ type Reconciler struct {
 
 // NewReconciler returns a Reconciler that reads the store through heads and events, compares
 // it with views and repairs through p. p should be quiet: a repair logs one line per post, not
-// one per change.
+// one per change. obs may be nil where nothing counts, as for a one-off Verify.
 func NewReconciler(heads ports.StreamHeads, events ports.EventLoader, views ports.ViewVersions, locker ports.Locker,
 	p *Projector, log *slog.Logger, obs ReconcileObserver, cfg ReconcileConfig) *Reconciler {
+	if obs == nil {
+		obs = uncounted{}
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
 	}
@@ -198,10 +207,19 @@ func (r *Reconciler) pass(ctx context.Context) error {
 			"store_version", d.StoreVersion, "view_version", d.ViewVersion, "history_entries", d.HistoryEntries,
 			"cause", string(d.Cause))
 		if err := r.Repair(ctx, d.PostID); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			// One post that cannot be repaired (a corrupt stream, say) must not keep the
+			// others drifted.
+			r.log.Error("drifted post not repaired", "post_id", d.PostID, "error", err)
+			continue
 		}
 		r.obs.Repaired()
 		repaired++
+	}
+	if repaired < len(drift) {
+		return fmt.Errorf("reconcile: %d of %d drifted posts not repaired", len(drift)-repaired, len(drift))
 	}
 	r.obs.PassCompleted()
 	level := slog.LevelDebug

@@ -393,3 +393,26 @@ func TestVerifyReportsAndRepairs(t *testing.T) {
 	}
 	assertConverged(t, s, v)
 }
+
+// A post whose stream cannot be folded is reported, and the others are repaired all the same.
+func TestReconcilerRepairsAroundAPostItCannotRepair(t *testing.T) {
+	t.Parallel()
+	s := newStreams(map[string]int64{"a-corrupt": 3, "b-good": 1})
+	s["a-corrupt"] = append(s["a-corrupt"][:1], s["a-corrupt"][2]) // version 2 is missing
+	v := newViews()
+	obs := &counts{}
+	r := newReconciler(s, v, v, &locks{}, obs, projection.ReconcileConfig{Interval: time.Hour, Grace: time.Millisecond})
+	go r.Run(t.Context())
+
+	r.Trigger()
+
+	waitFor(t, "the good post to be repaired", func() bool { _, repaired, _ := obs.read(); return repaired == 1 })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.current["b-good"] != s.state(t, "b-good") {
+		t.Errorf("view of the good post %+v, want %+v", v.current["b-good"], s.state(t, "b-good"))
+	}
+	if passes, _, drifted := obs.read(); passes != 0 || drifted[projection.DriftViewMissing] != 2 {
+		t.Errorf("%d passes completed, drifted %v; want 0 (one post is left drifted) and 2 view_missing", passes, drifted)
+	}
+}
