@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -131,9 +132,10 @@ func (v *Views) cols(ctx context.Context) (*mongo.Collection, *mongo.Collection,
 }
 
 var (
-	_ ports.ViewWriter = (*Views)(nil)
-	_ ports.ViewReader = (*Views)(nil)
-	_ ports.Pinger     = (*Views)(nil)
+	_ ports.ViewWriter   = (*Views)(nil)
+	_ ports.ViewReader   = (*Views)(nil)
+	_ ports.Pinger       = (*Views)(nil)
+	_ ports.ViewVersions = (*Views)(nil)
 )
 
 // Open connects, proves the server answers and creates the indexes every query needs.
@@ -520,6 +522,60 @@ func (v *Views) History(ctx context.Context, id string) ([]ports.HistoryEntry, e
 			EventID: d.EventID, Type: post.EventType(d.Type), OccurredAt: time.UnixMicro(d.OccurredAt).UTC(),
 			State: fromStateDoc(d.State),
 		})
+	}
+	return out, nil
+}
+
+// Versions returns the version of the current view and the number of history entries of each
+// of the posts ids that the read model holds anything of. It asks twice whatever the number of
+// ids — the views' versions, then the history entries counted per post — each answered in one
+// batch, and both of the same generation. MongoDB serves both from the _id and post_version
+// indexes; a server that cannot use an index for $in (FerretDB 1.x) reads both collections
+// whole on every call instead.
+func (v *Views) Versions(ctx context.Context, ids []string) (map[string]ports.ViewVersion, error) {
+	out := make(map[string]ports.ViewVersion, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	posts, history, err := v.cols(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := int32(min(len(ids), math.MaxInt32))
+	in := bson.D{{Key: "$in", Value: ids}}
+	cur, err := posts.Find(ctx, bson.D{{Key: "_id", Value: in}},
+		options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}).SetBatchSize(batch))
+	if err != nil {
+		return nil, wrap("versions of the views", err)
+	}
+	var views []struct {
+		ID      string `bson:"_id"`
+		Version int64  `bson:"version"`
+	}
+	if err := cur.All(ctx, &views); err != nil {
+		return nil, wrap("versions of the views", err)
+	}
+	for _, d := range views {
+		out[d.ID] = ports.ViewVersion{Current: d.Version}
+	}
+	cur, err = history.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "post_id", Value: in}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$post_id"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	}, options.Aggregate().SetBatchSize(batch))
+	if err != nil {
+		return nil, wrap("history entries counted", err)
+	}
+	var counts []struct {
+		PostID string `bson:"_id"`
+		N      int64  `bson:"n"`
+	}
+	if err := cur.All(ctx, &counts); err != nil {
+		return nil, wrap("history entries counted", err)
+	}
+	for _, c := range counts {
+		vv := out[c.PostID]
+		vv.History = c.N
+		out[c.PostID] = vv
 	}
 	return out, nil
 }

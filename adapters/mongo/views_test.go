@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -321,4 +322,50 @@ func TestASecondVersionRacingTheFirstIsStored(t *testing.T) {
 			t.Errorf("view of %s = v%d, %v; want v2", id(i), got.Version, err)
 		}
 	}
+}
+
+// TestVersionsFollowTheLiveGeneration compares with what readers see: the live generation
+// before a rebuild's swap, the rebuilt one after it.
+func TestVersionsFollowTheLiveGeneration(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	v := openViews(t)
+	old, rebuilt := "old-post", "rebuilt-post"
+	put := func(w ports.ViewWriter, id string, versions int64) {
+		t.Helper()
+		for ver := int64(1); ver <= versions; ver++ {
+			if err := w.PutHistory(ctx, entry(id, ver, epochAt(ver))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.PutCurrent(ctx, entry(id, ver, epochAt(ver)).State); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put(v, old, 1)
+	fresh, err := v.Fresh(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(fresh, rebuilt, 2)
+	check := func(when string, got map[string]ports.ViewVersion, err error, want map[string]ports.ViewVersion) {
+		t.Helper()
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Versions = %v, %v; want %v", when, got, err, want)
+		}
+	}
+
+	got, err := v.Versions(ctx, []string{old, rebuilt})
+	check("before the swap", got, err, map[string]ports.ViewVersion{old: {Current: 1, History: 1}})
+	got, err = fresh.(ports.ViewVersions).Versions(ctx, []string{old, rebuilt})
+	check("the rebuilt read model", got, err, map[string]ports.ViewVersion{rebuilt: {Current: 2, History: 2}})
+	if err := v.Swap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = v.Versions(ctx, []string{old, rebuilt})
+	check("after the swap", got, err, map[string]ports.ViewVersion{rebuilt: {Current: 2, History: 2}})
+}
+
+func epochAt(version int64) time.Time {
+	return time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC).Add(time.Duration(version) * time.Second)
 }

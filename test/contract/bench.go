@@ -2,6 +2,9 @@ package contract
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
 
 	"hexapost/core/post"
@@ -53,4 +56,111 @@ func benchChange(id string, v int64) ports.Change {
 	}
 	return ports.Change{Event: e, State: post.State{ID: id, Version: v, Title: title, Content: "body",
 		AuthorName: "bench", CreatedAt: epoch, UpdatedAt: epoch}}
+}
+
+// ReconcilePostsEnv names the variable that sets how many posts BenchmarkReconcilePass compares
+// (default 1000).
+const ReconcilePostsEnv = "HEXAPOST_BENCH_RECONCILE_POSTS"
+
+// reconcilePage is how many posts one page of the comparison holds, as in a reconciliation pass.
+const reconcilePage = 500
+
+// BenchmarkReconcilePass measures one full comparison of a read model with the event store, as
+// a reconciliation pass makes it: the heads of every post in pages of 500 and, for each page,
+// what the read model holds of those posts. The posts (ReconcilePostsEnv, one to three versions
+// each) are written to the store and projected to the read model once, before the timer starts,
+// so -benchtime=1x measures one pass. Besides the time it reports the posts compared and the
+// CPU time of this process per pass (cpu-ns/op); the servers' CPU is not in it.
+func BenchmarkReconcilePass(b *testing.B, newStore func(*testing.B) HeadsStore, newViews func(*testing.B) VersionsStore) {
+	n := 1000
+	if v := os.Getenv(ReconcilePostsEnv); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("%s=%q: want a positive number of posts", ReconcilePostsEnv, v)
+		}
+	}
+	store, views := newStore(b), newViews(b)
+	fillForReconcile(b, store, views, n)
+
+	cpu := processCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		posts, drifted := comparePass(b, store, views)
+		if posts != n || drifted != 0 {
+			b.Fatalf("the pass compared %d posts and found %d drifted, want %d and none", posts, drifted, n)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(n), "posts/op")
+}
+
+// fillForReconcile appends n posts of one to three versions each and projects every change,
+// several posts at a time.
+func fillForReconcile(b *testing.B, store ports.EventStore, views ports.ViewWriter, n int) {
+	b.Helper()
+	p := newProjector(views)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				id := newID()
+				changes := make([]ports.Change, 1+i%3)
+				for v := range changes {
+					changes[v] = benchChange(id, int64(v+1))
+				}
+				if err := store.Append(b.Context(), ports.Append{PostID: id, Changes: changes}); err != nil {
+					b.Errorf("append %s: %v", id, err)
+					return
+				}
+				for _, c := range changes {
+					if err := p.Apply(b.Context(), c); err != nil {
+						b.Errorf("apply %s v%d: %v", id, c.Event.Version, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+}
+
+// comparePass walks the store's heads in pages and counts the posts compared and those the
+// read model holds less of than the store: no current view at the head, or fewer history
+// entries than versions.
+func comparePass(b *testing.B, store ports.StreamHeads, views ports.ViewVersions) (posts, drifted int) {
+	b.Helper()
+	ids := make([]string, 0, reconcilePage)
+	for after := ""; ; {
+		page, err := store.Heads(b.Context(), after, reconcilePage)
+		if err != nil {
+			b.Fatalf("Heads after %q: %v", after, err)
+		}
+		if len(page) == 0 {
+			return posts, drifted
+		}
+		ids = ids[:0]
+		for _, h := range page {
+			ids = append(ids, h.PostID)
+		}
+		held, err := views.Versions(b.Context(), ids)
+		if err != nil {
+			b.Fatalf("Versions of %d posts: %v", len(ids), err)
+		}
+		for _, h := range page {
+			if v := held[h.PostID]; v.Current < h.Version || v.History < h.Version {
+				drifted++
+			}
+		}
+		posts += len(page)
+		after = page[len(page)-1].PostID
+	}
 }

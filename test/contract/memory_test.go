@@ -46,6 +46,26 @@ func TestMemoryViewsWithWakeup(t *testing.T) {
 	})
 }
 
+func TestMemoryStreamHeads(t *testing.T) {
+	t.Parallel()
+	contract.StreamHeads(t, func(*testing.T) contract.HeadsStore {
+		return memory.NewEventStore(memory.EventStoreConfig{})
+	})
+}
+
+func TestMemoryLocker(t *testing.T) {
+	t.Parallel()
+	contract.Locker(t, func(*testing.T) func() contract.LockerProcess {
+		s := memory.NewEventStore(memory.EventStoreConfig{})
+		return func() contract.LockerProcess { return contract.LockerProcess{Locker: s} }
+	}, contract.LockerFeatures{})
+}
+
+func TestMemoryViewVersions(t *testing.T) {
+	t.Parallel()
+	contract.ViewVersions(t, func(*testing.T) contract.VersionsStore { return memory.NewViews() })
+}
+
 func BenchmarkMemoryAppend(b *testing.B) {
 	contract.BenchmarkAppend(b, func(*testing.B) ports.EventStore {
 		return memory.NewEventStore(memory.EventStoreConfig{})
@@ -54,4 +74,10 @@ func BenchmarkMemoryAppend(b *testing.B) {
 
 func BenchmarkMemoryApply(b *testing.B) {
 	contract.BenchmarkApply(b, func(*testing.B) contract.ViewsStore { return memory.NewViews() })
+}
+
+func BenchmarkMemoryReconcilePass(b *testing.B) {
+	contract.BenchmarkReconcilePass(b,
+		func(*testing.B) contract.HeadsStore { return memory.NewEventStore(memory.EventStoreConfig{}) },
+		func(*testing.B) contract.VersionsStore { return memory.NewViews() })
 }
