@@ -142,6 +142,8 @@ func scrape(t *testing.T, baseURL string) metricFamilies {
 			switch {
 			case m.GetCounter() != nil:
 				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
 			case m.GetHistogram() != nil:
 				out[key] = float64(m.GetHistogram().GetSampleCount())
 			}
