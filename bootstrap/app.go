@@ -81,7 +81,11 @@ func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, views)
+		access, err := storeAccessOption(cfg, r, log)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, views, access)
 		if r.Command && (cfg.ReadModel == "memory" || cfg.Bus == "memory") {
 			// An in-memory read model starts empty: fill it from the event store before the
 			// query server answers, or a restart would hide every post written before it. With
@@ -126,6 +130,7 @@ func eventStoreOption(cfg config) (fx.Option, error) {
 					return s, s, s, s
 				},
 				func(s *memory.EventStore) ports.StreamReader { return s },
+				func(s *memory.EventStore) (ports.StreamHeads, ports.Locker) { return s, s },
 				checkOf[*memory.EventStore]("event_store"),
 			)), nil
 	case "mysql":
@@ -147,6 +152,7 @@ func eventStoreOption(cfg config) (fx.Option, error) {
 					return s, s, s, s
 				},
 				func(s *mysql.EventStore) ports.StreamReader { return s },
+				func(s *mysql.EventStore) (ports.StreamHeads, ports.Locker) { return s, s },
 				checkOf[*mysql.EventStore]("event_store"),
 			)), nil
 	}
@@ -158,9 +164,9 @@ func busOption(cfg config) (fx.Option, error) {
 	case "memory":
 		return fx.Module("bus",
 			fx.Provide(
-				func(log *slog.Logger, m *prometheus.Metrics) *memory.Bus {
+				func(log *slog.Logger, o *deliveryObserver) *memory.Bus {
 					return memory.NewBus(memory.BusConfig{
-						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: m,
+						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: o,
 					})
 				},
 				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
@@ -172,10 +178,10 @@ func busOption(cfg config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger, m *prometheus.Metrics) (*redis.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, o *deliveryObserver) (*redis.Bus, error) {
 					b, err := redis.Open(context.Background(), redis.Config{
 						URL: cfg.RedisURL, Group: cfg.ConsumerGroup, MaxLen: cfg.RedisMaxLen, MaxAttempts: cfg.MaxAttempts,
-						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
+						Backoff: cfg.RetryBackoff, Log: log, Observer: o,
 					})
 					if err != nil {
 						return nil, fmt.Errorf("POSTS_REDIS_URL: %w", err)
@@ -192,10 +198,10 @@ func busOption(cfg config) (fx.Option, error) {
 		}
 		return fx.Module("bus",
 			fx.Provide(
-				func(lc fx.Lifecycle, log *slog.Logger, m *prometheus.Metrics) (*nats.Bus, error) {
+				func(lc fx.Lifecycle, log *slog.Logger, o *deliveryObserver) (*nats.Bus, error) {
 					b, err := nats.Open(context.Background(), nats.Config{
 						URL: cfg.NATSURL, Durable: cfg.ConsumerGroup, MaxMsgs: cfg.NATSMaxMsgs, MaxAttempts: cfg.MaxAttempts,
-						Backoff: cfg.RetryBackoff, Log: log, Observer: m,
+						Backoff: cfg.RetryBackoff, Log: log, Observer: o,
 					})
 					if err != nil {
 						return nil, fmt.Errorf("POSTS_NATS_URL: %w", err)
@@ -216,7 +222,7 @@ func readModelOption(cfg config) (fx.Option, error) {
 		return fx.Module("read-model",
 			fx.Provide(
 				memory.NewViews,
-				func(v *memory.Views) (ports.ViewWriter, ports.ViewReader) { return v, v },
+				func(v *memory.Views) (ports.ViewWriter, ports.ViewReader, ports.ViewVersions) { return v, v, v },
 				checkOf[*memory.Views]("read_model"),
 			)), nil
 	case "mongo":
@@ -235,7 +241,9 @@ func readModelOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(v.Close))
 					return v, nil
 				},
-				func(v *mongo.Views) (ports.ViewWriter, ports.ViewReader, ports.ViewRebuilder) { return v, v, v },
+				func(v *mongo.Views) (ports.ViewWriter, ports.ViewReader, ports.ViewRebuilder, ports.ViewVersions) {
+					return v, v, v, v
+				},
 				checkOf[*mongo.Views]("read_model"),
 			)), nil
 	}
@@ -282,6 +290,8 @@ func querySide(cfg config) fx.Option {
 			queryapi.NewHandler,
 		),
 		fx.Invoke(runProjector),
+		// After the projector, so that it stops first.
+		fx.Invoke(runReconciler),
 	)
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/fx"
 )
@@ -96,6 +97,23 @@ func TestValidateApp(t *testing.T) {
 			giveRoles: roles{Query: true},
 		},
 		{
+			name: "redis bus, query process reading the mysql event store",
+			giveEnv: map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0",
+				"POSTS_EVENT_STORE": "mysql", "POSTS_MYSQL_DSN": "u:p@tcp(127.0.0.1:1)/x"},
+			giveRoles: roles{Query: true},
+		},
+		{
+			name:      "mysql without a DSN, query process",
+			giveEnv:   map[string]string{"POSTS_BUS": "redis", "POSTS_REDIS_URL": "redis://127.0.0.1:1/0", "POSTS_EVENT_STORE": "mysql"},
+			giveRoles: roles{Query: true},
+			wantErr:   "POSTS_EVENT_STORE=mysql needs POSTS_MYSQL_DSN",
+		},
+		{
+			name:      "reconciliation off",
+			giveEnv:   map[string]string{"POSTS_RECONCILE_INTERVAL": "off"},
+			giveRoles: roles{Command: true, Query: true},
+		},
+		{
 			name:      "mongo without a URI",
 			giveEnv:   map[string]string{"POSTS_READ_MODEL": "mongo"},
 			giveRoles: roles{Command: true, Query: true},
@@ -149,6 +167,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"POSTS_STATE_CACHE", "yes", `POSTS_STATE_CACHE="yes": must be one of on, off`},
 		{"POSTS_READ_WAIT", "soon", `POSTS_READ_WAIT="soon": must be a positive duration`},
 		{"POSTS_READ_WAIT", "-1s", `POSTS_READ_WAIT="-1s": must be a positive duration`},
+		{"POSTS_RECONCILE_INTERVAL", "soon", `POSTS_RECONCILE_INTERVAL="soon": must be off or a positive duration`},
+		{"POSTS_RECONCILE_GRACE", "0s", `POSTS_RECONCILE_GRACE="0s": must be a positive duration`},
 		{"POSTS_READ_WAKEUP", "yes", `POSTS_READ_WAKEUP="yes": must be one of on, off`},
 		{"POSTS_MAX_ATTEMPTS", "0", `POSTS_MAX_ATTEMPTS="0": must be a whole number from 1 to 100`},
 		{"POSTS_REDIS_MAXLEN", "999", `POSTS_REDIS_MAXLEN="999": must be a whole number of at least 1000`},
@@ -192,6 +212,12 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if !cfg.ReadWakeup {
 		t.Error("POSTS_READ_WAKEUP is off by default, want on")
+	}
+	if cfg.ReconcileInterval != time.Minute || cfg.ReconcileGrace != 10*time.Second {
+		t.Errorf("reconciliation every %s with a grace of %s, want 1m0s and 10s", cfg.ReconcileInterval, cfg.ReconcileGrace)
+	}
+	if off, err := loadConfig(env(map[string]string{"POSTS_RECONCILE_INTERVAL": "off"})); err != nil || off.ReconcileInterval != 0 {
+		t.Errorf("POSTS_RECONCILE_INTERVAL=off gives %v, %v; want 0", off.ReconcileInterval, err)
 	}
 	if cfg.RedisMaxLen != 1_000_000 || cfg.NATSMaxMsgs != 1_000_000 {
 		t.Errorf("stream bounds: Redis %d, NATS %d; want 1 000 000 each", cfg.RedisMaxLen, cfg.NATSMaxMsgs)

@@ -47,6 +47,13 @@ type config struct {
 	RetryBackoff    time.Duration // POSTS_RETRY_BACKOFF: delay before the first retry; doubles each time
 	ShutdownTimeout time.Duration // POSTS_SHUTDOWN_TIMEOUT: how long a graceful stop may take
 
+	// ReconcileInterval is POSTS_RECONCILE_INTERVAL: the time between two passes comparing the
+	// read model with the event store; 0 (off) disables them.
+	ReconcileInterval time.Duration
+	// ReconcileGrace is POSTS_RECONCILE_GRACE: how long a post found behind may take to catch up
+	// through the bus before it counts as drift.
+	ReconcileGrace time.Duration
+
 	AdminToken  string   // POSTS_ADMIN_TOKEN: bearer token of /admin/*; empty closes them
 	CORSOrigins []string // POSTS_CORS_ORIGINS: origins allowed cross-origin; empty: the bundled docs only
 
@@ -89,6 +96,20 @@ func duration(set func(c *config, d time.Duration)) func(*config, string) error 
 			return fmt.Errorf("must be a positive duration such as 2s or 500ms")
 		}
 		set(c, d)
+		return nil
+	}
+}
+
+// durationOrOff is duration, or 0 for off.
+func durationOrOff(set func(c *config, d time.Duration)) func(*config, string) error {
+	return func(c *config, v string) error {
+		if v == "off" {
+			set(c, 0)
+			return nil
+		}
+		if err := duration(set)(c, v); err != nil {
+			return fmt.Errorf("must be off or a positive duration such as 1m or 30s")
+		}
 		return nil
 	}
 }
@@ -163,6 +184,8 @@ var variables = []variable{
 	}},
 	{"POSTS_RETRY_BACKOFF", "100ms", nil, duration(func(c *config, d time.Duration) { c.RetryBackoff = d })},
 	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
+	{"POSTS_RECONCILE_INTERVAL", "1m", nil, durationOrOff(func(c *config, d time.Duration) { c.ReconcileInterval = d })},
+	{"POSTS_RECONCILE_GRACE", "10s", nil, duration(func(c *config, d time.Duration) { c.ReconcileGrace = d })},
 	{"POSTS_ADMIN_TOKEN", "", nil, text(func(c *config, v string) { c.AdminToken = v })},
 	{"POSTS_CORS_ORIGINS", "", nil, origins},
 	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *config, v string) { c.LogLevel = v })},

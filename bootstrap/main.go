@@ -32,6 +32,8 @@ Usage:
   hexapost serve query       the query server and the projector only
   hexapost openapi [--json]  print the OpenAPI document of both servers
   hexapost rebuild           rebuild the MongoDB read model from the MySQL event store, live
+  hexapost verify [--repair] compare the MongoDB read model with the MySQL event store and print
+                             the posts that differ (exit 1 if any); --repair re-projects them
   hexapost bench [flags]     load running servers and report throughput and latency (-h: flags)
   hexapost version           print the build's version, revision and Go version
 
@@ -52,6 +54,8 @@ func Main(args []string, environ []string, stdout, stderr io.Writer) int {
 		return serve(r, environ, stderr)
 	case args[0] == "rebuild" && len(args) == 1:
 		return rebuild(environ, stderr)
+	case args[0] == "verify" && (len(args) == 1 || len(args) == 2 && args[1] == "--repair"):
+		return verify(environ, len(args) == 2, stdout, stderr)
 	case args[0] == "bench":
 		return load.Main(args[1:], stdout, stderr)
 	case args[0] == "openapi":
@@ -187,18 +191,43 @@ func newApp(cfg config, r roles, log *slog.Logger) (*fx.App, error) {
 // rebuild recreates the read model from the event store while the servers keep running: it
 // fills the next generation of the read model, switches every process to it, and catches up.
 func rebuild(environ []string, stderr io.Writer) int {
+	var (
+		events  ports.StreamReader
+		rebuild ports.ViewRebuilder
+		live    ports.ViewWriter
+	)
+	return tool("rebuild", environ, stderr, func(cfg config, _ *slog.Logger) (fx.Option, error) {
+		return eventStoreOption(cfg)
+	}, func(ctx context.Context, log *slog.Logger) int {
+		begin := time.Now()
+		n, m, err := projection.Rebuild(ctx, events, rebuild, live, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "hexapost: %v\n", err)
+			return 1
+		}
+		log.Info("read model rebuilt", "events", n, "catch_up_events", m, "took", time.Since(begin))
+		return 0
+	}, &events, &rebuild, &live)
+}
+
+// tool runs a subcommand that works on the MySQL event store and the MongoDB read model of a
+// running deployment: it assembles the store (as store gives it) and the read model, fills
+// targets from them, starts them, and runs do until it returns or a signal ends its context.
+// It returns do's exit code, or 1 when the backends could not be set up.
+func tool(name string, environ []string, stderr io.Writer, store func(config, *slog.Logger) (fx.Option, error),
+	do func(ctx context.Context, log *slog.Logger) int, targets ...any) int {
 	cfg, err := loadConfig(environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
 		return 1
 	}
 	if cfg.EventStore != "mysql" || cfg.ReadModel != "mongo" {
-		fmt.Fprintf(stderr, "hexapost: rebuild needs POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo "+
-			"(an in-memory read model is rebuilt at every start)\n")
+		fmt.Fprintf(stderr, "hexapost: %s needs POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo "+
+			"(an in-memory read model is rebuilt at every start)\n", name)
 		return 1
 	}
 	log := newLogger(cfg, stderr)
-	store, err := eventStoreOption(cfg)
+	storeOpt, err := store(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "hexapost: %v\n", err)
 		return 1
@@ -208,13 +237,7 @@ func rebuild(environ []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hexapost: %v\n", err)
 		return 1
 	}
-	var (
-		events  ports.StreamReader
-		rebuild ports.ViewRebuilder
-		live    ports.ViewWriter
-	)
-	app := fx.New(fx.Supply(cfg), fx.Supply(log), fxLogger(log), store, views,
-		fx.Populate(&events, &rebuild, &live))
+	app := fx.New(fx.Supply(cfg), fx.Supply(log), fxLogger(log), storeOpt, views, fx.Populate(targets...))
 	if err := app.Err(); err != nil {
 		fmt.Fprintf(stderr, "hexapost: %v\n", dig.RootCause(err))
 		return 1
@@ -226,14 +249,7 @@ func rebuild(environ []string, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = app.Stop(context.Background()) }()
-	begin := time.Now()
-	n, m, err := projection.Rebuild(ctx, events, rebuild, live, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: %v\n", err)
-		return 1
-	}
-	log.Info("read model rebuilt", "events", n, "catch_up_events", m, "took", time.Since(begin))
-	return 0
+	return do(ctx, log)
 }
 
 // build returns the version of the build (its module version, "(devel)" for a build from a

@@ -14,7 +14,7 @@ import (
 // metricsOption provides the process's metrics and registers what is read at scrape time: the
 // readiness of every backend and, where the relay runs, the outbox backlog.
 func metricsOption(r roles) fx.Option {
-	opts := []fx.Option{fx.Provide(newMetrics, newHTTPMetrics), fx.Invoke(registerBackends),
+	opts := []fx.Option{fx.Provide(newMetrics, newHTTPMetrics, newDeliveryObserver), fx.Invoke(registerBackends),
 		fx.Invoke(func(m *prometheus.Metrics) error { return m.RegisterBuildInfo(build()) })}
 	if r.Command {
 		opts = append(opts, fx.Invoke(func(m *prometheus.Metrics, stats ports.OutboxStats, log *slog.Logger) error {

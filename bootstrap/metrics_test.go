@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -84,17 +85,10 @@ func TestDeadLetterMetrics(t *testing.T) {
 // waitDeadLetters waits until the bus holds n dead letters.
 func waitDeadLetters(t *testing.T, bus *memory.Bus, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, fmt.Sprint(n, " dead letters"), func() bool {
 		got, err := bus.List(t.Context())
-		if err == nil && len(got) == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d dead letters (%v) after 10 s, want %d", len(got), err, n)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the bus, bounded by the deadline
-	}
+		return err == nil && len(got) == n
+	})
 }
 
 // refusingViews fails every write of the current view of a post with the given title.
@@ -142,6 +136,8 @@ func scrape(t *testing.T, baseURL string) metricFamilies {
 			switch {
 			case m.GetCounter() != nil:
 				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
 			case m.GetHistogram() != nil:
 				out[key] = float64(m.GetHistogram().GetSampleCount())
 			}

@@ -1,7 +1,7 @@
 // Package prometheus counts what hexapost does in Prometheus metrics: decorators of the event
 // store, the publisher and the projection handler that count and time what passes through
-// them, the buses' delivery observer, and collectors that read the backends' health and the
-// outbox backlog at scrape time.
+// them, the buses' delivery observer, the reconciler's observer, and collectors that read the
+// backends' health and the outbox backlog at scrape time.
 package prometheus
 
 import (
@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"hexapost/core/projection"
 	"hexapost/ports"
 )
 
@@ -57,9 +59,19 @@ type Metrics struct {
 	deadLetters     *prom.CounterVec
 	busLosses       *prom.CounterVec
 	backendUp       *prom.GaugeVec
+
+	reconcileEnabled prom.Gauge
+	passes           prom.Counter
+	drifted          *prom.CounterVec
+	repaired         prom.Counter
+	// lastPass is when (Unix nanoseconds) this process last completed a pass, or started.
+	lastPass atomic.Int64
 }
 
-var _ ports.DeliveryObserver = (*Metrics)(nil)
+var (
+	_ ports.DeliveryObserver       = (*Metrics)(nil)
+	_ projection.ReconcileObserver = (*Metrics)(nil)
+)
 
 // New registers the metrics, with the Go runtime's and the process's, in a new registry.
 func New(cfg Config) (*Metrics, error) {
@@ -115,6 +127,27 @@ func New(cfg Config) (*Metrics, error) {
 			Name: "hexapost_backend_up",
 			Help: "1 if the backend answered its last round trip (a /readyz check or a scrape), else 0.",
 		}, []string{"backend"}),
+		reconcileEnabled: prom.NewGauge(prom.GaugeOpts{
+			Name: "hexapost_reconcile_enabled",
+			Help: "1 if this process reconciles the read model with the event store (or stands by to), else 0.",
+		}),
+		passes: prom.NewCounter(prom.CounterOpts{
+			Name: "hexapost_reconcile_passes_total",
+			Help: "Passes over the whole read model this process completed.",
+		}),
+		drifted: prom.NewCounterVec(prom.CounterOpts{
+			Name: "hexapost_reconcile_drifted_posts_total",
+			Help: "Posts this process found behind the event store after the grace, by cause " +
+				"(view_missing, view_behind, history_missing).",
+		}, []string{"cause"}),
+		repaired: prom.NewCounter(prom.CounterOpts{
+			Name: "hexapost_reconcile_repaired_posts_total",
+			Help: "Drifted posts this process re-projected from the event store.",
+		}),
+	}
+	m.lastPass.Store(time.Now().UnixNano())
+	for _, c := range projection.DriftCauses {
+		m.drifted.WithLabelValues(string(c))
 	}
 	for _, t := range cfg.CommandTypes {
 		m.commandDuration.WithLabelValues(t)
@@ -132,6 +165,11 @@ func New(cfg Config) (*Metrics, error) {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.appended, m.published, m.projected, m.commands, m.commandDuration, m.publishDuration,
 		m.projectionLag, m.retries, m.deadLetters, m.busLosses,
+		m.reconcileEnabled, m.passes, m.drifted, m.repaired,
+		prom.NewGaugeFunc(prom.GaugeOpts{
+			Name: "hexapost_reconcile_last_pass_age_seconds",
+			Help: "Seconds since this process last completed a reconciliation pass, or since it started.",
+		}, func() float64 { return time.Since(time.Unix(0, m.lastPass.Load())).Seconds() }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -174,6 +212,27 @@ func (m *Metrics) DeadLettered(c ports.DeadLetterCause) {
 func (m *Metrics) Lost(c ports.LossCause) {
 	m.busLosses.WithLabelValues(string(c)).Inc()
 }
+
+// ReconcileEnabled sets hexapost_reconcile_enabled.
+func (m *Metrics) ReconcileEnabled(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.reconcileEnabled.Set(v)
+}
+
+// PassCompleted counts a completed reconciliation pass (projection.ReconcileObserver).
+func (m *Metrics) PassCompleted() {
+	m.passes.Inc()
+	m.lastPass.Store(time.Now().UnixNano())
+}
+
+// Drifted counts a post found drifted (projection.ReconcileObserver).
+func (m *Metrics) Drifted(c projection.DriftCause) { m.drifted.WithLabelValues(string(c)).Inc() }
+
+// Repaired counts a drifted post re-projected (projection.ReconcileObserver).
+func (m *Metrics) Repaired() { m.repaired.Inc() }
 
 // Projection wraps the projector's handler h so that it counts the projector's attempts and, for each
 // long after it occurred that was.

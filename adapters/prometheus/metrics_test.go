@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"hexapost/adapters/prometheus"
 	"hexapost/core/post"
+	"hexapost/core/projection"
 	"hexapost/ports"
 )
 
@@ -101,5 +103,57 @@ func TestBuildInfo(t *testing.T) {
 	want := `hexapost_build_info{goversion="go1.27.3",revision="abc123",version="v1.2.3"} 1`
 	if !strings.Contains(rec.Body.String(), want) {
 		t.Fatalf("metrics page lacks %s:\n%s", want, rec.Body.String())
+	}
+}
+
+// The reconcile metrics exist from the start, every cause at zero, and count what the
+// reconciler tells.
+func TestReconcileMetrics(t *testing.T) {
+	t.Parallel()
+	m, err := prometheus.New(prometheus.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func() string {
+		rec := httptest.NewRecorder()
+		m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	before := page()
+	m.ReconcileEnabled(true)
+	m.Drifted(projection.DriftViewBehind)
+	m.Drifted(projection.DriftViewBehind)
+	m.Drifted(projection.DriftHistoryMissing)
+	m.Repaired()
+	m.Repaired()
+	m.Repaired()
+	m.PassCompleted()
+	after := page()
+
+	tests := []struct {
+		page, want string
+	}{
+		{before, "hexapost_reconcile_enabled 0"},
+		{before, "hexapost_reconcile_passes_total 0"},
+		{before, `hexapost_reconcile_drifted_posts_total{cause="view_missing"} 0`},
+		{before, `hexapost_reconcile_drifted_posts_total{cause="view_behind"} 0`},
+		{before, `hexapost_reconcile_drifted_posts_total{cause="history_missing"} 0`},
+		{before, "hexapost_reconcile_repaired_posts_total 0"},
+		{after, "hexapost_reconcile_enabled 1"},
+		{after, "hexapost_reconcile_passes_total 1"},
+		{after, `hexapost_reconcile_drifted_posts_total{cause="view_missing"} 0`},
+		{after, `hexapost_reconcile_drifted_posts_total{cause="view_behind"} 2`},
+		{after, `hexapost_reconcile_drifted_posts_total{cause="history_missing"} 1`},
+		{after, "hexapost_reconcile_repaired_posts_total 3"},
+	}
+	for _, tt := range tests {
+		if !strings.Contains(tt.page, tt.want+"\n") {
+			t.Errorf("metrics page lacks %q", tt.want)
+		}
+	}
+	_, rest, _ := strings.Cut(after, "\nhexapost_reconcile_last_pass_age_seconds ")
+	line, _, _ := strings.Cut(rest, "\n")
+	if age, err := strconv.ParseFloat(line, 64); err != nil || age < 0 || age > 60 {
+		t.Errorf("age of the last pass %q, want the seconds since the pass just completed", line)
 	}
 }

@@ -26,7 +26,7 @@ const ReplayBatch = 500
 func Replay(ctx context.Context, events ports.StreamReader, p *Projector) (int, error) {
 	var (
 		after ports.StreamPosition
-		agg   *post.Post // the post being folded, carried from one page to the next
+		f     folder
 		n     int
 	)
 	for {
@@ -34,32 +34,62 @@ func Replay(ctx context.Context, events ports.StreamReader, p *Projector) (int, 
 		if err != nil {
 			return n, fmt.Errorf("replay after %s v%d: %w", after.PostID, after.Version, err)
 		}
-		changes := make([]ports.Change, len(page))
-		last := map[string]int{} // post id → its last change in the page
-		for i, e := range page {
-			if agg == nil || e.PostID != after.PostID {
-				if agg, err = post.FromHistory(e.PostID, nil); err != nil {
-					return n, err
-				}
-			}
-			if err := agg.Apply(e); err != nil {
-				return n, fmt.Errorf("replay %s v%d: %w", e.PostID, e.Version, err)
-			}
-			changes[i], last[e.PostID] = ports.Change{Event: e, State: agg.State()}, i
-			after = ports.StreamPosition{PostID: e.PostID, Version: e.Version}
+		changes, err := f.fold(page)
+		if err != nil {
+			return n, fmt.Errorf("replay: %w", err)
 		}
-		for i, c := range changes {
-			var later *ports.Change
-			if j := last[c.Event.PostID]; j > i {
-				later = &changes[j]
-			}
-			if err := p.ApplyWaiting(ctx, c, later); err != nil {
-				return n, fmt.Errorf("replay %s v%d: %w", c.Event.PostID, c.Event.Version, err)
-			}
-			n++
+		m, err := applyAll(ctx, p, changes)
+		n += m
+		if err != nil {
+			return n, fmt.Errorf("replay: %w", err)
 		}
 		if len(page) < ReplayBatch {
 			return n, nil
 		}
+		last := page[len(page)-1]
+		after = ports.StreamPosition{PostID: last.PostID, Version: last.Version}
 	}
+}
+
+// folder folds events in stream order (by post, then by version) into changes, carrying the
+// post being folded from one call to the next, so that a stream may span several pages.
+type folder struct {
+	agg *post.Post
+}
+
+func (f *folder) fold(events []post.Event) ([]ports.Change, error) {
+	changes := make([]ports.Change, len(events))
+	for i, e := range events {
+		if f.agg == nil || e.PostID != f.agg.ID() {
+			agg, err := post.FromHistory(e.PostID, nil)
+			if err != nil {
+				return nil, err
+			}
+			f.agg = agg
+		}
+		if err := f.agg.Apply(e); err != nil {
+			return nil, fmt.Errorf("%s v%d: %w", e.PostID, e.Version, err)
+		}
+		changes[i] = ports.Change{Event: e, State: f.agg.State()}
+	}
+	return changes, nil
+}
+
+// applyAll applies changes in order, telling each of the last later change of its post among
+// them, as the buses do, so that a post's view is written once. It returns how many it applied.
+func applyAll(ctx context.Context, p *Projector, changes []ports.Change) (int, error) {
+	last := map[string]int{} // post id → its last change
+	for i, c := range changes {
+		last[c.Event.PostID] = i
+	}
+	for i, c := range changes {
+		var later *ports.Change
+		if j := last[c.Event.PostID]; j > i {
+			later = &changes[j]
+		}
+		if err := p.ApplyWaiting(ctx, c, later); err != nil {
+			return i, fmt.Errorf("%s v%d: %w", c.Event.PostID, c.Event.Version, err)
+		}
+	}
+	return len(changes), nil
 }
