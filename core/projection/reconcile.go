@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"hexapost/ports"
@@ -193,6 +195,9 @@ func (r *Reconciler) holding(ctx context.Context, lock ports.Lock) ports.Lock {
 	return lock
 }
 
+// repairers is how many drifted posts a pass repairs at once.
+const repairers = 8
+
 // pass finds the drifted posts, then counts, logs and repairs each.
 func (r *Reconciler) pass(ctx context.Context) error {
 	begin := time.Now()
@@ -200,33 +205,46 @@ func (r *Reconciler) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	repaired := 0
+	// Drifted posts are repaired a few at a time: on a read model whose writes take a round
+	// trip each, a post at a time would make a large drift slow to heal.
+	var (
+		repaired atomic.Int64
+		wg       sync.WaitGroup
+		turns    = make(chan struct{}, repairers)
+	)
 	for _, d := range drift {
 		r.obs.Drifted(d.Cause)
 		r.log.Warn("read model drifted from the event store; repairing", "post_id", d.PostID,
 			"store_version", d.StoreVersion, "view_version", d.ViewVersion, "history_entries", d.HistoryEntries,
 			"cause", string(d.Cause))
-		if err := r.Repair(ctx, d.PostID); err != nil {
-			if ctx.Err() != nil {
-				return err
+		turns <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-turns }()
+			if err := r.Repair(ctx, d.PostID); err != nil {
+				// One post that cannot be repaired (a corrupt stream, say) must not keep the
+				// others drifted.
+				if ctx.Err() == nil {
+					r.log.Error("drifted post not repaired", "post_id", d.PostID, "error", err)
+				}
+				return
 			}
-			// One post that cannot be repaired (a corrupt stream, say) must not keep the
-			// others drifted.
-			r.log.Error("drifted post not repaired", "post_id", d.PostID, "error", err)
-			continue
-		}
-		r.obs.Repaired()
-		repaired++
+			r.obs.Repaired()
+			repaired.Add(1)
+		})
 	}
-	if repaired < len(drift) {
-		return fmt.Errorf("reconcile: %d of %d drifted posts not repaired", len(drift)-repaired, len(drift))
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n := int(repaired.Load()); n < len(drift) {
+		return fmt.Errorf("reconcile: %d of %d drifted posts not repaired", len(drift)-n, len(drift))
 	}
 	r.obs.PassCompleted()
 	level := slog.LevelDebug
-	if repaired > 0 {
+	if len(drift) > 0 {
 		level = slog.LevelInfo
 	}
-	r.log.Log(ctx, level, "reconciliation pass completed", "posts", posts, "repaired", repaired, "took", time.Since(begin))
+	r.log.Log(ctx, level, "reconciliation pass completed", "posts", posts, "repaired", len(drift), "took", time.Since(begin))
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"text/tabwriter"
@@ -54,6 +55,10 @@ type row struct {
 	Matching, Posts     int
 	Lost, Duplicated    int
 	Converged           time.Duration
+	// Drifted and Healed, for the drift scenarios: the posts the query servers found drifted
+	// and the time from the drift to a read model equal to the store.
+	Drifted int
+	Healed  time.Duration
 }
 
 var (
@@ -67,6 +72,17 @@ func record(r row) {
 	rows = append(rows, r)
 }
 
+// setDrift adds what a drift scenario found to its row.
+func setDrift(scenario string, drifted int, healed time.Duration) {
+	rowsMu.Lock()
+	defer rowsMu.Unlock()
+	for i := range rows {
+		if rows[i].Scenario == scenario {
+			rows[i].Drifted, rows[i].Healed = drifted, healed
+		}
+	}
+}
+
 func printTable(w io.Writer) {
 	rowsMu.Lock()
 	defer rowsMu.Unlock()
@@ -76,10 +92,14 @@ func printTable(w io.Writer) {
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Scenario < rows[j].Scenario })
 	fmt.Fprintf(w, "\nfault suite (%s scale)\n", scaleName())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tsent\tacknowledged\tevents stored\tviews matching\tlost\tduplicated\tconverged in\t")
+	fmt.Fprintln(tw, "scenario\tsent\tacknowledged\tevents stored\tviews matching\tlost\tduplicated\tconverged in\tdrifted posts\thealed in\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d/%d\t%d\t%d\t%s\t\n", r.Scenario, r.Sent, r.Acked, r.Stored,
-			r.Matching, r.Posts, r.Lost, r.Duplicated, r.Converged.Round(time.Millisecond))
+		drifted, healed := "-", "-"
+		if r.Healed > 0 {
+			drifted, healed = strconv.Itoa(r.Drifted), r.Healed.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d/%d\t%d\t%d\t%s\t%s\t%s\t\n", r.Scenario, r.Sent, r.Acked, r.Stored,
+			r.Matching, r.Posts, r.Lost, r.Duplicated, r.Converged.Round(time.Millisecond), drifted, healed)
 	}
 	_ = tw.Flush()
 }
