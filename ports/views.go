@@ -41,6 +41,13 @@ type ListQuery struct {
 	After *Cursor
 }
 
+// HistoryQuery selects a page of a post's history.
+type HistoryQuery struct {
+	// After starts the page after this version; 0 starts at the first.
+	After int64
+	Limit int
+}
+
 // ViewReader answers queries from the read model.
 type ViewReader interface {
 	// Get returns the current view of a post, deleted or not; ErrNotFound if there is none.
@@ -48,8 +55,10 @@ type ViewReader interface {
 	// List returns up to q.Limit posts that are not deleted, newest first (created_at, then id,
 	// both descending), strictly after q.After. Pages are stable under concurrent inserts.
 	List(ctx context.Context, q ListQuery) ([]post.State, error)
-	// History returns every stored version of a post, oldest first; ErrNotFound if none.
-	History(ctx context.Context, id string) ([]HistoryEntry, error)
+	// History returns up to q.Limit stored versions of a post above q.After, oldest first, as
+	// they are stored: a version not stored yet is skipped, not waited for. A page past the last
+	// version is empty; ErrNotFound when the post has no history at all.
+	History(ctx context.Context, id string, q HistoryQuery) ([]HistoryEntry, error)
 }
 
 // ViewChanges tells a reader waiting for a post's view to change when to read it again.

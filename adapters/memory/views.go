@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 
 	"hexapost/core/post"
@@ -160,8 +161,9 @@ func (v *Views) List(_ context.Context, q ports.ListQuery) ([]post.State, error)
 	return out, nil
 }
 
-// History returns the post's stored versions, oldest first; ports.ErrNotFound if there are none.
-func (v *Views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
+// History returns up to q.Limit of the post's stored versions above q.After, oldest first;
+// ports.ErrNotFound if it has none at all.
+func (v *Views) History(_ context.Context, id string, q ports.HistoryQuery) ([]ports.HistoryEntry, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	var entries []ports.HistoryEntry
@@ -171,7 +173,9 @@ func (v *Views) History(_ context.Context, id string) ([]ports.HistoryEntry, err
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("memory: history of post %s: %w", id, ports.ErrNotFound)
 	}
-	return slices.Clone(entries), nil
+	from := sort.Search(len(entries), func(i int) bool { return entries[i].State.Version > q.After })
+	to := from + min(max(q.Limit, 0), len(entries)-from)
+	return slices.Clone(entries[from:to]), nil
 }
 
 // Versions returns the version of the current view and the number of history entries of each

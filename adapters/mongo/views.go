@@ -505,23 +505,40 @@ func (v *Views) List(ctx context.Context, q ports.ListQuery) ([]post.State, erro
 	return out, nil
 }
 
-// History returns every stored version of a post, oldest first.
-func (v *Views) History(ctx context.Context, id string) ([]ports.HistoryEntry, error) {
+// History returns up to q.Limit stored versions of a post above q.After, oldest first, read
+// from the post_version index with the limit applied by the server. An empty page is told
+// apart from an unknown post by one more look, needed only after a cursor: the first page of a
+// post with any history is never empty.
+func (v *Views) History(ctx context.Context, id string, q ports.HistoryQuery) ([]ports.HistoryEntry, error) {
 	_, history, err := v.cols(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := history.Find(ctx, bson.D{{Key: "post_id", Value: id}},
-		options.Find().SetSort(bson.D{{Key: "version", Value: 1}}))
-	if err != nil {
-		return nil, wrap("history "+id, err)
-	}
 	var docs []historyDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("history "+id, err)
+	if q.Limit > 0 {
+		filter := bson.D{{Key: "post_id", Value: id}, {Key: "version", Value: bson.D{{Key: "$gt", Value: q.After}}}}
+		cur, err := history.Find(ctx, filter,
+			options.Find().SetSort(bson.D{{Key: "version", Value: 1}}).SetLimit(int64(q.Limit)))
+		if err != nil {
+			return nil, wrap("history "+id, err)
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, wrap("history "+id, err)
+		}
 	}
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("history %s: %w", id, ports.ErrNotFound)
+		known := false
+		if q.Limit <= 0 || q.After > 0 {
+			err := history.FindOne(ctx, bson.D{{Key: "post_id", Value: id}},
+				options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+				return nil, wrap("history "+id, err)
+			}
+			known = err == nil
+		}
+		if !known {
+			return nil, fmt.Errorf("history %s: %w", id, ports.ErrNotFound)
+		}
 	}
 	out := make([]ports.HistoryEntry, 0, len(docs))
 	for _, d := range docs {

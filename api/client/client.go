@@ -103,6 +103,20 @@ type HistoryEntry struct {
 	Post       Post      `json:"post"`
 }
 
+// HistoryPage is one page of a post's history, oldest version first.
+type HistoryPage struct {
+	Items []HistoryEntry `json:"items"`
+	// NextCursor asks for the next page; empty on the last one.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// HistoryQuery selects a page of a post's history; zero fields take the server's defaults
+// (the first page, 20 entries).
+type HistoryQuery struct {
+	Limit  int
+	Cursor string
+}
+
 // ListQuery selects a page of posts; zero fields take the server's defaults.
 type ListQuery struct {
 	AuthorName string
@@ -177,27 +191,31 @@ func (c *Client) Get(ctx context.Context, id string, minVersion int64) (Post, er
 
 // List reads a page of posts from the query server.
 func (c *Client) List(ctx context.Context, q ListQuery) (Page, error) {
-	v := url.Values{}
+	v := pageValues(q.Limit, q.Cursor)
 	if q.AuthorName != "" {
 		v.Set("author_name", q.AuthorName)
-	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	if q.Cursor != "" {
-		v.Set("cursor", q.Cursor)
 	}
 	var out Page
 	return out, c.do(ctx, http.MethodGet, withQuery(c.query+"/posts", v), nil, &out)
 }
 
-// History reads a post's history from the query server, oldest version first.
-func (c *Client) History(ctx context.Context, id string) ([]HistoryEntry, error) {
-	var out struct {
-		Items []HistoryEntry `json:"items"`
+// History reads a page of a post's history from the query server, oldest version first.
+func (c *Client) History(ctx context.Context, id string, q HistoryQuery) (HistoryPage, error) {
+	u := withQuery(c.query+"/posts/"+url.PathEscape(id)+"/history", pageValues(q.Limit, q.Cursor))
+	var out HistoryPage
+	return out, c.do(ctx, http.MethodGet, u, nil, &out)
+}
+
+// pageValues are the query parameters of a page: its size and where it starts.
+func pageValues(limit int, cursor string) url.Values {
+	v := url.Values{}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
 	}
-	err := c.do(ctx, http.MethodGet, c.query+"/posts/"+url.PathEscape(id)+"/history", nil, &out)
-	return out.Items, err
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	return v
 }
 
 func withQuery(u string, v url.Values) string {

@@ -63,7 +63,9 @@ type ListOutput struct {
 
 // HistoryInput is the request of get-post-history.
 type HistoryInput struct {
-	ID string `path:"id" format:"uuid"`
+	ID     string `path:"id" format:"uuid"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"The next_cursor of the previous page."`
 }
 
 // HistoryEntry is one version of a post.
@@ -78,7 +80,8 @@ type HistoryEntry struct {
 // HistoryOutput is the response of get-post-history.
 type HistoryOutput struct {
 	Body struct {
-		Items []HistoryEntry `json:"items" nullable:"false"`
+		Items      []HistoryEntry `json:"items" nullable:"false"`
+		NextCursor string         `json:"next_cursor,omitempty" doc:"Absent on the last page."`
 	}
 }
 
@@ -127,9 +130,9 @@ func (h *Handler) Register(a huma.API) {
 		OperationID: "get-post-history", Method: http.MethodGet, Path: "/posts/{id}/history", Tags: tags,
 		Summary: "Get a post's history",
 		Description: "One entry per version from the first, oldest first, each with the state after it; deleted " +
-			"posts too. Never with a gap: a version still being projected while a later one is stored is waited " +
-			"for (up to the server's read wait), after which the entries before it are returned, or 503 if " +
-			"version 1 itself is missing.",
+			"posts too. Follow next_cursor for the next page. Never with a gap: a version still being projected " +
+			"while a later one is stored is waited for (up to the server's read wait), after which the entries " +
+			"before it are returned, or 503 if the page's first version itself is missing.",
 		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, h.history)
 
@@ -200,11 +203,23 @@ func (h *Handler) list(ctx context.Context, in *ListInput) (*ListOutput, error) 
 }
 
 func (h *Handler) history(ctx context.Context, in *HistoryInput) (*HistoryOutput, error) {
-	entries, err := h.reader.History(ctx, in.ID)
+	q := ports.HistoryQuery{Limit: in.Limit + 1}
+	if in.Cursor != "" {
+		after, err := decodeHistoryCursor(in.Cursor)
+		if err != nil {
+			return nil, api.BadRequest("query.cursor", "invalid cursor; pass next_cursor of a previous page as it is")
+		}
+		q.After = after
+	}
+	entries, err := h.reader.History(ctx, in.ID, q)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "get-post-history", err)
 	}
 	out := &HistoryOutput{}
+	if len(entries) > in.Limit {
+		entries = entries[:in.Limit]
+		out.Body.NextCursor = encodeHistoryCursor(entries[len(entries)-1].State.Version)
+	}
 	out.Body.Items = make([]HistoryEntry, 0, len(entries))
 	for _, e := range entries {
 		out.Body.Items = append(out.Body.Items, HistoryEntry{
@@ -279,4 +294,30 @@ func decodeCursor(s string) (ports.Cursor, error) {
 		return ports.Cursor{}, err
 	}
 	return ports.Cursor{CreatedAt: time.UnixMicro(us).UTC(), ID: parts[2]}, nil
+}
+
+// A history cursor is the version of the last entry of a page: "h1.<version>", base64url-encoded
+// like the list's, and told apart from it so that one is never taken for the other.
+const historyCursorPrefix = "h1."
+
+func encodeHistoryCursor(version int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(historyCursorPrefix + strconv.FormatInt(version, 10)))
+}
+
+// decodeHistoryCursor accepts only what encodeHistoryCursor writes: a positive version in its
+// plain decimal form.
+func decodeHistoryCursor(s string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, err
+	}
+	digits, ok := strings.CutPrefix(string(raw), historyCursorPrefix)
+	if !ok {
+		return 0, errors.New("malformed cursor")
+	}
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || v < 1 || strconv.FormatInt(v, 10) != digits {
+		return 0, errors.New("malformed cursor")
+	}
+	return v, nil
 }

@@ -93,7 +93,7 @@ func (v *views) List(_ context.Context, q ports.ListQuery) ([]post.State, error)
 	return out[:min(len(out), q.Limit)], nil
 }
 
-func (v *views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
+func (v *views) History(_ context.Context, id string, q ports.HistoryQuery) ([]ports.HistoryEntry, error) {
 	defer v.historyReads.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -102,11 +102,16 @@ func (v *views) History(_ context.Context, id string) ([]ports.HistoryEntry, err
 	}
 	var out []ports.HistoryEntry
 	for _, h := range v.history[id] {
-		out = append(out, h)
+		if h.State.Version > q.After {
+			out = append(out, h)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].State.Version < out[j].State.Version })
-	return out, nil
+	return out[:min(len(out), max(q.Limit, 0))], nil
 }
+
+// wholeHistory is a page size larger than any history here.
+const wholeHistory = 1000
 
 func (v *views) recorded() []string {
 	v.mu.Lock()
@@ -237,7 +242,7 @@ func TestProjectorApply(t *testing.T) {
 			if got, err := v.Get(t.Context(), "p1"); err != nil || !reflect.DeepEqual(got, tt.wantCurrent) {
 				t.Errorf("current = %+v, %v; want %+v", got, err, tt.wantCurrent)
 			}
-			history, err := v.History(t.Context(), "p1")
+			history, err := v.History(t.Context(), "p1", ports.HistoryQuery{Limit: wholeHistory})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +267,7 @@ func TestProjectorHistoryEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	history, _ := v.History(t.Context(), "p1")
+	history, _ := v.History(t.Context(), "p1", ports.HistoryQuery{Limit: wholeHistory})
 	want := []ports.HistoryEntry{{EventID: "p1-e1", Type: post.EventCreated, OccurredAt: c.Event.OccurredAt, State: c.State}}
 	if !reflect.DeepEqual(history, want) {
 		t.Errorf("history = %+v, want %+v", history, want)
@@ -306,7 +311,7 @@ func TestProjectorLeavesTheViewToALaterChangeOfThePostInTheBatch(t *testing.T) {
 	if w := v.recorded(); !reflect.DeepEqual(w, want) {
 		t.Errorf("writes = %q, want %q", w, want)
 	}
-	if h, _ := v.History(t.Context(), "p1"); len(h) != 3 {
+	if h, _ := v.History(t.Context(), "p1", ports.HistoryQuery{Limit: wholeHistory}); len(h) != 3 {
 		t.Errorf("history holds %d versions, want 3", len(h))
 	}
 }

@@ -65,22 +65,24 @@ func (r *Reader) Get(ctx context.Context, id string, minVersion int64) (post.Sta
 	return settled(id, s, err)
 }
 
-// History returns the post's history as one entry per version from the first, oldest first.
-// The read model may hold a later version before an earlier one — query servers of one group
-// apply a post's consecutive changes side by side, and a change may wait for a retry while the
-// next is applied — so a history with a gap is read again, like a waiting Get, until the gap
-// is filled or the wait ends (or Drain). Then the entries before the gap are the answer, or
-// ErrNotCaughtUp when even the first version is missing: a history never skips a version. An
-// unknown post is ports.ErrNotFound at once.
-func (r *Reader) History(ctx context.Context, id string) ([]ports.HistoryEntry, error) {
+// History returns a page of the post's history: up to q.Limit entries, one per version from
+// q.After+1 on, oldest first. The read model may hold a later version before an earlier one —
+// query servers of one group apply a post's consecutive changes side by side, and a change may
+// wait for a retry while the next is applied — so a page with a gap is read again, like a
+// waiting Get, until the gap is filled or the wait ends (or Drain). Then the entries before
+// the gap are the answer, or ErrNotCaughtUp when even version q.After+1 is missing: a page
+// never skips a version. A page past the last version is empty; an unknown post is
+// ports.ErrNotFound at once.
+func (r *Reader) History(ctx context.Context, id string, q ports.HistoryQuery) ([]ports.HistoryEntry, error) {
+	q.After = max(q.After, 0)
 	var (
 		entries []ports.HistoryEntry
 		err     error
 		n       int
 	)
 	werr := r.until(ctx, id, func() bool {
-		entries, err = r.views.History(ctx, id)
-		n = unbroken(entries)
+		entries, err = r.views.History(ctx, id, q)
+		n = unbroken(entries, q.After)
 		return err != nil || n == len(entries)
 	})
 	switch {
@@ -89,7 +91,7 @@ func (r *Reader) History(ctx context.Context, id string) ([]ports.HistoryEntry, 
 	case errors.Is(werr, ErrNotCaughtUp) && n > 0:
 		return entries[:n], nil
 	case errors.Is(werr, ErrNotCaughtUp):
-		return nil, fmt.Errorf("%w: version 1 of post %s is not in the history yet", werr, id)
+		return nil, fmt.Errorf("%w: version %d of post %s is not in the history yet", werr, q.After+1, id)
 	}
 	return nil, werr
 }
@@ -129,11 +131,11 @@ func (r *Reader) until(ctx context.Context, id string, read func() (done bool)) 
 	}
 }
 
-// unbroken returns how many of the entries, oldest first, are versions 1, 2, 3, … without a
-// gap.
-func unbroken(entries []ports.HistoryEntry) int {
+// unbroken returns how many of the entries, oldest first, are versions after+1, after+2, …
+// without a gap.
+func unbroken(entries []ports.HistoryEntry, after int64) int {
 	for i, e := range entries {
-		if e.State.Version != int64(i)+1 {
+		if e.State.Version != after+int64(i)+1 {
 			return i
 		}
 	}

@@ -58,7 +58,7 @@ func (v *views) Get(_ context.Context, id string) (post.State, error) {
 
 func (v *views) List(context.Context, ports.ListQuery) ([]post.State, error) { return nil, nil }
 
-func (v *views) History(_ context.Context, id string) ([]ports.HistoryEntry, error) {
+func (v *views) History(_ context.Context, id string, q ports.HistoryQuery) ([]ports.HistoryEntry, error) {
 	v.histReads.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -66,7 +66,13 @@ func (v *views) History(_ context.Context, id string) ([]ports.HistoryEntry, err
 	if !ok {
 		return nil, ports.ErrNotFound
 	}
-	return append([]ports.HistoryEntry(nil), h...), nil
+	out := []ports.HistoryEntry{}
+	for _, e := range h {
+		if e.State.Version > q.After && len(out) < q.Limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // told is a ViewChanges that says a view may have changed only when the test calls tell.
@@ -288,7 +294,7 @@ func TestReaderHistoryWaitsForAGapToBeFilled(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		entries, err := r.History(t.Context(), "p1")
+		entries, err := r.History(t.Context(), "p1", ports.HistoryQuery{Limit: 20})
 		got <- result{entries, err}
 	}()
 	eventually(t, "the reader has read the history with its gap", func() bool { return v.histReads.Load() > 0 })
@@ -307,7 +313,7 @@ func TestReaderHistoryAnswersTheVersionsBeforeAGapThatStays(t *testing.T) {
 	r := query.NewReader(newViews(state("p1", 1), state("p1", 3)), query.Recheck{Every: 5 * time.Millisecond},
 		30*time.Millisecond)
 
-	entries, err := r.History(t.Context(), "p1")
+	entries, err := r.History(t.Context(), "p1", ports.HistoryQuery{Limit: 20})
 
 	if err != nil || !reflect.DeepEqual(versions(entries), []int64{1}) {
 		t.Fatalf("History = versions %v, %v; want only 1, the version before the gap", versions(entries), err)
@@ -318,7 +324,7 @@ func TestReaderHistoryWithoutItsFirstVersionIsNotCaughtUp(t *testing.T) {
 	t.Parallel()
 	r := query.NewReader(newViews(state("p1", 2)), query.Recheck{Every: 5 * time.Millisecond}, 30*time.Millisecond)
 
-	entries, err := r.History(t.Context(), "p1")
+	entries, err := r.History(t.Context(), "p1", ports.HistoryQuery{Limit: 20})
 
 	if !errors.Is(err, query.ErrNotCaughtUp) || entries != nil {
 		t.Fatalf("History = versions %v, %v; want %v", versions(entries), err, query.ErrNotCaughtUp)
@@ -330,7 +336,7 @@ func TestReaderHistoryWithoutAGapIsReadOnce(t *testing.T) {
 	v := newViews(state("p1", 1))
 	r := query.NewReader(v, &told{}, time.Minute)
 
-	entries, err := r.History(t.Context(), "p1")
+	entries, err := r.History(t.Context(), "p1", ports.HistoryQuery{Limit: 20})
 
 	if err != nil || !reflect.DeepEqual(versions(entries), []int64{1}) {
 		t.Fatalf("History = versions %v, %v; want 1", versions(entries), err)
@@ -338,8 +344,51 @@ func TestReaderHistoryWithoutAGapIsReadOnce(t *testing.T) {
 	if n := v.histReads.Load(); n != 1 {
 		t.Errorf("history read %d times, want once", n)
 	}
-	if _, err := r.History(t.Context(), "unknown"); !errors.Is(err, ports.ErrNotFound) {
+	if _, err := r.History(t.Context(), "unknown", ports.HistoryQuery{Limit: 20}); !errors.Is(err, ports.ErrNotFound) {
 		t.Errorf("History of an unknown post: %v, want %v", err, ports.ErrNotFound)
+	}
+}
+
+func TestReaderHistoryPages(t *testing.T) {
+	t.Parallel()
+	v := newViews(state("p1", 1), state("p1", 2), state("p1", 3), state("p1", 4), state("p1", 5))
+	r := query.NewReader(v, &told{}, time.Minute)
+	tests := []struct {
+		name         string
+		giveQuery    ports.HistoryQuery
+		wantVersions []int64
+	}{
+		{"the first page", ports.HistoryQuery{Limit: 2}, []int64{1, 2}},
+		{"a page after a version", ports.HistoryQuery{After: 2, Limit: 2}, []int64{3, 4}},
+		{"the last page, shorter", ports.HistoryQuery{After: 4, Limit: 2}, []int64{5}},
+		{"past the last version", ports.HistoryQuery{After: 5, Limit: 2}, []int64{}},
+		{"a negative version starts at the first", ports.HistoryQuery{After: -3, Limit: 1}, []int64{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			entries, err := r.History(t.Context(), "p1", tt.giveQuery)
+			if err != nil || !reflect.DeepEqual(versions(entries), tt.wantVersions) {
+				t.Errorf("History(%+v) = versions %v, %v; want %v", tt.giveQuery, versions(entries), err, tt.wantVersions)
+			}
+		})
+	}
+}
+
+// A page after a version waits for a gap inside it and, when the gap stays, answers the
+// versions before it, or 503 when the page's first version is the one missing.
+func TestReaderHistoryPageWithAGap(t *testing.T) {
+	t.Parallel()
+	r := query.NewReader(newViews(state("p1", 1), state("p1", 2), state("p1", 3), state("p1", 5), state("p1", 6)),
+		query.Recheck{Every: 5 * time.Millisecond}, 30*time.Millisecond)
+
+	entries, err := r.History(t.Context(), "p1", ports.HistoryQuery{After: 2, Limit: 3})
+	if err != nil || !reflect.DeepEqual(versions(entries), []int64{3}) {
+		t.Errorf("page after v2 = versions %v, %v; want only 3, the version before the gap", versions(entries), err)
+	}
+	entries, err = r.History(t.Context(), "p1", ports.HistoryQuery{After: 3, Limit: 3})
+	if !errors.Is(err, query.ErrNotCaughtUp) || entries != nil {
+		t.Errorf("page after v3 = versions %v, %v; want %v", versions(entries), err, query.ErrNotCaughtUp)
 	}
 }
 

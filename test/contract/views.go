@@ -40,6 +40,7 @@ func Views(t *testing.T, newViews func(t *testing.T) ViewsStore) {
 		{"competing projectors, each change applied once, converge", viewsCompetingWriters},
 		{"list pages newest first, by author, after a cursor", viewsListPages},
 		{"list pages are stable under concurrent inserts", viewsListStable},
+		{"history pages oldest first after a version", viewsHistoryPages},
 		{"unknown post is not found", viewsUnknown},
 	}
 	for _, c := range cases {
@@ -392,9 +393,74 @@ func viewsUnknown(t *testing.T, newViews func(*testing.T) ViewsStore) {
 	if _, err := v.Get(ctx, unknown); !errors.Is(err, ports.ErrNotFound) {
 		t.Errorf("Get(unknown): %v, want %v", err, ports.ErrNotFound)
 	}
-	if _, err := v.History(ctx, unknown); !errors.Is(err, ports.ErrNotFound) {
-		t.Errorf("History(unknown): %v, want %v", err, ports.ErrNotFound)
+	for _, q := range []ports.HistoryQuery{{Limit: 20}, {After: 3, Limit: 20}} {
+		if _, err := v.History(ctx, unknown, q); !errors.Is(err, ports.ErrNotFound) {
+			t.Errorf("History(unknown, %+v): %v, want %v", q, err, ports.ErrNotFound)
+		}
 	}
+}
+
+func viewsHistoryPages(t *testing.T, newViews func(*testing.T) ViewsStore) {
+	v := newViews(t)
+	st := newStory(t, epoch)
+	id := st.create("title", "body", "ada")
+	for i := range 44 {
+		st.update(id, post.Update{Content: ptr(fmt.Sprintf("edit %d", i))})
+	}
+	gappy := st.create("gappy", "body", "bob")
+	st.update(gappy, post.Update{Title: ptr("v2")})
+	st.update(gappy, post.Update{Title: ptr("v3")})
+	st.update(gappy, post.Update{Title: ptr("v4")})
+	project(t, v, st.of(id))
+	for _, c := range st.of(gappy) {
+		if c.Event.Version != 3 { // stored as a projector elsewhere still applying v3 leaves it
+			project(t, v, []ports.Change{c})
+		}
+	}
+	want := historyOf(st.of(id))
+
+	var all []ports.HistoryEntry
+	q := ports.HistoryQuery{Limit: 20}
+	for _, wantLen := range []int{20, 20, 5, 0} {
+		page := historyPage(t, v, id, q)
+		if len(page) != wantLen {
+			t.Fatalf("page after v%d has %d entries, want %d", q.After, len(page), wantLen)
+		}
+		all = append(all, page...)
+		if len(page) > 0 {
+			q.After = page[len(page)-1].State.Version
+		}
+	}
+	if !reflect.DeepEqual(all, want) {
+		t.Errorf("the pages of 20 give versions %v, want 1 to 45 once each, in order", versionsOf(all))
+	}
+
+	tests := []struct {
+		name         string
+		giveID       string
+		giveQuery    ports.HistoryQuery
+		wantVersions []int64
+	}{
+		{"a page inside", id, ports.HistoryQuery{After: 7, Limit: 3}, []int64{8, 9, 10}},
+		{"a page larger than what is left", id, ports.HistoryQuery{After: 43, Limit: 100}, []int64{44, 45}},
+		{"after the last version", id, ports.HistoryQuery{After: 45, Limit: 20}, []int64{}},
+		{"far past the end", id, ports.HistoryQuery{After: 1_000_000, Limit: 20}, []int64{}},
+		{"a version not stored is skipped, not waited for", gappy, ports.HistoryQuery{Limit: 20}, []int64{1, 2, 4}},
+		{"after a version not stored", gappy, ports.HistoryQuery{After: 2, Limit: 1}, []int64{4}},
+	}
+	for _, tt := range tests {
+		if got := versionsOf(historyPage(t, v, tt.giveID, tt.giveQuery)); !reflect.DeepEqual(got, tt.wantVersions) {
+			t.Errorf("%s: History(%+v) gives versions %v, want %v", tt.name, tt.giveQuery, got, tt.wantVersions)
+		}
+	}
+}
+
+func versionsOf(entries []ports.HistoryEntry) []int64 {
+	out := make([]int64, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.State.Version)
+	}
+	return out
 }
 
 func newProjector(v ports.ViewWriter) *projection.Projector {
@@ -444,12 +510,31 @@ func get(t *testing.T, v ViewsStore, id string) post.State {
 	return s
 }
 
-// history returns the post's history with times in UTC.
+// history returns the post's whole history with times in UTC, read a few entries a page so
+// that every comparison of histories crosses pages.
 func history(t *testing.T, v ViewsStore, id string) []ports.HistoryEntry {
 	t.Helper()
-	h, err := v.History(t.Context(), id)
+	const limit = 3
+	var all []ports.HistoryEntry
+	q := ports.HistoryQuery{Limit: limit}
+	for range 10_000 {
+		page := historyPage(t, v, id, q)
+		all = append(all, page...)
+		if len(page) < limit {
+			return all
+		}
+		q.After = page[len(page)-1].State.Version
+	}
+	t.Fatal("the pages of the history do not come to an end")
+	return nil
+}
+
+// historyPage returns one page of the post's history with times in UTC.
+func historyPage(t *testing.T, v ViewsStore, id string, q ports.HistoryQuery) []ports.HistoryEntry {
+	t.Helper()
+	h, err := v.History(t.Context(), id, q)
 	if err != nil {
-		t.Fatalf("History(%s): %v", id, err)
+		t.Fatalf("History(%s, %+v): %v", id, q, err)
 	}
 	return utcAll(h, utcHistory)
 }

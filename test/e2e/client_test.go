@@ -36,9 +36,13 @@ func TestClient(t *testing.T) {
 	if err != nil || len(page.Items) != 1 || page.Items[0].ID != created.ID || page.NextCursor != "" {
 		t.Fatalf("List = %+v, %v; want the one post of the author and no next page", page, err)
 	}
-	history, err := c.History(ctx, created.ID)
-	if err != nil || len(history) != 2 || history[0].EventType != "post.created" || history[1].Post != updated {
-		t.Fatalf("History = %+v, %v; want the create, then the update with the state it answered", history, err)
+	first, err := c.History(ctx, created.ID, client.HistoryQuery{Limit: 1})
+	if err != nil || len(first.Items) != 1 || first.Items[0].EventType != "post.created" || first.NextCursor == "" {
+		t.Fatalf("History(limit 1) = %+v, %v; want the create and a next page", first, err)
+	}
+	second, err := c.History(ctx, created.ID, client.HistoryQuery{Limit: 1, Cursor: first.NextCursor})
+	if err != nil || len(second.Items) != 1 || second.Items[0].Post != updated || second.NextCursor != "" {
+		t.Fatalf("History(next page) = %+v, %v; want the update with the state it answered, and no next page", second, err)
 	}
 	deleted, err := c.Delete(ctx, created.ID)
 	if err != nil || !deleted.Deleted || deleted.Version != 3 {

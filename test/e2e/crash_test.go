@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hexapost/test/harness"
 )
 
 // TestCommandServerCrashBetweenAppendAndPublish shows the outbox's promise over real processes:
@@ -54,7 +56,7 @@ func TestCommandServerCrashBetweenAppendAndPublish(t *testing.T) {
 	start(t, commandEnv, "serve", "command")
 	for _, id := range append(ids, pending...) {
 		do(t, "GET", query.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
-		history := do(t, "GET", query.QueryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
+		history := harness.MustHistory(t, query.QueryURL, id)
 		if len(history) != 1 {
 			t.Fatalf("post %s has %d history entries, want exactly 1", id, len(history))
 		}

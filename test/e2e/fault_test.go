@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"hexapost/test/harness"
 )
 
 // broker is a bus server the test can kill and start again.
@@ -118,7 +120,10 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 				for r.Status == http.StatusServiceUnavailable && time.Since(begin) < 60*time.Second {
 					r = do(t, "GET", fmt.Sprintf("%s/posts/%s?min_version=%d", query.QueryURL, id, want), nil)
 				}
-				history := do(t, "GET", query.QueryURL+"/posts/"+id+"/history", nil).Items()
+				history, _, err := harness.History(query.QueryURL, id)
+				if err != nil {
+					t.Fatal(err)
+				}
 				seen := map[float64]int{}
 				for _, h := range history {
 					seen[h["version"].(float64)]++

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hexapost/test/harness"
 )
 
 func TestWalkthroughMySQLAndRestart(t *testing.T) {
@@ -34,7 +36,7 @@ func TestWalkthroughMySQLAndRestart(t *testing.T) {
 	if next.Num("version") != 3 {
 		t.Fatalf("version after restart %d, want 3 (versions continue)", next.Num("version"))
 	}
-	if n := len(do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()); n < 2 {
+	if n := len(harness.MustHistory(t, p.QueryURL, id)); n < 2 {
 		t.Fatalf("history after restart has %d entries", n)
 	}
 }

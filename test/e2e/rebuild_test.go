@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"hexapost/test/harness"
 )
 
 // TestRebuild runs `hexapost rebuild` while the server keeps serving reads and taking commands:
@@ -123,7 +125,7 @@ func TestRebuild(t *testing.T) {
 		} else if r.Must(t, http.StatusOK); r.Num("version") != w.version || r.Str("content") != w.content {
 			t.Errorf("%s: view v%d %q, want v%d %q", id, r.Num("version"), r.Str("content"), w.version, w.content)
 		}
-		history := do(t, "GET", p.QueryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
+		history := harness.MustHistory(t, p.QueryURL, id)
 		if int64(len(history)) != w.version {
 			t.Errorf("%s: %d history entries, want %d", id, len(history), w.version)
 		}

@@ -353,7 +353,7 @@ func checkAcknowledged(t *testing.T, queryURL string, acked map[string]int64) {
 		if got.Num("version") < v {
 			t.Fatalf("post %s at version %d, acknowledged %d", id, got.Num("version"), v)
 		}
-		history := do(t, "GET", queryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
+		history := harness.MustHistory(t, queryURL, id)
 		for i, h := range history {
 			if n, _ := h["version"].(float64); int64(n) != int64(i+1) {
 				t.Fatalf("post %s history entry %d has version %v, want %d (gap or duplicate): %v", id, i, h["version"], i+1, history)

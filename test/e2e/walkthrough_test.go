@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hexapost/test/harness"
 )
 
 // Walkthrough runs the foundation walkthrough against servers at the given URLs. It is shared
@@ -59,7 +61,7 @@ func Walkthrough(t *testing.T, commandURL, queryURL string) {
 	wantTypes := []string{"post.created", "post.updated", "post.deleted"}
 	var history []map[string]any
 	eventually(t, 10*time.Second, "the history holds every version", func() bool {
-		history = do(t, "GET", queryURL+"/posts/"+id+"/history", nil).Must(t, http.StatusOK).Items()
+		history = harness.MustHistory(t, queryURL, id)
 		return len(history) >= len(wantTypes)
 	})
 	if len(history) != len(wantTypes) {
@@ -180,8 +182,7 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	// The history is projected asynchronously; wait for the post first.
 	do(t, "GET", p.QueryURL+"/posts/"+first.Str("id")+"?min_version=1", nil).Must(t, http.StatusOK)
-	history := do(t, "GET", p.QueryURL+"/posts/"+first.Str("id")+"/history", nil).Must(t, http.StatusOK)
-	if n := len(history.Items()); n != 1 {
+	if n := len(harness.MustHistory(t, p.QueryURL, first.Str("id"))); n != 1 {
 		t.Fatalf("history has %d entries after a repeated create, want 1", n)
 	}
 	waitListed(t, p.QueryURL, "idem", 1)

@@ -10,6 +10,7 @@ import (
 
 	"hexapost/adapters/mysql"
 	"hexapost/core/post"
+	"hexapost/test/harness"
 )
 
 // verdict is the outcome of the consistency check of one scenario.
@@ -148,13 +149,13 @@ func postDiff(queryURL, id string, sp *storedPost) (diff string, missing, twice 
 	if err != nil {
 		return err.Error(), 0, 0
 	}
-	h, err := send("GET", queryURL+"/posts/"+id+"/history", nil)
+	items, _, err := harness.History(queryURL, id)
 	if err != nil {
 		return err.Error(), 0, 0
 	}
 	count := map[int64]int{}
 	var hdiff string
-	for _, it := range h.Items() {
+	for _, it := range items {
 		ver := int64(it["version"].(float64))
 		count[ver]++
 		if ver < 1 || ver > n {

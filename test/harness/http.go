@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,36 @@ func (r Response) Items() []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// History reads a post's whole history from a query server, following next_cursor in pages of
+// the largest size the server serves. It stops at the first answer that is not a 200 and
+// returns it as last, with the entries of the pages before it; the transport error, if any.
+func History(queryURL, id string) (entries []map[string]any, last Response, err error) {
+	base := queryURL + "/posts/" + url.PathEscape(id) + "/history?limit=100"
+	u := base
+	for range 10_000 {
+		if last, err = Send(http.MethodGet, u, nil); err != nil || last.Status != http.StatusOK {
+			return entries, last, err
+		}
+		entries = append(entries, last.Items()...)
+		next := last.Str("next_cursor")
+		if next == "" {
+			return entries, last, nil
+		}
+		u = base + "&cursor=" + url.QueryEscape(next)
+	}
+	return entries, last, errors.New("the pages of the history do not come to an end")
+}
+
+// MustHistory is History for a history that must be read whole: a transport error or an
+// answer other than 200 fails the test.
+func MustHistory(t testing.TB, queryURL, id string) []map[string]any {
+	t.Helper()
+	entries, last, err := History(queryURL, id)
+	if err != nil {
+		t.Fatalf("history of %s: %v", id, err)
+	}
+	last.Must(t, http.StatusOK)
+	return entries
 }
