@@ -385,13 +385,19 @@ func (r *Reconciler) Verify(ctx context.Context, reader ports.ViewReader, w io.W
 
 // report writes the line of one drifted post.
 func (r *Reconciler) report(ctx context.Context, reader ports.ViewReader, w io.Writer, d Drift) error {
-	history, err := reader.History(ctx, d.PostID)
-	if err != nil && !errors.Is(err, ports.ErrNotFound) {
-		return fmt.Errorf("verify %s: history: %w", d.PostID, err)
-	}
-	held := make(map[int64]bool, len(history))
-	for _, h := range history {
-		held[h.State.Version] = true
+	held := map[int64]bool{}
+	for q := (ports.HistoryQuery{Limit: 500}); ; {
+		page, err := reader.History(ctx, d.PostID, q)
+		if err != nil && !errors.Is(err, ports.ErrNotFound) {
+			return fmt.Errorf("verify %s: history: %w", d.PostID, err)
+		}
+		for _, h := range page {
+			held[h.State.Version] = true
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		q.After = page[len(page)-1].State.Version
 	}
 	var missing []int64
 	for v := int64(1); v <= d.StoreVersion; v++ {
