@@ -29,7 +29,7 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 		}, []string{"server", "method", "route"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hexapost_http_requests_in_flight",
-			Help: "HTTP requests being served, by server; a scrape counts itself.",
+			Help: "HTTP requests being served, by server; a scrape counts itself in the server it asks.",
 		}, []string{"server"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
