@@ -15,8 +15,8 @@ const RequestIDHeader = "X-Request-Id"
 // no client can make every log line of its request as long as it likes.
 const maxRequestID = 128
 
-// RequestIDs gives every request an id: the client's X-Request-Id when it is sane (1 to 128
-// visible ASCII characters), else a new random one. The id is returned on the response, errors
+// RequestIDs gives every request an id: the client's X-Request-Id when it is sane (one value of
+// 1 to 128 visible ASCII characters), else a new random one. The id is returned on the response, errors
 // included, and set on the request in place of what the client sent: the handlers read it from
 // there, as they read any other header, and pass it on to the logs of what the request changes.
 func RequestIDs(next http.Handler) http.Handler {
