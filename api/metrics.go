@@ -29,7 +29,7 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 		}, []string{"server", "method", "route"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hexapost_http_requests_in_flight",
-			Help: "HTTP requests being served, by server; a scrape counts itself.",
+			Help: "HTTP requests being served, by server; a scrape counts itself in the server it asks.",
 		}, []string{"server"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
@@ -71,12 +71,14 @@ func methodLabel(method string) string {
 	return "other"
 }
 
-// statusWriter remembers the status a handler answered with, for the middleware that wraps it
-// (metrics, tracing).
+// statusWriter remembers the status a handler answered with and how much it wrote, for the
+// middleware that wraps it (metrics, tracing, access log).
 type statusWriter struct {
 	http.ResponseWriter
 	// Status is the status written, 200 if the handler wrote none.
 	Status int
+	// Bytes is the length of the body written so far.
+	Bytes int64
 }
 
 // newStatusWriter wraps w.
@@ -88,6 +90,13 @@ func newStatusWriter(w http.ResponseWriter) *statusWriter {
 func (w *statusWriter) WriteHeader(code int) {
 	w.Status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write counts and writes b.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.Bytes += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -28,6 +28,9 @@ type Operations struct {
 	CheckTimeout time.Duration
 	// Metrics serves /metrics in the Prometheus text format.
 	Metrics http.Handler
+	// MetricsAt, when set, says that another server of this process serves its metrics: /metrics
+	// answers 404 naming the URL it returns, so that scraping every server counts each event once.
+	MetricsAt func() string
 	// Spec returns the combined OpenAPI document. It is asked on each request, so it may be
 	// completed after the routes are registered.
 	Spec func() *huma.OpenAPI
@@ -84,15 +87,22 @@ func RegisterOperations(a huma.API, mux *http.ServeMux, o Operations) {
 		return out, nil
 	})
 
-	if o.Metrics != nil {
+	if o.Metrics != nil || o.MetricsAt != nil {
 		huma.Register(a, huma.Operation{
 			OperationID: "get-metrics", Method: http.MethodGet, Path: "/metrics", Tags: []string{TagOperations},
 			Summary: "Prometheus metrics",
+			Description: "The metrics of the process. A process that runs both servers serves them once, " +
+				"on the command server; the query server's /metrics then answers 404 naming it.",
 			Responses: map[string]*huma.Response{"200": {
 				Description: "Metrics in the Prometheus text format",
 				Content:     map[string]*huma.MediaType{"text/plain": {}},
 			}},
+			Errors: []int{http.StatusNotFound},
 		}, func(ctx context.Context, _ *struct{}) (*huma.StreamResponse, error) {
+			if o.MetricsAt != nil {
+				return nil, problem(http.StatusNotFound, fmt.Sprintf("this process serves the metrics of both "+
+					"its servers once, at %s: scrape that, so that each event counts once", o.MetricsAt()))
+			}
 			return &huma.StreamResponse{Body: func(hctx huma.Context) {
 				r, w := humago.Unwrap(hctx)
 				o.Metrics.ServeHTTP(w, r)

@@ -78,12 +78,35 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 				}
 				cp := *op
 				cp.Servers = []*huma.Server{server}
+				cp.Responses = withRequestID(cp.Responses)
 				*m.of(into) = &cp
 			}
 		}
 	}
-	doc.Components = &huma.Components{Schemas: schemas, SecuritySchemes: security}
+	doc.Components = &huma.Components{Schemas: schemas, SecuritySchemes: security, Headers: map[string]*huma.Header{
+		RequestIDHeader: {
+			Description: "The id of the request in the servers' logs: the client's X-Request-Id when it " +
+				"is 1–128 visible ASCII characters, else a new one.",
+			Schema: &huma.Schema{Type: huma.TypeString, MaxLength: new(maxRequestID)},
+		},
+	}}
 	return doc
+}
+
+// withRequestID returns a copy of responses, each declaring the X-Request-Id that every answer
+// carries (RequestIDs).
+func withRequestID(responses map[string]*huma.Response) map[string]*huma.Response {
+	out := make(map[string]*huma.Response, len(responses))
+	for code, r := range responses {
+		cp := *r
+		cp.Headers = maps.Clone(r.Headers)
+		if cp.Headers == nil {
+			cp.Headers = map[string]*huma.Param{}
+		}
+		cp.Headers[RequestIDHeader] = &huma.Param{Ref: "#/components/headers/" + RequestIDHeader}
+		out[code] = &cp
+	}
+	return out
 }
 
 type method struct {

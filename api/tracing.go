@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -40,9 +39,9 @@ func Traced(tp trace.TracerProvider, server string, next http.Handler) http.Hand
 		r = r.WithContext(ctx)
 		sw := newStatusWriter(w)
 		next.ServeHTTP(sw, r)
-		if r.Pattern != "" && r.Pattern != "/" {
+		if route := route(r); route != "unmatched" {
 			span.SetName(r.Pattern)
-			span.SetAttributes(semconv.HTTPRoute(strings.TrimPrefix(r.Pattern, r.Method+" ")))
+			span.SetAttributes(semconv.HTTPRoute(route))
 		}
 		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.Status))
 		if sw.Status >= http.StatusInternalServerError {

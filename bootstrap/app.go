@@ -59,7 +59,7 @@ func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 			"to run `serve command` and `serve query` as separate processes set POSTS_BUS to redis or nats")
 	}
 	opts := []fx.Option{
-		fx.Supply(cfg),
+		fx.Supply(cfg, r),
 		fx.Supply(log),
 		fxLogger(log),
 		fx.StartTimeout(30 * time.Second),
@@ -421,6 +421,7 @@ type serverParams struct {
 	LC      fx.Lifecycle
 	Servers *httpServers
 	Cfg     config
+	Roles   roles
 	Log     *slog.Logger
 	Metrics *prometheus.Metrics
 	HTTP    *api.HTTPMetrics
@@ -455,8 +456,14 @@ func runCommandServer(p serverParams, h *commandapi.Handler) error {
 }
 
 func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) error {
+	ops := p.operations()
+	if p.Roles.Command {
+		// One registry holds the metrics of both servers: served on both, a Prometheus scraping
+		// both would count every event twice.
+		ops.MetricsAt = func() string { return cmp.Or(p.Servers.url("command"), api.ServerURL(p.Cfg.CommandAddr)) + "/metrics" }
+	}
 	mux := http.NewServeMux()
-	servers.Query(mux, h, p.operations(), api.Admin{
+	servers.Query(mux, h, ops, api.Admin{
 		Token:       p.Cfg.AdminToken,
 		HowToEnable: "set POSTS_ADMIN_TOKEN on the query server and send it as Authorization: Bearer <token>",
 	})
@@ -471,8 +478,12 @@ func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) e
 // down gracefully when it stops, with the process's other server: no new connections, the
 // requests in hand finished.
 func listen(p serverParams, name, variable, addr string, mux *http.ServeMux) *http.Server {
+	handler := p.HTTP.Wrap(name, p.cors().Wrap(mux))
+	if p.Cfg.AccessLog {
+		handler = api.AccessLog(p.Log, name, handler)
+	}
 	srv := &http.Server{
-		Handler:           api.Traced(p.Tracer, name, p.HTTP.Wrap(name, p.cors().Wrap(mux))),
+		Handler:           api.Traced(p.Tracer, name, api.RequestIDs(handler)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      p.Cfg.ReadWait + 30*time.Second,

@@ -59,6 +59,7 @@ type config struct {
 
 	LogLevel  string // POSTS_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // POSTS_LOG_FORMAT: text | json
+	AccessLog bool   // POSTS_ACCESS_LOG: on | off, one log line per HTTP request
 
 	// Tracing is on when either OTLP endpoint is set; the names are OpenTelemetry's own.
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL, /v1/traces is appended
@@ -190,6 +191,7 @@ var variables = []variable{
 	{"POSTS_CORS_ORIGINS", "", nil, origins},
 	{"POSTS_LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, text(func(c *config, v string) { c.LogLevel = v })},
 	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *config, v string) { c.LogFormat = v })},
+	{"POSTS_ACCESS_LOG", "off", []string{"on", "off"}, text(func(c *config, v string) { c.AccessLog = v == "on" })},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPEndpoint = v })},
 	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPTracesEndpoint = v })},
 }

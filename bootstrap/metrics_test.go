@@ -35,7 +35,7 @@ func TestDeadLetterMetrics(t *testing.T) {
 	if commandURL == "" || queryURL == "" {
 		t.Fatalf("servers logged no URL: command %q, query %q", commandURL, queryURL)
 	}
-	before := scrape(t, queryURL)
+	before := scrape(t, commandURL) // it serves the metrics of both servers
 
 	res, err := http.Post(commandURL+"/posts", "application/json",
 		strings.NewReader(`{"title":"`+doomed+`","content":"x","author_name":"y"}`))
@@ -54,7 +54,7 @@ func TestDeadLetterMetrics(t *testing.T) {
 	var after metricFamilies
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		after = scrape(t, queryURL)
+		after = scrape(t, commandURL)
 		if after.delta(before, "hexapost_dead_letters_total", "reason", "undecodable") >= 1 &&
 			after.delta(before, "hexapost_dead_letters_total", "reason", "attempts_exhausted") >= 1 || time.Now().After(deadline) {
 			break

@@ -26,6 +26,9 @@ type Metadata struct {
 	// headers) of the operation that appended the change; empty when it was not traced.
 	TraceParent string
 	TraceState  string
+	// RequestID is the X-Request-Id of the HTTP request that caused the change, so that the
+	// log lines of its projection can be found with those of the request.
+	RequestID string
 }
 
 // IdempotencyRecord remembers the outcome of a command sent with an Idempotency-Key, so that a

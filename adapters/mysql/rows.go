@@ -35,12 +35,13 @@ type eventData struct {
 }
 
 // eventMetadata is what is known about the request that caused an event, for tracing it
-// later: its idempotency key and the W3C trace context of the append, which the relay hands on
-// to the bus.
+// later: its idempotency key, and the W3C trace context of the append and the request id,
+// which the relay hands on to the bus.
 type eventMetadata struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	TraceParent    string `json:"traceparent,omitempty"`
 	TraceState     string `json:"tracestate,omitempty"`
+	RequestID      string `json:"request_id,omitempty"`
 }
 
 // outboxRow is a change not yet published: the event is the one at the same position in the
@@ -91,6 +92,7 @@ func toEventRow(e post.Event, md ports.Metadata, idempotencyKey string) (eventRo
 	}
 	meta, err := json.Marshal(eventMetadata{
 		IdempotencyKey: idempotencyKey, TraceParent: md.TraceParent, TraceState: md.TraceState,
+		RequestID: md.RequestID,
 	})
 	if err != nil {
 		return eventRow{}, fmt.Errorf("encode metadata of %s v%d: %w", e.PostID, e.Version, err)
@@ -119,7 +121,7 @@ func metadataOf(r eventRow) (ports.Metadata, error) {
 	if err := json.Unmarshal([]byte(r.Metadata), &m); err != nil {
 		return ports.Metadata{}, fmt.Errorf("decode metadata of event at position %d: %w", r.Position, err)
 	}
-	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState}, nil
+	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState, RequestID: m.RequestID}, nil
 }
 
 func toKeyRow(r ports.IdempotencyRecord, storedAt time.Time) (keyRow, error) {

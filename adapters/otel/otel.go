@@ -86,11 +86,13 @@ func New(tp trace.TracerProvider) *Tracing {
 	return &Tracing{on: true, tracer: tp.Tracer("hexapost")}
 }
 
-// metadata returns the trace context of ctx's span as change metadata.
-func (t *Tracing) metadata(ctx context.Context) ports.Metadata {
+// traced returns md with the trace context of ctx's span in place of its own; the rest of
+// md (the request id) stays as it was.
+func (t *Tracing) traced(ctx context.Context, md ports.Metadata) ports.Metadata {
 	c := propagation.MapCarrier{}
 	t.prop.Inject(ctx, c)
-	return ports.Metadata{TraceParent: c.Get("traceparent"), TraceState: c.Get("tracestate")}
+	md.TraceParent, md.TraceState = c.Get("traceparent"), c.Get("tracestate")
+	return md
 }
 
 // continued returns ctx with the trace context carried by md as its remote parent; ctx as it is
@@ -149,11 +151,10 @@ func (s tracingStore) Append(ctx context.Context, a ports.Append) error {
 		attribute.Int64("hexapost.post.expected_version", a.ExpectedVersion),
 		attribute.Int("hexapost.events", len(a.Changes)),
 	))
-	md := s.t.metadata(ctx)
 	a.Changes = slices.Clone(a.Changes) // the caller's slice is left as it was
-	for i := range a.Changes {
-		if a.Changes[i].Metadata == (ports.Metadata{}) {
-			a.Changes[i].Metadata = md
+	for i, c := range a.Changes {
+		if c.Metadata.TraceParent == "" {
+			a.Changes[i].Metadata = s.t.traced(ctx, c.Metadata)
 		}
 	}
 	err := s.EventStore.Append(ctx, a)
@@ -186,7 +187,7 @@ func (p tracingPublisher) Publish(ctx context.Context, changes []ports.Change) e
 			trace.WithAttributes(changeAttrs(c.Event)...),
 			trace.WithAttributes(semconv.MessagingOperationTypeSend, semconv.MessagingBatchMessageCount(len(changes))))
 		spans[i] = span
-		c.Metadata = p.t.metadata(sctx)
+		c.Metadata = p.t.traced(sctx, c.Metadata)
 		sent[i] = c
 	}
 	err := p.Publisher.Publish(ctx, sent)

@@ -35,13 +35,15 @@ func (p *recordingPublisher) Publish(_ context.Context, changes []ports.Change) 
 
 // TestOneTraceFollowsAChange: the append's span context travels in the change's metadata, the
 // publish continues it and hands its own on, and the projection continues that: one trace,
-// each span the child of the one before.
+// each span the child of the one before. The request id beside it travels unchanged.
 func TestOneTraceFollowsAChange(t *testing.T) {
 	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tr := otel.New(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))
 	store, bus := &recordingStore{}, &recordingPublisher{}
-	change := ports.Change{Event: post.Event{ID: "e1", PostID: "p1", Version: 1, Type: post.EventCreated}}
+	given := ports.Metadata{RequestID: "abc-123"}
+	change := ports.Change{Event: post.Event{ID: "e1", PostID: "p1", Version: 1, Type: post.EventCreated},
+		Metadata: given}
 
 	if err := tr.EventStore(store).Append(t.Context(), ports.Append{PostID: "p1", Changes: []ports.Change{change}}); err != nil {
 		t.Fatal(err)
@@ -72,7 +74,12 @@ func TestOneTraceFollowsAChange(t *testing.T) {
 	if got := spans[2].Status.Description; got != "boom" {
 		t.Errorf("project span's status %q, want the handler's error", got)
 	}
-	if change.Metadata != (ports.Metadata{}) {
+	for _, c := range []ports.Change{store.appended[0], bus.published[0]} {
+		if c.Metadata.RequestID != given.RequestID || c.Metadata.TraceParent == "" {
+			t.Errorf("metadata %+v, want a traceparent and request id %q", c.Metadata, given.RequestID)
+		}
+	}
+	if change.Metadata != given {
 		t.Error("the caller's change was given metadata; want its slice left as it was")
 	}
 }

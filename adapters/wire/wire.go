@@ -28,6 +28,8 @@ type message struct {
 	Event  event  `json:"event"`
 	State  state  `json:"state"`
 	Trace  *trace `json:"trace,omitempty"`
+	// RequestID is the X-Request-Id of the request that caused the change.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // trace is the W3C trace context of the change, named as the HTTP headers are.
@@ -75,6 +77,7 @@ func Encode(c ports.Change) ([]byte, error) {
 	if md := c.Metadata; md.TraceParent != "" {
 		m.Trace = &trace{TraceParent: md.TraceParent, TraceState: md.TraceState}
 	}
+	m.RequestID = c.Metadata.RequestID
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s v%d: %w", e.PostID, e.Version, err)
@@ -99,6 +102,7 @@ func Decode(b []byte) (ports.Change, error) {
 	if m.Trace != nil {
 		md = ports.Metadata{TraceParent: m.Trace.TraceParent, TraceState: m.Trace.TraceState}
 	}
+	md.RequestID = m.RequestID
 	return ports.Change{
 		Metadata: md,
 		Event: post.Event{

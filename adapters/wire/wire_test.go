@@ -87,6 +87,14 @@ func TestRoundTrip(t *testing.T) {
 			},
 		},
 		{
+			name: "with a request id, traced or not",
+			giveChange: ports.Change{
+				Event:    post.Event{ID: "e6", PostID: "p2", Version: 3, Type: post.EventDeleted, OccurredAt: updatedAt},
+				State:    post.State{ID: "p2", Version: 3, CreatedAt: createdAt, UpdatedAt: updatedAt, Deleted: true},
+				Metadata: ports.Metadata{RequestID: "abc-123"},
+			},
+		},
+		{
 			name: "zero times and a large version",
 			giveChange: ports.Change{
 				Event: post.Event{ID: "e", PostID: "p", Version: 1 << 53, Type: post.EventUpdated},

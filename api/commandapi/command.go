@@ -62,6 +62,7 @@ func (h *Handler) done(command string, begin time.Time, err error) {
 // Conditions are the headers every command accepts.
 type Conditions struct {
 	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes a retry safe: a repeat with the same key and body returns the first response and records nothing new. Kept at least 24 h."`
+	RequestID      string `header:"X-Request-Id" maxLength:"128" doc:"Names the request in the logs of both servers, those of the change it makes included. Kept when it is 1–128 visible ASCII characters, else replaced by a new id; every response returns the id used."`
 }
 
 // IfMatch makes a change conditional on the current version.
@@ -72,7 +73,7 @@ type IfMatch struct {
 // options returns the core's options of a change with the If-Match field ifMatch ("" when
 // absent), or the problem of a field the server cannot act on.
 func (h *Handler) options(c Conditions, ifMatch string) (command.Options, error) {
-	o := command.Options{IdempotencyKey: c.IdempotencyKey}
+	o := command.Options{IdempotencyKey: c.IdempotencyKey, RequestID: c.RequestID}
 	if ifMatch == "" {
 		if h.cfg.RequireIfMatch {
 			return o, api.PreconditionRequired("If-Match", "this server requires If-Match on every change: "+
@@ -238,7 +239,7 @@ func (h *Handler) create(ctx context.Context, in *CreateInput) (*CreateOutput, e
 	begin := time.Now()
 	r, err := h.svc.Create(ctx, post.Create{
 		Title: in.Body.Title, Content: in.Body.Content, AuthorName: in.Body.AuthorName,
-	}, command.Options{IdempotencyKey: in.IdempotencyKey})
+	}, command.Options{IdempotencyKey: in.IdempotencyKey, RequestID: in.RequestID})
 	h.done("create", begin, err)
 	if err != nil {
 		return nil, api.Problem(ctx, h.log, "create-post", err)

@@ -14,7 +14,7 @@ import (
 )
 
 // TestLogLinesNameTheCommand pins what an operator follows a change by at info: every line of a
-// command names the command, its post and its idempotency key, then what happened.
+// command names the command, its post, its idempotency key and its request, then what happened.
 func TestLogLinesNameTheCommand(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
@@ -32,6 +32,9 @@ func TestLogLinesNameTheCommand(t *testing.T) {
 	if _, err := svc.Update(t.Context(), "id-1", post.Update{Title: ptr("Hello")}, command.Options{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := svc.Update(t.Context(), "id-1", post.Update{Title: ptr("Hi")}, command.Options{RequestID: "abc-123"}); err != nil {
+		t.Fatal(err)
+	}
 
 	want := []map[string]any{
 		{"level": "INFO", "msg": "event appended", "op": "create", "post_id": "id-1", "idempotency_key": "k1",
@@ -39,6 +42,8 @@ func TestLogLinesNameTheCommand(t *testing.T) {
 		{"level": "INFO", "msg": "command replayed", "op": "create", "post_id": "id-1", "idempotency_key": "k1",
 			"version": 1.0},
 		{"level": "INFO", "msg": "command changed nothing", "op": "update", "post_id": "id-1", "version": 1.0},
+		{"level": "INFO", "msg": "event appended", "op": "update", "post_id": "id-1", "request_id": "abc-123",
+			"version": 2.0, "event_id": "id-6", "event_type": "post.updated"},
 	}
 	var got []map[string]any
 	var keys [][]string

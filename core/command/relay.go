@@ -91,8 +91,12 @@ func (r *Relay) publish(ctx context.Context, changes []ports.Change) error {
 		return nil
 	}
 	for _, c := range changes {
-		r.log.Debug("event published", "post_id", c.Event.PostID, "version", c.Event.Version,
-			"event_id", c.Event.ID, "event_type", string(c.Event.Type))
+		attrs := []any{"post_id", c.Event.PostID, "version", c.Event.Version, "event_id", c.Event.ID,
+			"event_type", string(c.Event.Type)}
+		if c.Metadata.RequestID != "" {
+			attrs = append(attrs, "request_id", c.Metadata.RequestID)
+		}
+		r.log.Debug("event published", attrs...)
 	}
 	return nil
 }

@@ -1,11 +1,15 @@
 package command_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,6 +103,63 @@ func TestRelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRelayLogNamesTheRequest: at debug, the line of a published change names the request
+// that caused it, as the command's own lines do.
+func TestRelayLogNamesTheRequest(t *testing.T) {
+	t.Parallel()
+	st := newStore()
+	svc := newService(st, st, command.Config{})
+	if _, err := svc.Create(t.Context(), hello, command.Options{RequestID: "abc-123"}); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	pub := &publisher{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		command.NewRelay(st, pub, log, command.RelayConfig{Poll: never}).Run(ctx)
+	}()
+	eventually(t, "the change is published", func() bool {
+		_, published := pub.got()
+		return len(published) == 1
+	})
+	cancel()
+	returnsWithin(t, 2*time.Second, "Relay.Run after cancel", done)
+
+	var line struct {
+		Msg       string `json:"msg"`
+		RequestID string `json:"request_id"`
+	}
+	for l := range strings.Lines(out.String()) {
+		if err := json.Unmarshal([]byte(l), &line); err == nil && line.Msg == "event published" {
+			break
+		}
+	}
+	if line.Msg != "event published" || line.RequestID != "abc-123" {
+		t.Errorf("published line %+v, want request_id abc-123; log:\n%s", line, out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a goroutine may write while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestRelayRunReturnsWhenTheContextEnds(t *testing.T) {

@@ -43,6 +43,9 @@ type Options struct {
 	IfMatch *int64
 	// IdempotencyKey, when not empty, makes a repeat of the same request return the first result.
 	IdempotencyKey string
+	// RequestID, when not empty, names the request in the command's log lines and travels with
+	// its changes (ports.Metadata), so that their projection names it too.
+	RequestID string
 }
 
 // Result is the outcome of a command.
@@ -126,7 +129,7 @@ const (
 // run answers a repeated idempotency key from its record, and otherwise attempts the command
 // until it is decided, retrying an unconditional one after a version conflict.
 func (s *Service) run(ctx context.Context, op, id, fp string, o Options, decide decision) (Result, error) {
-	log := commandLog{log: s.log, op: op, id: id, key: o.IdempotencyKey}
+	log := commandLog{log: s.log, op: op, id: id, key: o.IdempotencyKey, request: o.RequestID}
 	if o.IdempotencyKey != "" {
 		if r, err := s.replay(ctx, o.IdempotencyKey, fp); !errors.Is(err, ports.ErrNotFound) {
 			if err == nil {
@@ -196,7 +199,7 @@ func (s *Service) attempt(ctx context.Context, op, id, fp string, o Options, dec
 		if err := p.Apply(e); err != nil {
 			return Result{}, false, err
 		}
-		changes = append(changes, ports.Change{Event: e, State: p.State()})
+		changes = append(changes, ports.Change{Event: e, State: p.State(), Metadata: ports.Metadata{RequestID: o.RequestID}})
 	}
 	res := Result{State: p.State(), Created: expected == 0}
 	a := ports.Append{PostID: id, ExpectedVersion: expected, Changes: changes}
@@ -253,12 +256,12 @@ func (s *Service) replay(ctx context.Context, key, fp string) (Result, error) {
 	return Result{State: rec.State, Created: rec.Created, Replayed: true}, nil
 }
 
-// commandLog writes a command's log lines, each beginning with the command, its post and its
-// idempotency key, as a logger made With them would; it formats them only for the lines that
-// are written, where With would format them for every command.
+// commandLog writes a command's log lines, each beginning with the command, its post, its
+// idempotency key and its request id, as a logger made With them would; it formats them only
+// for the lines that are written, where With would format them for every command.
 type commandLog struct {
-	log         *slog.Logger
-	op, id, key string
+	log                  *slog.Logger
+	op, id, key, request string
 }
 
 func (l commandLog) info(ctx context.Context, msg string, attrs ...slog.Attr) {
@@ -269,10 +272,13 @@ func (l commandLog) at(ctx context.Context, level slog.Level, msg string, attrs 
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	var buf [8]slog.Attr // on the stack: a line has at most 6 attributes
+	var buf [8]slog.Attr // on the stack: a line has at most 7 attributes
 	all := append(buf[:0], slog.String("op", l.op), slog.String("post_id", l.id))
 	if l.key != "" {
 		all = append(all, slog.String("idempotency_key", l.key))
+	}
+	if l.request != "" {
+		all = append(all, slog.String("request_id", l.request))
 	}
 	// To the handler, not through Logger.LogAttrs: the lines carry no source, so they need not
 	// pay for the stack trace Logger takes for one.

@@ -317,20 +317,23 @@ func TestProjectorLeavesTheViewToALaterChangeOfThePostInTheBatch(t *testing.T) {
 }
 
 // TestProjectorLogLinesNameTheChange pins the line an operator follows a change by on the
-// query side: its post, version, event and type, and whether its view is now the current one
-// or was left to a later change of the same batch.
+// query side: its post, version, event and type, the request that caused it when known, and
+// whether its view is now the current one or was left to a later change of the same batch.
 func TestProjectorLogLinesNameTheChange(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	p := projection.NewProjector(newViews(),
 		slog.New(slog.NewJSONHandler(&out, nil)).With("server", "query"))
 	v2 := change("p1", 2, post.EventUpdated)
+	requested := change("p1", 1, post.EventCreated)
+	requested.Metadata.RequestID = "abc-123"
 	for _, apply := range []struct {
 		c     ports.Change
 		later *ports.Change
 	}{
 		{change("p1", 1, post.EventCreated), nil},
 		{change("p1", 1, post.EventCreated), &v2},
+		{requested, nil},
 	} {
 		if err := p.ApplyWaiting(t.Context(), apply.c, apply.later); err != nil {
 			t.Fatal(err)
@@ -341,6 +344,8 @@ func TestProjectorLogLinesNameTheChange(t *testing.T) {
 			"event_id": "p1-e1", "event_type": "post.created", "current": true},
 		{"level": "INFO", "msg": "event projected", "server": "query", "post_id": "p1", "version": 1.0,
 			"event_id": "p1-e1", "event_type": "post.created", "current": false, "view_left_to_version": 2.0},
+		{"level": "INFO", "msg": "event projected", "server": "query", "post_id": "p1", "version": 1.0,
+			"event_id": "p1-e1", "event_type": "post.created", "request_id": "abc-123", "current": false},
 	}
 	var got []map[string]any
 	for line := range strings.Lines(out.String()) {

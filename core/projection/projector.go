@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"hexapost/core/post"
 	"hexapost/ports"
 )
 
@@ -56,28 +55,33 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 		return fmt.Errorf("history %s v%d: %w", e.PostID, e.Version, err)
 	}
 	if later != nil && supersedes(*later, c) {
-		p.projected(ctx, e, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
+		p.projected(ctx, c, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
 	stored, err := p.views.PutCurrent(ctx, c.State)
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
 	}
-	p.projected(ctx, e, slog.Bool("current", stored))
+	p.projected(ctx, c, slog.Bool("current", stored))
 	return nil
 }
 
 // projected logs the line of a projected change, with attributes, not key-value pairs, so that
 // its values are not boxed, and to the handler, not through Logger.LogAttrs: the line carries
-// no source, so it need not pay for the stack trace Logger takes for one (runtime.Callers).
-func (p *Projector) projected(ctx context.Context, e post.Event, more ...slog.Attr) {
+// no source, so it need not pay for the stack trace Logger takes for one (runtime.Callers). It
+// names the request that caused the change, when the change knows it.
+func (p *Projector) projected(ctx context.Context, c ports.Change, more ...slog.Attr) {
 	h := p.log.Handler()
 	if p.quiet || !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	r := slog.NewRecord(time.Now(), slog.LevelInfo, "event projected", 0)
+	e := c.Event
 	r.AddAttrs(slog.String("post_id", e.PostID), slog.Int64("version", e.Version), slog.String("event_id", e.ID),
 		slog.String("event_type", string(e.Type)))
+	if c.Metadata.RequestID != "" {
+		r.AddAttrs(slog.String("request_id", c.Metadata.RequestID))
+	}
 	r.AddAttrs(more...)
 	_ = h.Handle(ctx, r) // as Logger does: a line that cannot be written is dropped
 }

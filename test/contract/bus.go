@@ -646,10 +646,18 @@ func publish(t *testing.T, c BusClient, changes ...ports.Change) {
 }
 
 // someChanges returns n changes of as many new posts.
+// someChanges returns n creates, each with the metadata of the request that made it, which
+// every bus must deliver (and dead-letter) with the change.
 func someChanges(t *testing.T, n int) []ports.Change {
 	st := newStory(t, epoch)
 	for i := range n {
 		st.create(fmt.Sprintf("post %d", i), "body", "ada")
+	}
+	for i := range st.changes {
+		st.changes[i].Metadata = ports.Metadata{
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			RequestID:   fmt.Sprintf("request-%d", i),
+		}
 	}
 	return st.changes
 }

@@ -507,19 +507,22 @@ func storeRelayFailure(t *testing.T, s Store) {
 	}
 }
 
-// storeRelayMetadata: the trace context given with a change at the append reaches the relay
-// unchanged, change by change, including none at all.
+// storeRelayMetadata: the trace context and request id given with a change at the append reach
+// the relay unchanged, change by change, including none at all.
 func storeRelayMetadata(t *testing.T, s Store) {
 	id, at := newID(), epoch.Add(time.Second)
 	changes := changesOf(t,
 		post.Event{ID: newID(), PostID: id, Version: 1, Type: post.EventCreated, OccurredAt: at,
 			Title: ptr("t"), Content: ptr("c"), AuthorName: ptr("a")},
 		post.Event{ID: newID(), PostID: id, Version: 2, Type: post.EventUpdated, OccurredAt: at, Title: ptr("u")},
-		post.Event{ID: newID(), PostID: id, Version: 3, Type: post.EventDeleted, OccurredAt: at},
+		post.Event{ID: newID(), PostID: id, Version: 3, Type: post.EventUpdated, OccurredAt: at, Title: ptr("v")},
+		post.Event{ID: newID(), PostID: id, Version: 4, Type: post.EventDeleted, OccurredAt: at},
 	)
 	want := []ports.Metadata{
-		{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "vendor=a,b=c"},
+		{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "vendor=a,b=c",
+			RequestID: "abc-123"},
 		{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},
+		{RequestID: "request without a trace"},
 		{},
 	}
 	for i := range changes {

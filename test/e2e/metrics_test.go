@@ -71,6 +71,50 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsCountOnce: a Prometheus that scrapes both servers of one process counts each
+// event once. The command server serves the process's metrics, the query server's requests
+// and projections included; the query server's /metrics is a 404 problem that names it.
+func TestMetricsCountOnce(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	const creates = 3
+	for i := range creates {
+		id := do(t, "POST", p.CommandURL+"/posts", map[string]string{
+			"title": fmt.Sprintf("post %d", i), "content": "counted once", "author_name": "metrics",
+		}).Must(t, http.StatusCreated).Str("id")
+		do(t, "GET", p.QueryURL+"/posts/"+id+"?min_version=1", nil).Must(t, http.StatusOK)
+	}
+
+	// What a Prometheus with both targets stores: the sum over the targets that answered.
+	var total metricFamilies
+	eventually(t, 5*time.Second, "the lag of every create to be observed", func() bool {
+		total = scrape(t, p.CommandURL)
+		return total.count("hexapost_projection_lag_seconds") >= creates
+	})
+	elsewhere := do(t, "GET", p.QueryURL+"/metrics", nil).Must(t, http.StatusNotFound)
+
+	tests := []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"creates", total.value("hexapost_commands_total", "type", "create", "outcome", "ok"), creates},
+		{"events appended", total.value("hexapost_events_appended_total"), creates},
+		{"projections", total.count("hexapost_projection_lag_seconds"), creates},
+		{"query server's reads", total.value("hexapost_http_requests_total",
+			"server", "query", "method", "GET", "route", "GET /posts/{id}", "status", "200"), creates},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if ct, detail := elsewhere.Header.Get("Content-Type"), elsewhere.Str("detail"); ct != "application/problem+json" ||
+		!strings.Contains(detail, p.CommandURL+"/metrics") {
+		t.Errorf("query server's /metrics: %s %q, want a problem naming %s/metrics", ct, detail, p.CommandURL)
+	}
+}
+
 // metricFamilies is one scrape of /metrics.
 type metricFamilies map[string]*dto.MetricFamily
 
