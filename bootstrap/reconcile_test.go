@@ -77,7 +77,7 @@ func TestOneProcessReconcilesItsOwnStore(t *testing.T) {
 		_ = res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
-	got := scrape(t, queryURL)
+	got := scrape(t, commandURL) // one process: its metrics are served by the command server
 	for _, tt := range []struct {
 		name string
 		want float64
