@@ -213,7 +213,7 @@ func rebuild(environ []string, stderr io.Writer) int {
 		rebuild ports.ViewRebuilder
 		live    ports.ViewWriter
 	)
-	app := fx.New(fx.Supply(cfg), fx.Supply(log), fxLogger(log), store, views,
+	app := fx.New(fx.Supply(cfg), fx.Supply(log), quietFx(), store, views,
 		fx.Populate(&events, &rebuild, &live))
 	if err := app.Err(); err != nil {
 		fmt.Fprintf(stderr, "hexapost: %v\n", dig.RootCause(err))
