@@ -56,6 +56,13 @@ type config struct {
 	// Tracing is on when either OTLP endpoint is set; the names are OpenTelemetry's own.
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL, /v1/traces is appended
 	OTLPTracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL, wins over the base
+	OTLPProtocol       string // OTEL_EXPORTER_OTLP_PROTOCOL: grpc | http/protobuf | http/json
+	OTLPTracesProtocol string // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: as above, wins over it
+	// SDKDisabled is OTEL_SDK_DISABLED: true (in any case) turns tracing off even with an
+	// endpoint; any other value leaves it on, and SDKDisabledOther keeps a value that is
+	// neither true nor false, to warn of.
+	SDKDisabled      bool
+	SDKDisabledOther string
 }
 
 type variable struct {
@@ -169,6 +176,9 @@ var variables = []variable{
 	{"POSTS_LOG_FORMAT", "text", []string{"text", "json"}, text(func(c *config, v string) { c.LogFormat = v })},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPEndpoint = v })},
 	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPTracesEndpoint = v })},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", otlpProtocols, text(func(c *config, v string) { c.OTLPProtocol = v })},
+	{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", nil, otlpProtocol(func(c *config, v string) { c.OTLPTracesProtocol = v })},
+	{"OTEL_SDK_DISABLED", "false", nil, sdkDisabled},
 }
 
 // loadConfig reads the configuration from environ, "NAME=value" entries as os.Environ gives
