@@ -35,13 +35,22 @@ Usage:
   hexapost bench [flags]     load running servers and report throughput and latency (-h: flags)
   hexapost version           print the build's version, revision and Go version
 
-Configuration is read from POSTS_* environment variables; see the README.
+Configuration is read from POSTS_* environment variables: hexapost <command> --help lists them.
 `
 
 // Main runs the command line given in args (without the program name) and returns the exit
 // code: 0 on success and after a graceful stop, 1 when the process could not start or stop
 // cleanly, 2 for a usage error.
 func Main(args []string, environ []string, stdout, stderr io.Writer) int {
+	if name, ok := helpRequest(args); ok {
+		if h, ok := subcommandHelp()[name]; ok {
+			h.write(stdout)
+			return 0
+		}
+		if name == "bench" {
+			return load.Main([]string{"-h"}, stdout, stderr)
+		}
+	}
 	switch {
 	case len(args) == 0 || args[0] == "serve":
 		r, err := parseRoles(args)
