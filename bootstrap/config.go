@@ -210,12 +210,12 @@ var descriptions = map[string]string{
 	"POSTS_ADMIN_TOKEN":                  "bearer token of the query server's /admin/*; unset, they answer 403",
 	"POSTS_CORS_ORIGINS":                 "comma-separated browser origins allowed, or *; unset: the bundled docs",
 	"POSTS_LOG_LEVEL":                    "the least severe log lines written",
-	"POSTS_LOG_FORMAT":                   "log lines on stderr as text or as JSON",
+	"POSTS_LOG_FORMAT":                   "the form of the log lines on stderr",
 	"OTEL_EXPORTER_OTLP_ENDPOINT":        "OTLP/HTTP collector, http(s)://host:4318; spans go to /v1/traces; unset: tracing off",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "full OTLP/HTTP traces URL; wins over OTEL_EXPORTER_OTLP_ENDPOINT",
-	"OTEL_EXPORTER_OTLP_PROTOCOL":        "OTLP transport; only http/protobuf is built in, the others are refused",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "OTLP transport of spans; wins over OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_SDK_DISABLED":                  "true turns tracing off even with an endpoint set",
+	"OTEL_EXPORTER_OTLP_PROTOCOL":        "OTLP transport; hexapost speaks http/protobuf and refuses the others",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "OTLP transport of spans (grpc, http/protobuf, http/json); wins over OTEL_EXPORTER_OTLP_PROTOCOL",
+	"OTEL_SDK_DISABLED":                  "true turns tracing off even with an endpoint set; false or unset leaves it on",
 }
 
 // loadConfig reads the configuration from environ, "NAME=value" entries as os.Environ gives

@@ -63,7 +63,7 @@ func (h help) write(w io.Writer) {
 	}
 	fmt.Fprint(w, "\nEnvironment (NAME=default, then the allowed values where they are few):\n")
 	for _, name := range h.env {
-		i := slices.IndexFunc(variables, func(v variable) bool { return v.name == name })
+		i := variableIndex(name)
 		if i < 0 {
 			continue // a test checks that every name is in the table
 		}
@@ -74,4 +74,9 @@ func (h help) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s\n      %s\n", head, descriptions[v.name])
 	}
+}
+
+// variableIndex returns the index of the named variable in the table, or -1.
+func variableIndex(name string) int {
+	return slices.IndexFunc(variables, func(v variable) bool { return v.name == name })
 }

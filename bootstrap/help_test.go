@@ -15,7 +15,7 @@ func TestEveryVariableIsDescribed(t *testing.T) {
 		}
 	}
 	for name := range descriptions {
-		if !slices.ContainsFunc(variables, func(v variable) bool { return v.name == name }) {
+		if variableIndex(name) < 0 {
 			t.Errorf("descriptions has %s, which is no variable of the table", name)
 		}
 	}
@@ -96,7 +96,7 @@ func TestHelpNamesOnlyKnownThings(t *testing.T) {
 			t.Errorf("help of %q, which the usage does not name", name)
 		}
 		for _, v := range h.env {
-			if !slices.ContainsFunc(variables, func(x variable) bool { return x.name == v }) {
+			if variableIndex(v) < 0 {
 				t.Errorf("help of %q lists %s, which is no variable of the table", name, v)
 			}
 		}
