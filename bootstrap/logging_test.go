@@ -26,16 +26,7 @@ func TestDebugLogHasNoFxEvents(t *testing.T) {
 	if !log.Enabled(t.Context(), slog.LevelDebug) {
 		t.Fatal("the logger does not log at debug level")
 	}
-	app, err := newApp(cfg, roles{Command: true, Query: true}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Stop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	startStop(t, cfg, log)
 
 	fxEvents := []string{"provided", "supplied", "decorated", "invoked", "run", "started",
 		"OnStart hook executing", "OnStart hook executed", "OnStop hook executing", "OnStop hook executed",
