@@ -245,3 +245,25 @@ func tracerProvider(t *testing.T, env map[string]string) (trace.TracerProvider, 
 	}
 	return tp, nil
 }
+
+// TestTracingWarnsOfAnSDKDisabledThatIsNoBoolean: a value of OTEL_SDK_DISABLED other than true
+// or false leaves tracing on, and the log says so, as OpenTelemetry asks.
+func TestTracingWarnsOfAnSDKDisabledThatIsNoBoolean(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig([]string{"OTEL_SDK_DISABLED=yes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	opt, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.New(opt, fx.Populate(new(trace.TracerProvider))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"OTEL_SDK_DISABLED is neither true nor false; taken as false`) ||
+		!strings.Contains(logs.String(), `"OTEL_SDK_DISABLED":"yes"`) {
+		t.Fatalf("no warning naming OTEL_SDK_DISABLED=yes in the log:\n%s", logs.String())
+	}
+}
