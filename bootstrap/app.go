@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
-	"go.uber.org/fx/fxevent"
 
 	"hexapost/adapters/memory"
 	"hexapost/adapters/mongo"
@@ -61,7 +60,7 @@ func options(cfg config, r roles, log *slog.Logger) (fx.Option, error) {
 	opts := []fx.Option{
 		fx.Supply(cfg, r),
 		fx.Supply(log),
-		fxLogger(log),
+		quietFx(),
 		fx.StartTimeout(30 * time.Second),
 		fx.StopTimeout(cfg.ShutdownTimeout),
 		metricsOption(r),
@@ -572,13 +571,7 @@ func (s *httpServers) shutdown(ctx context.Context, log *slog.Logger) error {
 	return errors.Join(all...)
 }
 
-// fxLogger sends fx's own events to the debug level: start and stop failures are reported once,
-// by Main.
-func fxLogger(log *slog.Logger) fx.Option {
-	return fx.WithLogger(func() fxevent.Logger {
-		l := &fxevent.SlogLogger{Logger: log}
-		l.UseLogLevel(slog.LevelDebug)
-		l.UseErrorLevel(slog.LevelDebug)
-		return l
-	})
-}
+// quietFx keeps fx's own events (each constructor provided, each hook run) out of the log, at
+// every level: they tell how the process is wired, which the code says. What fails is returned
+// by fx.New, Start or Stop, and Main reports it once.
+func quietFx() fx.Option { return fx.NopLogger }

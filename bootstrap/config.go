@@ -64,6 +64,13 @@ type config struct {
 	// Tracing is on when either OTLP endpoint is set; the names are OpenTelemetry's own.
 	OTLPEndpoint       string // OTEL_EXPORTER_OTLP_ENDPOINT: base URL, /v1/traces is appended
 	OTLPTracesEndpoint string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: full URL, wins over the base
+	OTLPProtocol       string // OTEL_EXPORTER_OTLP_PROTOCOL: grpc | http/protobuf | http/json
+	OTLPTracesProtocol string // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: as above, wins over it
+	// SDKDisabled is OTEL_SDK_DISABLED: true (in any case) turns tracing off even with an
+	// endpoint; any other value leaves it on, and SDKDisabledOther keeps a value that is
+	// neither true nor false, to warn of.
+	SDKDisabled      bool
+	SDKDisabledOther string
 }
 
 type variable struct {
@@ -194,6 +201,49 @@ var variables = []variable{
 	{"POSTS_ACCESS_LOG", "off", []string{"on", "off"}, text(func(c *config, v string) { c.AccessLog = v == "on" })},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPEndpoint = v })},
 	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", nil, otlpURL(func(c *config, v string) { c.OTLPTracesEndpoint = v })},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", otlpProtocols, text(func(c *config, v string) { c.OTLPProtocol = v })},
+	{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", nil, otlpProtocol(func(c *config, v string) { c.OTLPTracesProtocol = v })},
+	{"OTEL_SDK_DISABLED", "false", nil, sdkDisabled},
+}
+
+// descriptions says in a line what each variable of the table does, for --help and the example
+// env file; a test wants one for every variable.
+var descriptions = map[string]string{
+	"POSTS_EVENT_STORE":                  "where events, the outbox and idempotency keys live",
+	"POSTS_BUS":                          "the event bus between the relay and the projector",
+	"POSTS_READ_MODEL":                   "where the views and the history live",
+	"POSTS_STATE_CACHE":                  "keep recent posts' states in the command process, decide without a read",
+	"POSTS_POST_LOCK":                    "commands on one post in this process take turns instead of colliding",
+	"POSTS_RELAY_PACING":                 "relay rounds start at least 10ms apart while appends keep coming",
+	"POSTS_MYSQL_DSN":                    "go-sql-driver DSN of the event store, user:password@tcp(host:3306)/db",
+	"POSTS_REDIS_URL":                    "the Redis bus, redis://host:6379/0",
+	"POSTS_NATS_URL":                     "the NATS JetStream bus, nats://host:4222",
+	"POSTS_MONGO_URI":                    "the MongoDB read model, mongodb://host:27017/db",
+	"POSTS_MONGO_ATOMIC_REPLACE":         "whether the read model's server replaces a view in one step (auto: ask it)",
+	"POSTS_CONSUMER_GROUP":               "consumer group (Redis) or durable consumer (NATS) the query servers share",
+	"POSTS_REDIS_MAXLEN":                 "approximate length bound of the Redis stream, at least 1000",
+	"POSTS_NATS_MAX_MSGS":                "length bound of the JetStream stream, at least 1000",
+	"POSTS_COMMAND_ADDR":                 "listen address of the command server",
+	"POSTS_QUERY_ADDR":                   "listen address of the query server",
+	"POSTS_QUERY_URL":                    "public base URL of the query server, where a create's Location leads",
+	"POSTS_REQUIRE_IF_MATCH":             "refuse a PATCH or DELETE without If-Match (428)",
+	"POSTS_READ_WAIT":                    "how long a read with min_version waits before 503, a duration",
+	"POSTS_READ_WAKEUP":                  "wake a min_version read as soon as this process projects its post",
+	"POSTS_MAX_ATTEMPTS":                 "projection attempts before a change is dead-lettered, 1 to 100",
+	"POSTS_RETRY_BACKOFF":                "delay before the first projection retry, doubling each attempt, a duration",
+	"POSTS_SHUTDOWN_TIMEOUT":             "how long a graceful stop may take, a duration",
+	"POSTS_RECONCILE_INTERVAL":           "time between two passes comparing the read model with the event store, a duration, or off",
+	"POSTS_RECONCILE_GRACE":              "how long a post behind the store may take to catch up through the bus before it is drift",
+	"POSTS_ADMIN_TOKEN":                  "bearer token of the query server's /admin/*; unset, they answer 403",
+	"POSTS_CORS_ORIGINS":                 "comma-separated browser origins allowed, or *; unset: the bundled docs",
+	"POSTS_LOG_LEVEL":                    "the least severe log lines written",
+	"POSTS_LOG_FORMAT":                   "the form of the log lines on stderr",
+	"POSTS_ACCESS_LOG":                   "one log line per HTTP request: method, route, status, duration, bytes, request id",
+	"OTEL_EXPORTER_OTLP_ENDPOINT":        "OTLP/HTTP collector, http(s)://host:4318; spans go to /v1/traces; unset: tracing off",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "full OTLP/HTTP traces URL; wins over OTEL_EXPORTER_OTLP_ENDPOINT",
+	"OTEL_EXPORTER_OTLP_PROTOCOL":        "OTLP transport; hexapost speaks http/protobuf and refuses the others",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "OTLP transport of spans (grpc, http/protobuf, http/json); wins over OTEL_EXPORTER_OTLP_PROTOCOL",
+	"OTEL_SDK_DISABLED":                  "true turns tracing off even with an endpoint set; false or unset leaves it on",
 }
 
 // loadConfig reads the configuration from environ, "NAME=value" entries as os.Environ gives

@@ -37,13 +37,22 @@ Usage:
   hexapost bench [flags]     load running servers and report throughput and latency (-h: flags)
   hexapost version           print the build's version, revision and Go version
 
-Configuration is read from POSTS_* environment variables; see the README.
+Configuration is read from POSTS_* environment variables: hexapost <command> --help lists them.
 `
 
 // Main runs the command line given in args (without the program name) and returns the exit
 // code: 0 on success and after a graceful stop, 1 when the process could not start or stop
 // cleanly, 2 for a usage error.
 func Main(args []string, environ []string, stdout, stderr io.Writer) int {
+	if name, ok := helpRequest(args); ok {
+		if h, ok := subcommandHelp()[name]; ok {
+			h.write(stdout)
+			return 0
+		}
+		if name == "bench" {
+			return load.Main([]string{"-h"}, stdout, stderr)
+		}
+	}
 	switch {
 	case len(args) == 0 || args[0] == "serve":
 		r, err := parseRoles(args)
@@ -90,7 +99,7 @@ func parseRoles(args []string) (roles, error) {
 func serve(r roles, environ []string, stderr io.Writer) int {
 	cfg, err := loadConfig(environ)
 	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
+		fatal(stderr, environ, "configuration", err)
 		return 1
 	}
 	// Log lines go out in as few writes as the load allows (see lineWriter); the process's
@@ -107,13 +116,13 @@ func serve(r roles, environ []string, stderr io.Writer) int {
 	defer signal.Stop(early)
 	app, err := newApp(cfg, r, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		fatal(stderr, environ, "", err)
 		return 1
 	}
 	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
-		fmt.Fprintf(stderr, "hexapost: start: %v\n", err)
+		fatal(stderr, environ, "start", err)
 		return 1
 	}
 	var sig fx.ShutdownSignal
@@ -136,7 +145,7 @@ func serve(r roles, environ []string, stderr io.Writer) int {
 func printSpec(args []string, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(environ)
 	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
+		fatal(stderr, environ, "configuration", err)
 		return 1
 	}
 	version, _, _ := build()
@@ -171,6 +180,22 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// fatal reports the error that ends the process as "hexapost: stage: error" (without a stage,
+// "hexapost: error"), or with POSTS_LOG_FORMAT=json as a JSON line like the log's, whose msg is
+// the same words and whose error is the error. It reads the format from environ alone, so that
+// a configuration that is invalid otherwise is still reported in the format asked for.
+func fatal(w io.Writer, environ []string, stage string, err error) {
+	msg := "hexapost"
+	if stage != "" {
+		msg += ": " + stage
+	}
+	if strings.TrimSpace(environMap(environ)["POSTS_LOG_FORMAT"]) != "json" {
+		fmt.Fprintf(w, "%s: %v\n", msg, err)
+		return
+	}
+	slog.New(slog.NewJSONHandler(w, nil)).Error(msg, "error", err.Error())
+}
+
 // errNotAvailable marks adapter choices that are valid names but not built into this version.
 var errNotAvailable = errors.New("is not available in this version of hexapost")
 
@@ -202,7 +227,7 @@ func rebuild(environ []string, stderr io.Writer) int {
 		begin := time.Now()
 		n, m, err := projection.Rebuild(ctx, events, rebuild, live, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "hexapost: %v\n", err)
+			fatal(stderr, environ, "", err)
 			return 1
 		}
 		log.Info("read model rebuilt", "events", n, "catch_up_events", m, "took", time.Since(begin))
@@ -218,34 +243,34 @@ func tool(name string, environ []string, stderr io.Writer, store func(config, *s
 	do func(ctx context.Context, log *slog.Logger) int, targets ...any) int {
 	cfg, err := loadConfig(environ)
 	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: configuration: %v\n", err)
+		fatal(stderr, environ, "configuration", err)
 		return 1
 	}
 	if cfg.EventStore != "mysql" || cfg.ReadModel != "mongo" {
-		fmt.Fprintf(stderr, "hexapost: %s needs POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo "+
-			"(an in-memory read model is rebuilt at every start)\n", name)
+		fatal(stderr, environ, "", fmt.Errorf("%s needs POSTS_EVENT_STORE=mysql and POSTS_READ_MODEL=mongo "+
+			"(an in-memory read model is rebuilt at every start)", name))
 		return 1
 	}
 	log := newLogger(cfg, stderr)
 	storeOpt, err := store(cfg, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		fatal(stderr, environ, "", err)
 		return 1
 	}
 	views, err := readModelOption(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "hexapost: %v\n", err)
+		fatal(stderr, environ, "", err)
 		return 1
 	}
-	app := fx.New(fx.Supply(cfg), fx.Supply(log), fxLogger(log), storeOpt, views, fx.Populate(targets...))
+	app := fx.New(fx.Supply(cfg), fx.Supply(log), quietFx(), storeOpt, views, fx.Populate(targets...))
 	if err := app.Err(); err != nil {
-		fmt.Fprintf(stderr, "hexapost: %v\n", dig.RootCause(err))
+		fatal(stderr, environ, "", dig.RootCause(err))
 		return 1
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "hexapost: start: %v\n", err)
+		fatal(stderr, environ, "start", err)
 		return 1
 	}
 	defer func() { _ = app.Stop(context.Background()) }()

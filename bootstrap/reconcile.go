@@ -159,7 +159,7 @@ func verify(environ []string, repair bool, stdout, stderr io.Writer) int {
 		posts, differ, err := r.Verify(ctx, reader, stdout, repair)
 		switch {
 		case err != nil:
-			fmt.Fprintf(stderr, "hexapost: verify: %v\n", err)
+			fatal(stderr, environ, "verify", err)
 			return 1
 		case differ > 0 && repair:
 			fmt.Fprintf(stdout, "%d of %d posts still differ from the event store\n", differ, posts)

@@ -36,17 +36,7 @@ func TestStopOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	app, err := newApp(cfg, roles{Command: true, Query: true},
-		slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Stop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	startStop(t, cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
 
 	var got []string
 	for _, m := range logs.messages(t) {
@@ -59,5 +49,20 @@ func TestStopOrder(t *testing.T) {
 	want := []string{"command server stopping", "query server stopping", "relay stopped", "projector stopped"}
 	if !slices.Equal(got, want) {
 		t.Errorf("stop order %q, want %q (the two servers in any order)", logged, want)
+	}
+}
+
+// startStop starts the whole process of cfg, logging to log, and stops it.
+func startStop(t *testing.T, cfg config, log *slog.Logger) {
+	t.Helper()
+	app, err := newApp(cfg, roles{Command: true, Query: true}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Stop(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/otel/trace"
@@ -28,9 +29,21 @@ func tracingOption(cfg config, r roles) fx.Option {
 }
 
 func newTracerProvider(lc fx.Lifecycle, cfg config, r roles, log *slog.Logger) (trace.TracerProvider, error) {
+	if cfg.SDKDisabledOther != "" {
+		log.Warn("OTEL_SDK_DISABLED is neither true nor false; taken as false, as OpenTelemetry specifies",
+			"OTEL_SDK_DISABLED", cfg.SDKDisabledOther)
+	}
 	endpoint := otlpTracesURL(cfg)
 	if endpoint == "" {
 		return noop.NewTracerProvider(), nil
+	}
+	if cfg.SDKDisabled {
+		log.Info("tracing off: OTEL_SDK_DISABLED=true", "endpoint", endpoint)
+		return noop.NewTracerProvider(), nil
+	}
+	if name, protocol := otlpTracesProtocol(cfg); protocol != "http/protobuf" {
+		return nil, fmt.Errorf("%s=%s is not supported: hexapost sends spans over OTLP/HTTP with protobuf "+
+			"only; set it to http/protobuf or leave it unset", name, protocol)
 	}
 	tp, err := otel.NewProvider(context.Background(), otel.ExporterConfig{Endpoint: endpoint, ServiceName: serviceName(r), Log: log})
 	if err != nil {
@@ -57,6 +70,39 @@ func otlpTracesURL(cfg config) string {
 		return strings.TrimRight(cfg.OTLPEndpoint, "/") + "/v1/traces"
 	}
 	return ""
+}
+
+// otlpProtocols are the transports of OTLP the OpenTelemetry specification names.
+var otlpProtocols = []string{"grpc", "http/protobuf", "http/json"}
+
+// otlpTracesProtocol returns the variable that chooses the transport of spans and its value:
+// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL when set, else OTEL_EXPORTER_OTLP_PROTOCOL.
+func otlpTracesProtocol(cfg config) (name, protocol string) {
+	if cfg.OTLPTracesProtocol != "" {
+		return "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", cfg.OTLPTracesProtocol
+	}
+	return "OTEL_EXPORTER_OTLP_PROTOCOL", cfg.OTLPProtocol
+}
+
+// otlpProtocol checks a protocol that may be unset, to defer to another variable.
+func otlpProtocol(set func(c *config, v string)) func(*config, string) error {
+	return func(c *config, v string) error {
+		if v != "" && !slices.Contains(otlpProtocols, v) {
+			return fmt.Errorf("must be one of %s", strings.Join(otlpProtocols, ", "))
+		}
+		set(c, v)
+		return nil
+	}
+}
+
+// sdkDisabled reads OTEL_SDK_DISABLED as the OpenTelemetry specification defines its booleans:
+// true in any case is true, anything else false.
+func sdkDisabled(c *config, v string) error {
+	c.SDKDisabled = strings.EqualFold(v, "true")
+	if !c.SDKDisabled && !strings.EqualFold(v, "false") {
+		c.SDKDisabledOther = v
+	}
+	return nil
 }
 
 // otlpURL checks an OTLP/HTTP endpoint: an http or https URL with a host.

@@ -150,28 +150,120 @@ func names(m map[string]tracetest.SpanStub) []string {
 	return out
 }
 
-// TestTracingOffByDefault: without an OTLP endpoint the process's tracer provider makes no
-// span that records.
-func TestTracingOffByDefault(t *testing.T) {
+// TestTracingOnOnlyWithAnEndpoint: the process's tracer provider makes spans that record only
+// when an OTLP endpoint is set and OTEL_SDK_DISABLED is not true, as OpenTelemetry defines it.
+func TestTracingOnOnlyWithAnEndpoint(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(env(nil))
-	if err != nil {
-		t.Fatal(err)
+	const endpoint = "http://127.0.0.1:1"
+	tests := []struct {
+		name          string
+		giveEnv       map[string]string
+		wantRecording bool
+	}{
+		{"no endpoint", nil, false},
+		{"base endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, true},
+		{"traces endpoint, http/protobuf", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint + "/v1/traces",
+			"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true},
+		{"traces protocol wins", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+			"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, true},
+		{"SDK disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "true"}, false},
+		{"SDK disabled, any case", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+			"OTEL_SDK_DISABLED": "TRUE"}, false},
+		{"SDK disabled, unsupported protocol unused", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+			"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, false},
+		{"SDK not disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SDK_DISABLED": "false"}, true},
+		{"SDK disabled by no true value", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+			"OTEL_SDK_DISABLED": "yes"}, true},
 	}
-	opt, err := options(cfg, roles{Command: true, Query: true},
-		slog.New(slog.DiscardHandler))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tp, err := tracerProvider(t, tt.giveEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tp.Tracer("test").Start(t.Context(), "x")
+			if span.IsRecording() != tt.wantRecording {
+				t.Errorf("span recording = %v, want %v", span.IsRecording(), tt.wantRecording)
+			}
+		})
+	}
+}
+
+// TestTracingProtocolsRefused: an OTLP protocol the exporter does not speak stops the start-up
+// with an error that names the variable and the protocol it does speak; one that OpenTelemetry
+// does not name is a configuration error.
+func TestTracingProtocolsRefused(t *testing.T) {
+	t.Parallel()
+	const endpoint = "http://127.0.0.1:1"
+	tests := []struct {
+		name    string
+		giveEnv map[string]string
+		wantErr string
+	}{
+		{"grpc", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+			"OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: hexapost sends spans over OTLP/HTTP with protobuf only"},
+		{"http/json", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+			"OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported"},
+		{"traces protocol grpc", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+			"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc is not supported"},
+		{"unknown protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http"},
+			`OTEL_EXPORTER_OTLP_PROTOCOL="http": must be one of grpc, http/protobuf, http/json`},
+		{"unknown traces protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "udp"},
+			`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="udp": must be one of grpc, http/protobuf, http/json`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := tracerProvider(t, tt.giveEnv)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// tracerProvider assembles the whole process from env, as Main does, and returns its tracer
+// provider or the error that stops the start-up.
+func tracerProvider(t *testing.T, env map[string]string) (trace.TracerProvider, error) {
+	t.Helper()
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := loadConfig(environ)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	opt, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
 	}
 	var tp trace.TracerProvider
-	app := fx.New(opt, fx.Populate(&tp))
-	if err := app.Err(); err != nil {
+	if err := fx.New(opt, fx.Populate(&tp)).Err(); err != nil {
+		return nil, err
+	}
+	return tp, nil
+}
+
+// TestTracingWarnsOfAnSDKDisabledThatIsNoBoolean: a value of OTEL_SDK_DISABLED other than true
+// or false leaves tracing on, and the log says so, as OpenTelemetry asks.
+func TestTracingWarnsOfAnSDKDisabledThatIsNoBoolean(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig([]string{"OTEL_SDK_DISABLED=yes"})
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	_, span := tp.Tracer("test").Start(t.Context(), "x")
-
-	if span.IsRecording() {
-		t.Error("with no OTLP endpoint a span records; want the no-op provider")
+	var logs lockedBuffer
+	opt, err := options(cfg, roles{Command: true, Query: true}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.New(opt, fx.Populate(new(trace.TracerProvider))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"OTEL_SDK_DISABLED is neither true nor false; taken as false`) ||
+		!strings.Contains(logs.String(), `"OTEL_SDK_DISABLED":"yes"`) {
+		t.Fatalf("no warning naming OTEL_SDK_DISABLED=yes in the log:\n%s", logs.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -213,5 +214,42 @@ func TestComposeFileRunsTheRealStack(t *testing.T) {
 	}
 	if !slices.ContainsFunc(nats.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == "/data" }) {
 		t.Error("JetStream's store_dir is not on a volume")
+	}
+}
+
+// TestEnvExampleSetsWhatComposeSets: hexapost.env.example, read as Compose reads an env_file,
+// sets each variable the hexapost services of compose.yaml set, to the same value, and nothing
+// they leave unset.
+func TestEnvExampleSetsWhatComposeSets(t *testing.T) {
+	t.Parallel()
+	example, err := dotenv.Read(filepath.Join(root, "hexapost.env.example"))
+	if err != nil {
+		t.Fatalf("hexapost.env.example does not load as an env_file: %v", err)
+	}
+	p := load(t, map[string]string{})
+	composed := map[string]string{}
+	for name, s := range p.Services {
+		if s.Image != hexapostImage {
+			continue
+		}
+		for k, v := range s.Environment {
+			if v == nil {
+				continue
+			}
+			if prev, ok := composed[k]; ok && prev != *v {
+				t.Fatalf("%s sets %s=%s, another hexapost service %s", name, k, *v, prev)
+			}
+			composed[k] = *v
+		}
+	}
+	for k, v := range composed {
+		if example[k] != v {
+			t.Errorf("compose.yaml sets %s=%s, hexapost.env.example %q", k, v, example[k])
+		}
+	}
+	for k, v := range example {
+		if _, ok := composed[k]; !ok {
+			t.Errorf("hexapost.env.example sets %s=%s, which compose.yaml leaves unset", k, v)
+		}
 	}
 }
