@@ -21,6 +21,7 @@ import (
 	"hexapost/api/servers"
 	"hexapost/api/tooling/load"
 	"hexapost/core/projection"
+	"hexapost/internal/linewriter"
 	"hexapost/ports"
 )
 
@@ -102,9 +103,9 @@ func serve(r roles, environ []string, stderr io.Writer) int {
 		fatal(stderr, environ, "configuration", err)
 		return 1
 	}
-	// Log lines go out in as few writes as the load allows (see lineWriter); the process's
+	// Log lines go out in as few writes as the load allows (see linewriter.Writer); the process's
 	// other messages take the same way, so they keep their place among the lines.
-	lines := newLineWriter(stderr, logLinger)
+	lines := linewriter.New(stderr, linewriter.Linger)
 	defer func() { _ = lines.Close() }()
 	stderr = lines
 	log := newLogger(cfg, stderr)

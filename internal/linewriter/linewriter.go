@@ -1,4 +1,6 @@
-package bootstrap
+// Package linewriter batches log lines: under load, the lines of many concurrent requests go
+// out in one write instead of one each.
+package linewriter
 
 import (
 	"io"
@@ -9,17 +11,18 @@ import (
 // maxPendingLog is how many bytes of log lines may wait for the writer before Write waits too.
 const maxPendingLog = 1 << 20
 
-// logLinger is how long the writer waits, once a line is handed over, for more to join it.
-const logLinger = time.Millisecond
+// Linger is how long a Writer made for a process's log waits, once a line is handed over, for
+// more to join it.
+const Linger = time.Millisecond
 
-// lineWriter writes log lines from one goroutine, each write carrying every line handed over
+// Writer writes log lines from one goroutine, each write carrying every line handed over
 // since the previous one: under load the lines of many concurrent commands go out in one
 // system call instead of one each. A line handed over to an idle writer waits linger for others
 // before it goes out, so that a loaded server's lines do not go out a few at a time, each write
 // waking the reader of the log. So what a crash can lose is what was handed over in the last
 // linger and during the last write.
 // Lines keep their order; Close writes what is left without waiting.
-type lineWriter struct {
+type Writer struct {
 	out io.Writer
 	// gather waits for more lines to be handed over, or until closing is closed.
 	gather func(closing <-chan struct{})
@@ -34,10 +37,10 @@ type lineWriter struct {
 	done    chan struct{} // closed when the goroutine has ended
 }
 
-// newLineWriter returns a lineWriter whose lines wait linger for others to go out with them.
-func newLineWriter(out io.Writer, linger time.Duration) *lineWriter {
+// New returns a Writer whose lines wait linger for others to go out with them.
+func New(out io.Writer, linger time.Duration) *Writer {
 	t := time.NewTimer(linger) // the writer's goroutine alone uses it
-	return startLineWriter(out, func(closing <-chan struct{}) {
+	return start(out, func(closing <-chan struct{}) {
 		t.Reset(linger)
 		select {
 		case <-t.C:
@@ -46,9 +49,9 @@ func newLineWriter(out io.Writer, linger time.Duration) *lineWriter {
 	})
 }
 
-// startLineWriter starts a lineWriter whose goroutine calls gather before each write.
-func startLineWriter(out io.Writer, gather func(closing <-chan struct{})) *lineWriter {
-	w := &lineWriter{out: out, gather: gather, wake: make(chan struct{}, 1), closing: make(chan struct{}),
+// start starts a Writer whose goroutine calls gather before each write.
+func start(out io.Writer, gather func(closing <-chan struct{})) *Writer {
+	w := &Writer{out: out, gather: gather, wake: make(chan struct{}, 1), closing: make(chan struct{}),
 		done: make(chan struct{})}
 	w.drained = sync.NewCond(&w.mu)
 	go w.run()
@@ -58,7 +61,7 @@ func startLineWriter(out io.Writer, gather func(closing <-chan struct{})) *lineW
 // Write hands p over to be written and returns; it waits only while more than maxPendingLog
 // bytes are waiting (the output is slower than the lines come). After Close it writes p itself,
 // after everything handed over before.
-func (w *lineWriter) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	for !w.closed && len(w.pending) > maxPendingLog {
 		w.drained.Wait()
@@ -82,7 +85,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *lineWriter) run() {
+func (w *Writer) run() {
 	defer close(w.done)
 	for range w.wake {
 		w.gather(w.closing)
@@ -101,7 +104,7 @@ func (w *lineWriter) run() {
 }
 
 // flush writes what is pending; w.mu is held and the goroutine has ended.
-func (w *lineWriter) flush() error {
+func (w *Writer) flush() error {
 	if len(w.pending) == 0 {
 		return nil
 	}
@@ -111,7 +114,7 @@ func (w *lineWriter) flush() error {
 }
 
 // Close writes every line handed over and makes later writes direct.
-func (w *lineWriter) Close() error {
+func (w *Writer) Close() error {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true

@@ -1,4 +1,4 @@
-package bootstrap
+package linewriter
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func (r *recorder) all() (string, int) {
 func TestLineWriterKeepsEveryLineWholeAndInOrder(t *testing.T) {
 	t.Parallel()
 	out := &recorder{}
-	w := newLineWriter(out, logLinger)
+	w := New(out, Linger)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -73,7 +73,7 @@ func TestLineWriterKeepsEveryLineWholeAndInOrder(t *testing.T) {
 func TestLineWriterWritesWhatGathersDuringAWriteInOneWrite(t *testing.T) {
 	t.Parallel()
 	out := &recorder{gate: make(chan struct{}), holding: make(chan struct{})}
-	w := newLineWriter(out, logLinger)
+	w := New(out, Linger)
 
 	_, _ = w.Write([]byte("first\n"))
 	<-out.holding // the first line's write is under way and held
@@ -103,7 +103,7 @@ func TestLineWriterGathersTheLinesOfItsLingerInOneWrite(t *testing.T) {
 	t.Parallel()
 	out := &recorder{gate: make(chan struct{}), holding: make(chan struct{})}
 	lingering, over := make(chan struct{}), make(chan struct{})
-	w := startLineWriter(out, func(<-chan struct{}) {
+	w := start(out, func(<-chan struct{}) {
 		select {
 		case lingering <- struct{}{}: // the first wait: the test goes on while it lasts
 			<-over
