@@ -81,9 +81,6 @@ type Views struct {
 	historyInserts, viewInserts *inserter
 	// lookAfterReplace is set when the server does not apply a filtered replace atomically.
 	lookAfterReplace bool
-	// oneByOne is set when the server reads a whole collection for any filter but a plain
-	// equality (FerretDB): Versions then asks for each post on its own.
-	oneByOne bool
 }
 
 // The live collections are named by a generation kept in the meta collection, so a rebuild can
@@ -194,31 +191,28 @@ func Open(ctx context.Context, cfg Config) (*Views, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	v.identify(ctx)
+	v.lookAfterReplace = v.replaceNeedsLook(ctx)
 	return v, nil
 }
 
-// identify sets what Views does differently on FerretDB. Where AtomicReplace is Detect, writers
-// look for the next version after a replaced view on FerretDB, and on a server whose answer
-// cannot be read: the look costs little, and its absence on a server that needs it can leave a
-// view behind.
-func (v *Views) identify(ctx context.Context) {
-	info, err := v.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
-	ferret := err == nil && isFerretDB(info)
-	v.oneByOne = ferret
+// replaceNeedsLook reports whether writers must look for the next version after a replaced
+// view. A server whose answer cannot be read gets the look: it costs little, and its absence
+// on a server that needs it can leave a view behind.
+func (v *Views) replaceNeedsLook(ctx context.Context) bool {
 	switch v.cfg.AtomicReplace {
 	case Atomic:
-		v.lookAfterReplace = false
+		return false
 	case NotAtomic:
-		v.lookAfterReplace = true
-	default:
-		v.lookAfterReplace = err != nil || ferret
+		return true
 	}
+	info, err := v.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
 	if err != nil {
 		v.cfg.Log.Warn("mongo: server not identified; looking for a later version after each replaced view", "error", err)
-		return
+		return true
 	}
-	v.cfg.Log.Info("mongo: read model server identified", "ferretdb", ferret, "atomic_replace", !v.lookAfterReplace)
+	look := isFerretDB(info)
+	v.cfg.Log.Info("mongo: read model server identified", "ferretdb", look, "atomic_replace", !look)
+	return look
 }
 
 // isFerretDB reports whether a buildInfo answer comes from FerretDB, which names itself there.
@@ -565,9 +559,6 @@ func (v *Views) Versions(ctx context.Context, ids []string) (map[string]ports.Vi
 	if err != nil {
 		return nil, err
 	}
-	if v.oneByOne {
-		return versionsOneByOne(ctx, posts, history, ids)
-	}
 	batch := int32(min(len(ids), math.MaxInt32))
 	in := bson.D{{Key: "$in", Value: ids}}
 	cur, err := posts.Find(ctx, bson.D{{Key: "_id", Value: in}},
@@ -607,43 +598,6 @@ func (v *Views) Versions(ctx context.Context, ids []string) (map[string]ports.Vi
 	return out, nil
 }
 
-// versionsOneByOne is Versions as a plain equality lookup per post, a few at a time: an $in
-// costs FerretDB a read of both collections whole, on every page of a reconciliation pass.
-func versionsOneByOne(ctx context.Context, posts, history *mongo.Collection, ids []string) (map[string]ports.ViewVersion, error) {
-	var (
-		mu  sync.Mutex
-		out = make(map[string]ports.ViewVersion, len(ids))
-	)
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, id := range ids {
-		g.Go(func() error {
-			var view struct {
-				Version int64 `bson:"version"`
-			}
-			err := posts.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
-				options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&view)
-			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-				return wrap("version of the view of "+id, err)
-			}
-			n, err := history.CountDocuments(ctx, bson.D{{Key: "post_id", Value: id}})
-			if err != nil {
-				return wrap("history entries of "+id+" counted", err)
-			}
-			if view.Version > 0 || n > 0 {
-				mu.Lock()
-				out[id] = ports.ViewVersion{Current: view.Version, History: n}
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func wrap(op string, err error) error {
 	if mongo.IsTimeout(err) || mongo.IsNetworkError(err) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, mongo.ErrClientDisconnected) || strings.Contains(err.Error(), "server selection") {
@@ -665,7 +619,7 @@ func (v *Views) Fresh(ctx context.Context) (ports.ViewWriter, error) {
 	p, h := collectionNames(next)
 	fresh := &Views{cfg: v.cfg, client: v.client, db: v.db, fixed: true,
 		posts: v.db.Collection(p), history: v.db.Collection(h), historyInserts: newInserter(v.cfg.Timeout),
-		viewInserts: newInserter(v.cfg.Timeout), lookAfterReplace: v.lookAfterReplace, oneByOne: v.oneByOne}
+		viewInserts: newInserter(v.cfg.Timeout), lookAfterReplace: v.lookAfterReplace}
 	for _, c := range []*mongo.Collection{fresh.posts, fresh.history} {
 		if err := c.Drop(ctx); err != nil {
 			return nil, wrap("drop "+c.Name(), err)
