@@ -92,7 +92,7 @@ type LossCause string
 
 // The causes of lost changes.
 const (
-	// LossTrimmed: the stream's bound (POSTS_REDIS_MAXLEN, POSTS_NATS_MAX_MSGS) removed changes
+	// LossTrimmed: the stream's configured bound removed changes
 	// the group had not been given yet.
 	LossTrimmed LossCause = "trimmed"
 	// LossStreamGone: the stream or the group's place in it is gone: deleted, purged, flushed, or
