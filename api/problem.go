@@ -91,17 +91,17 @@ func Problem(ctx context.Context, log *slog.Logger, op string, err error) error 
 		errors.As(err, &conflict)
 		return preconditionFailed(conflict.Current)
 	case OutcomeConflict:
-		return problem(http.StatusConflict, "the post was changed concurrently; retry")
+		return problem(http.StatusConflict, detailConflict)
 	case OutcomeNotFound:
-		return problem(http.StatusNotFound, "post not found")
+		return problem(http.StatusNotFound, detailNotFound)
 	case OutcomeGone:
-		return problem(http.StatusGone, "post was deleted")
+		return problem(http.StatusGone, detailGone)
 	case OutcomeUnavailable:
 		if errors.Is(err, query.ErrNotCaughtUp) {
 			return unavailable(err.Error())
 		}
 		log.WarnContext(ctx, "backend unavailable", "operation", op, "error", err)
-		return unavailable("a backend is unavailable; retry later")
+		return unavailable(detailUnavailable)
 	case OutcomeCanceled:
 		// The client went away; nobody reads the answer.
 		return problem(499, "request canceled")
@@ -109,6 +109,14 @@ func Problem(ctx context.Context, log *slog.Logger, op string, err error) error 
 	log.ErrorContext(ctx, "request failed", "operation", op, "error", err)
 	return problem(http.StatusInternalServerError, "internal error; see the server log")
 }
+
+// The details of the problems that name no particular input.
+const (
+	detailConflict    = "the post was changed concurrently; retry"
+	detailNotFound    = "post not found"
+	detailGone        = "post was deleted"
+	detailUnavailable = "a backend is unavailable; retry later"
+)
 
 func validation(errs ...*post.ValidationError) error {
 	details := make([]*huma.ErrorDetail, 0, len(errs))

@@ -1,12 +1,17 @@
 package api
 
 import (
+	"errors"
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"hexapost/core/post"
 )
 
 // Server is one of the two servers as the combined spec names it.
@@ -78,7 +83,7 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 				}
 				cp := *op
 				cp.Servers = []*huma.Server{server}
-				cp.Responses = withRequestID(cp.Responses)
+				cp.Responses = withRequestID(cp.Responses, strings.HasPrefix(path, "/posts"))
 				*m.of(into) = &cp
 			}
 		}
@@ -94,8 +99,8 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 }
 
 // withRequestID returns a copy of responses, each declaring the X-Request-Id that every answer
-// carries (RequestIDs).
-func withRequestID(responses map[string]*huma.Response) map[string]*huma.Response {
+// carries (RequestIDs) and, ofPosts (an operation on posts), the problem of each error status.
+func withRequestID(responses map[string]*huma.Response, ofPosts bool) map[string]*huma.Response {
 	out := make(map[string]*huma.Response, len(responses))
 	for code, r := range responses {
 		cp := *r
@@ -104,9 +109,35 @@ func withRequestID(responses map[string]*huma.Response) map[string]*huma.Respons
 			cp.Headers = map[string]*huma.Param{}
 		}
 		cp.Headers[RequestIDHeader] = &huma.Param{Ref: "#/components/headers/" + RequestIDHeader}
+		if example, ok := problemExamples()[code]; ok && ofPosts {
+			cp.Content = maps.Clone(r.Content)
+			if mt := cp.Content["application/problem+json"]; mt != nil {
+				withExample := *mt
+				withExample.Example = example
+				cp.Content["application/problem+json"] = &withExample
+			}
+		}
 		out[code] = &cp
 	}
 	return out
+}
+
+// problemExamples are the problems the servers answer with, by status, built by the functions
+// that build them, so that the document shows what a client really receives.
+func problemExamples() map[string]*huma.ErrorModel {
+	model := func(err error) *huma.ErrorModel {
+		var m *huma.ErrorModel
+		_ = errors.As(err, &m)
+		return m
+	}
+	return map[string]*huma.ErrorModel{
+		"404": problem(http.StatusNotFound, detailNotFound),
+		"409": problem(http.StatusConflict, detailConflict),
+		"410": problem(http.StatusGone, detailGone),
+		"412": model(preconditionFailed(2)),
+		"422": model(validation(&post.ValidationError{Field: "title", Reason: "must not be empty or blank"})),
+		"503": model(unavailable(detailUnavailable)),
+	}
 }
 
 type method struct {
