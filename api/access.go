@@ -63,16 +63,20 @@ func AccessLog(log *slog.Logger, server string, next http.Handler) http.Handler 
 	})
 }
 
-// route is the path pattern the mux matched for r, without its method ("/posts/{id}"), or
-// "unmatched". The mux sets it on the request it is given, so it is known once that request
-// has been served.
-func route(r *http.Request) string {
+// pattern is the pattern the mux matched for r ("GET /posts/{id}"), or "unmatched". The mux
+// sets it on the request it is given, so it is known once that request has been served.
+func pattern(r *http.Request) string {
 	if r.Pattern == "" || r.Pattern == "/" {
 		return "unmatched"
 	}
-	_, path, found := strings.Cut(r.Pattern, " ")
-	if !found {
-		return r.Pattern
+	return r.Pattern
+}
+
+// route is pattern without its method ("/posts/{id}").
+func route(r *http.Request) string {
+	p := pattern(r)
+	if _, path, found := strings.Cut(p, " "); found {
+		return path
 	}
-	return path
+	return p
 }

@@ -50,10 +50,7 @@ func (m *HTTPMetrics) Wrap(server string, next http.Handler) http.Handler {
 		start := time.Now()
 		sw := newStatusWriter(w)
 		next.ServeHTTP(sw, r)
-		route := r.Pattern
-		if route == "" || route == "/" {
-			route = "unmatched"
-		}
+		route := pattern(r)
 		method := methodLabel(r.Method)
 		m.requests.WithLabelValues(server, method, route, strconv.Itoa(sw.Status)).Inc()
 		m.duration.WithLabelValues(server, method, route).Observe(time.Since(start).Seconds())

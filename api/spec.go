@@ -102,6 +102,7 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 // carries (RequestIDs) and, ofPosts (an operation on posts), the problem of each error status.
 func withRequestID(responses map[string]*huma.Response, ofPosts bool) map[string]*huma.Response {
 	out := make(map[string]*huma.Response, len(responses))
+	examples := problemExamples()
 	for code, r := range responses {
 		cp := *r
 		cp.Headers = maps.Clone(r.Headers)
@@ -109,7 +110,7 @@ func withRequestID(responses map[string]*huma.Response, ofPosts bool) map[string
 			cp.Headers = map[string]*huma.Param{}
 		}
 		cp.Headers[RequestIDHeader] = &huma.Param{Ref: "#/components/headers/" + RequestIDHeader}
-		if example, ok := problemExamples()[code]; ok && ofPosts {
+		if example, ok := examples[code]; ok && ofPosts {
 			cp.Content = maps.Clone(r.Content)
 			if mt := cp.Content["application/problem+json"]; mt != nil {
 				withExample := *mt
