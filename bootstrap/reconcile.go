@@ -154,8 +154,10 @@ func verify(environ []string, repair bool, stdout, stderr io.Writer) int {
 		cfg      config
 	)
 	return tool("verify", environ, stderr, readOnlyStoreOption, func(ctx context.Context, log *slog.Logger) int {
+		// Run by hand, the comparison may take as long as a large read model needs: an hour.
 		r := projection.NewReconciler(store.heads, store.events, versions, store.locker,
-			projection.NewProjector(writer, log).Quiet(), log, nil, projection.ReconcileConfig{Grace: cfg.ReconcileGrace})
+			projection.NewProjector(writer, log).Quiet(), log, nil,
+			projection.ReconcileConfig{Interval: time.Hour, Grace: cfg.ReconcileGrace})
 		posts, differ, err := r.Verify(ctx, reader, stdout, repair)
 		switch {
 		case err != nil:

@@ -1,6 +1,9 @@
 package ports
 
-import "context"
+import (
+	"context"
+	"iter"
+)
 
 // StreamHead is where one post's stream in the event store ends.
 type StreamHead struct {
@@ -19,7 +22,8 @@ type StreamHeads interface {
 
 // ViewVersion is what the read model holds of one post.
 type ViewVersion struct {
-	// Current is the version of the post's current view.
+	PostID string
+	// Current is the version of the post's current view; 0 when there is none.
 	Current int64
 	// History is how many versions of the post its history holds. The history of a post at
 	// version N is complete when it holds N.
@@ -28,9 +32,11 @@ type ViewVersion struct {
 
 // ViewVersions tells what the read model holds, for comparing it with the event store.
 type ViewVersions interface {
-	// Versions returns what the read model holds of each of the posts ids; a post of which it
-	// holds neither a view nor a history entry is not in the map.
-	Versions(ctx context.Context, ids []string) (map[string]ViewVersion, error)
+	// Versions yields what the read model holds of each post it holds a view or a history
+	// entry of, in id order (byte order, as StreamHeads), reading the read model through once
+	// rather than a round of queries per page: a pass over the whole read model then costs
+	// time in proportion to its size on every server. It stops at the first error.
+	Versions(ctx context.Context) iter.Seq2[ViewVersion, error]
 }
 
 // Lock is a named lock held by this process.

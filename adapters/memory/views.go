@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"sync"
@@ -178,20 +179,29 @@ func (v *Views) History(_ context.Context, id string, q ports.HistoryQuery) ([]p
 	return slices.Clone(entries[from:to]), nil
 }
 
-// Versions returns the version of the current view and the number of history entries of each
-// of the posts ids that the read model holds anything of.
-func (v *Views) Versions(_ context.Context, ids []string) (map[string]ports.ViewVersion, error) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	out := make(map[string]ports.ViewVersion, len(ids))
-	for _, id := range ids {
-		p := v.posts[id]
-		if p == nil || (p.current.Version == 0 && len(p.history) == 0) {
-			continue
+// Versions yields what the read model holds of each post, in id order, as it was when the
+// walk began.
+func (v *Views) Versions(ctx context.Context) iter.Seq2[ports.ViewVersion, error] {
+	return func(yield func(ports.ViewVersion, error) bool) {
+		v.mu.RLock()
+		held := make([]ports.ViewVersion, 0, len(v.posts))
+		for id, p := range v.posts {
+			if p.current.Version > 0 || len(p.history) > 0 {
+				held = append(held, ports.ViewVersion{PostID: id, Current: p.current.Version, History: int64(len(p.history))})
+			}
 		}
-		out[id] = ports.ViewVersion{Current: p.current.Version, History: int64(len(p.history))}
+		v.mu.RUnlock()
+		slices.SortFunc(held, func(a, b ports.ViewVersion) int { return cmp.Compare(a.PostID, b.PostID) })
+		for _, h := range held {
+			if err := ctx.Err(); err != nil {
+				yield(ports.ViewVersion{}, err)
+				return
+			}
+			if !yield(h, nil) {
+				return
+			}
+		}
 	}
-	return out, nil
 }
 
 // Ping always succeeds: memory is always reachable.

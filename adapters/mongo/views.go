@@ -15,8 +15,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
-	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -543,58 +543,84 @@ func (v *Views) History(ctx context.Context, id string, q ports.HistoryQuery) ([
 	return out, nil
 }
 
-// Versions returns the version of the current view and the number of history entries of each
-// of the posts ids that the read model holds anything of. It asks twice whatever the number of
-// ids — the views' versions, then the history entries counted per post — each answered in one
-// batch, and both of the same generation. MongoDB serves both from the _id and post_version
-// indexes; a server that cannot use an index for $in (FerretDB 1.x) reads both collections
-// whole on every call instead.
-func (v *Views) Versions(ctx context.Context, ids []string) (map[string]ports.ViewVersion, error) {
-	out := make(map[string]ports.ViewVersion, len(ids))
-	if len(ids) == 0 {
-		return out, nil
+// Versions yields what the read model holds of each post, in id order, from two cursors read
+// side by side: the views sorted by _id and the history entries sorted by post_id, counted as
+// they go by. MongoDB serves both from indexes without a sort, the history from the
+// post_version index alone; a server that cannot (FerretDB 1.x) sorts each collection once per
+// walk. Both are of the same generation.
+func (v *Views) Versions(ctx context.Context) iter.Seq2[ports.ViewVersion, error] {
+	return func(yield func(ports.ViewVersion, error) bool) {
+		posts, history, err := v.cols(ctx)
+		if err != nil {
+			yield(ports.ViewVersion{}, err)
+			return
+		}
+		views, err := posts.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
+			SetProjection(bson.D{{Key: "version", Value: 1}}))
+		if err != nil {
+			yield(ports.ViewVersion{}, wrap("versions of the views", err))
+			return
+		}
+		defer func() { _ = views.Close(context.WithoutCancel(ctx)) }()
+		entries, err := history.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "post_id", Value: 1}}).
+			SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "post_id", Value: 1}}))
+		if err != nil {
+			yield(ports.ViewVersion{}, wrap("history entries of the posts", err))
+			return
+		}
+		defer func() { _ = entries.Close(context.WithoutCancel(ctx)) }()
+
+		var view struct {
+			ID      string `bson:"_id"`
+			Version int64  `bson:"version"`
+		}
+		var entry struct {
+			PostID string `bson:"post_id"`
+		}
+		nextView := func() (bool, error) { return next(ctx, views, &view, "versions of the views") }
+		nextEntry := func() (bool, error) { return next(ctx, entries, &entry, "history entries of the posts") }
+		hasView, err := nextView()
+		if err != nil {
+			yield(ports.ViewVersion{}, err)
+			return
+		}
+		hasEntry, err := nextEntry()
+		for err == nil && (hasView || hasEntry) {
+			id := view.ID
+			if !hasView || (hasEntry && entry.PostID < id) {
+				id = entry.PostID
+			}
+			held := ports.ViewVersion{PostID: id}
+			if hasView && view.ID == id {
+				held.Current = view.Version
+				hasView, err = nextView()
+			}
+			for err == nil && hasEntry && entry.PostID == id {
+				held.History++
+				hasEntry, err = nextEntry()
+			}
+			if err == nil && !yield(held, nil) {
+				return
+			}
+		}
+		if err != nil {
+			yield(ports.ViewVersion{}, err)
+		}
 	}
-	posts, history, err := v.cols(ctx)
-	if err != nil {
-		return nil, err
+}
+
+// next decodes the cursor's next document into doc; false at the end.
+func next(ctx context.Context, cur *mongo.Cursor, doc any, op string) (bool, error) {
+	if !cur.Next(ctx) {
+		if err := cur.Err(); err != nil {
+			return false, wrap(op, err)
+		}
+		return false, nil
 	}
-	batch := int32(min(len(ids), math.MaxInt32))
-	in := bson.D{{Key: "$in", Value: ids}}
-	cur, err := posts.Find(ctx, bson.D{{Key: "_id", Value: in}},
-		options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}).SetBatchSize(batch))
-	if err != nil {
-		return nil, wrap("versions of the views", err)
+	if err := cur.Decode(doc); err != nil {
+		return false, wrap(op, err)
 	}
-	var views []struct {
-		ID      string `bson:"_id"`
-		Version int64  `bson:"version"`
-	}
-	if err := cur.All(ctx, &views); err != nil {
-		return nil, wrap("versions of the views", err)
-	}
-	for _, d := range views {
-		out[d.ID] = ports.ViewVersion{Current: d.Version}
-	}
-	cur, err = history.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{{Key: "post_id", Value: in}}}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$post_id"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-	}, options.Aggregate().SetBatchSize(batch))
-	if err != nil {
-		return nil, wrap("history entries counted", err)
-	}
-	var counts []struct {
-		PostID string `bson:"_id"`
-		N      int64  `bson:"n"`
-	}
-	if err := cur.All(ctx, &counts); err != nil {
-		return nil, wrap("history entries counted", err)
-	}
-	for _, c := range counts {
-		vv := out[c.PostID]
-		vv.History = c.N
-		out[c.PostID] = vv
-	}
-	return out, nil
+	return true, nil
 }
 
 func wrap(op string, err error) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -47,10 +48,10 @@ type Drift struct {
 
 // driftOf returns the drift of a post whose stream is at head, when what the read model holds
 // of it, have, is behind the stream.
-func driftOf(head ports.StreamHead, have ports.ViewVersion, held bool) (Drift, bool) {
+func driftOf(head ports.StreamHead, have ports.ViewVersion) (Drift, bool) {
 	d := Drift{PostID: head.PostID, StoreVersion: head.Version, ViewVersion: have.Current, HistoryEntries: have.History}
 	switch {
-	case !held || have.Current == 0:
+	case have.Current == 0:
 		d.Cause = DriftViewMissing
 	case have.Current < head.Version:
 		d.Cause = DriftViewBehind
@@ -81,7 +82,8 @@ func (uncounted) Repaired()          {}
 
 // ReconcileConfig tunes a Reconciler.
 type ReconcileConfig struct {
-	// Interval is the time between two passes (default 1m).
+	// Interval is the time between two passes (default 1m), and the longest a pass's
+	// comparison may take besides the grace.
 	Interval time.Duration
 	// Grace is how long a post found behind may take to catch up by itself, through the bus,
 	// before it counts as drift (default 10s).
@@ -248,93 +250,118 @@ func (r *Reconciler) pass(ctx context.Context) error {
 	return nil
 }
 
-// Check compares the read model with the event store once: it walks every post's stream head
-// a page at a time and marks the posts the read model is behind on; then, once Grace has passed
-// since the first was marked, it looks at those again and returns the ones still behind the
-// version seen in the walk. A change in flight on the bus reaches the read model within the
-// grace, so it is not taken for drift. It also returns how many posts the store holds.
+// Check compares the read model with the event store once: it walks every post's stream head,
+// a page at a time, alongside what the read model holds of every post, both in id order, and
+// marks the posts the read model is behind on; then, once Grace has passed since the walk
+// began, it walks the read model again alongside those and returns the ones still behind the
+// version seen in the first walk. A change in flight on the bus reaches the read model within
+// the grace, so it is not taken for drift. It also returns how many posts the store holds.
 func (r *Reconciler) Check(ctx context.Context) (int, []Drift, error) {
-	var (
-		suspects []ports.StreamHead
-		first    time.Time
-		posts    int
-		after    string
-	)
-	for {
-		heads, err := r.heads.Heads(ctx, after, r.cfg.Page)
-		if err != nil {
-			return posts, nil, fmt.Errorf("reconcile: stream heads after %q: %w", after, err)
+	// A comparison has an interval to finish in, besides the grace: the next is due by then.
+	// The deadline also stands in for the backends' own timeout of one request, which the first
+	// answer of a walk can exceed on a read model that sorts the whole walk before it answers.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Interval+r.cfg.Grace)
+	defer cancel()
+	begin := time.Now()
+	posts := 0
+	heads := func(yield func(ports.StreamHead, error) bool) {
+		for after := ""; ; {
+			page, err := r.heads.Heads(ctx, after, r.cfg.Page)
+			if err != nil {
+				yield(ports.StreamHead{}, fmt.Errorf("reconcile: stream heads after %q: %w", after, err))
+				return
+			}
+			for _, h := range page {
+				posts++
+				if !yield(h, nil) {
+					return
+				}
+			}
+			if len(page) < r.cfg.Page {
+				return
+			}
+			after = page[len(page)-1].PostID
 		}
-		behind, err := r.behind(ctx, heads)
-		if err != nil {
-			return posts, nil, err
-		}
-		if len(behind) > 0 && len(suspects) == 0 {
-			first = time.Now()
-		}
-		for _, d := range behind {
-			suspects = append(suspects, ports.StreamHead{PostID: d.PostID, Version: d.StoreVersion})
-		}
-		posts += len(heads)
-		if len(heads) < r.cfg.Page {
-			break
-		}
-		after = heads[len(heads)-1].PostID
 	}
-	if len(suspects) == 0 {
-		return posts, nil, nil
+	suspects, err := r.behind(ctx, heads)
+	if err != nil || len(suspects) == 0 {
+		return posts, nil, err
 	}
-	wait := time.NewTimer(time.Until(first.Add(r.cfg.Grace)))
+	wait := time.NewTimer(time.Until(begin.Add(r.cfg.Grace)))
 	defer wait.Stop()
 	select {
 	case <-ctx.Done():
 		return posts, nil, ctx.Err()
 	case <-wait.C:
 	}
-	var drift []Drift
-	for page := range chunks(suspects, r.cfg.Page) {
-		behind, err := r.behind(ctx, page)
-		if err != nil {
-			return posts, nil, err
+	again := func(yield func(ports.StreamHead, error) bool) {
+		for _, d := range suspects {
+			if !yield(ports.StreamHead{PostID: d.PostID, Version: d.StoreVersion}, nil) {
+				return
+			}
 		}
-		drift = append(drift, behind...)
 	}
-	return posts, drift, nil
+	drift, err := r.behind(ctx, again)
+	return posts, drift, err
 }
 
-// behind returns the posts of heads that the read model is behind on.
-func (r *Reconciler) behind(ctx context.Context, heads []ports.StreamHead) ([]Drift, error) {
-	if len(heads) == 0 {
-		return nil, nil
+// behind walks heads, in id order, alongside what the read model holds, and returns the posts
+// of heads that the read model is behind on. Both walks must be in byte order of the ids: a
+// merge of walks in different orders would take held posts for missing, so a walk out of order
+// is an error.
+func (r *Reconciler) behind(ctx context.Context, heads iter.Seq2[ports.StreamHead, error]) ([]Drift, error) {
+	next, stop := iter.Pull2(r.views.Versions(ctx))
+	defer stop()
+	var (
+		out      []Drift
+		have     ports.ViewVersion // the read model's first post not passed by the heads
+		ended    bool
+		lastHead string
+	)
+	// advance moves have to the read model's next post, if any.
+	advance := func() error {
+		v, err, ok := next()
+		switch {
+		case !ok:
+			ended, have = true, ports.ViewVersion{}
+		case err != nil:
+			return fmt.Errorf("reconcile: read model versions after %q: %w", have.PostID, err)
+		case v.PostID <= have.PostID:
+			return fmt.Errorf("reconcile: the read model listed post %s after %s: not in id order", v.PostID, have.PostID)
+		default:
+			have = v
+		}
+		return nil
 	}
-	ids := make([]string, len(heads))
-	for i, h := range heads {
-		ids[i] = h.PostID
-	}
-	have, err := r.views.Versions(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: read model versions from %s: %w", ids[0], err)
-	}
-	var out []Drift
-	for _, h := range heads {
-		v, held := have[h.PostID]
-		if d, ok := driftOf(h, v, held); ok {
+	for h, err := range heads {
+		if err != nil {
+			return nil, err
+		}
+		if lastHead != "" && h.PostID <= lastHead {
+			return nil, fmt.Errorf("reconcile: the event store listed post %s after %s: not in id order", h.PostID, lastHead)
+		}
+		lastHead = h.PostID
+		for !ended && have.PostID < h.PostID {
+			if err := advance(); err != nil {
+				return nil, err
+			}
+		}
+		var held ports.ViewVersion
+		if have.PostID == h.PostID {
+			held = have
+		}
+		if d, ok := driftOf(h, held); ok {
 			out = append(out, d)
 		}
 	}
-	return out, nil
-}
-
-func chunks[T any](s []T, n int) func(yield func([]T) bool) {
-	return func(yield func([]T) bool) {
-		for len(s) > 0 {
-			k := min(n, len(s))
-			if !yield(s[:k]) {
-				return
-			}
-			s = s[k:]
+	// The rest of the read model is of posts the store does not hold; it is read to the end
+	// all the same, so that a walk out of order is found whatever it holds.
+	for !ended {
+		if err := advance(); err != nil {
+			return nil, err
 		}
 	}
+	return out, nil
 }
 
 // Repair re-projects the post from its stream, as Replay does for every post: every history

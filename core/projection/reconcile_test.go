@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
 	"maps"
 	"slices"
@@ -76,18 +77,27 @@ func (s streams) project(t *testing.T, v *views, id string, upTo int64) {
 	}
 }
 
-func (v *views) Versions(_ context.Context, ids []string) (map[string]ports.ViewVersion, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	out := map[string]ports.ViewVersion{}
-	for _, id := range ids {
-		s, hasView := v.current[id]
-		if !hasView && len(v.history[id]) == 0 {
-			continue
+func (v *views) Versions(context.Context) iter.Seq2[ports.ViewVersion, error] {
+	return func(yield func(ports.ViewVersion, error) bool) {
+		v.mu.Lock()
+		ids := slices.Collect(maps.Keys(v.current))
+		for id, h := range v.history {
+			if _, ok := v.current[id]; !ok && len(h) > 0 {
+				ids = append(ids, id)
+			}
 		}
-		out[id] = ports.ViewVersion{Current: s.Version, History: int64(len(v.history[id]))}
+		slices.Sort(ids)
+		var held []ports.ViewVersion
+		for _, id := range ids {
+			held = append(held, ports.ViewVersion{PostID: id, Current: v.current[id].Version, History: int64(len(v.history[id]))})
+		}
+		v.mu.Unlock()
+		for _, h := range held {
+			if !yield(h, nil) {
+				return
+			}
+		}
 	}
-	return out, nil
 }
 
 // locks is a test double of a Locker shared by every process.
@@ -156,16 +166,21 @@ func (c *counts) read() (passes, repaired int, drifted map[projection.DriftCause
 	return c.passes, c.repaired, maps.Clone(c.drifted)
 }
 
-// versionsCalled is a ViewVersions that tells of each call once it answered.
+// versionsCalled is a ViewVersions that tells of each walk once it ended.
 type versionsCalled struct {
 	ports.ViewVersions
-	called chan struct{}
+	walked chan struct{}
 }
 
-func (v versionsCalled) Versions(ctx context.Context, ids []string) (map[string]ports.ViewVersion, error) {
-	out, err := v.ViewVersions.Versions(ctx, ids)
-	v.called <- struct{}{}
-	return out, err
+func (v versionsCalled) Versions(ctx context.Context) iter.Seq2[ports.ViewVersion, error] {
+	return func(yield func(ports.ViewVersion, error) bool) {
+		defer func() { v.walked <- struct{}{} }()
+		for h, err := range v.ViewVersions.Versions(ctx) {
+			if !yield(h, err) {
+				return
+			}
+		}
+	}
 }
 
 func newReconciler(s streams, v ports.ViewVersions, w *views, l ports.Locker, obs projection.ReconcileObserver,
@@ -250,7 +265,7 @@ func TestReconcilerGivesAChangeInFlightItsGrace(t *testing.T) {
 	s.project(t, v, "a", 1)
 	s.project(t, v, "b", 1)
 	s.project(t, v, "c", 1)
-	called := versionsCalled{ViewVersions: v, called: make(chan struct{}, 10)}
+	called := versionsCalled{ViewVersions: v, walked: make(chan struct{}, 10)}
 	r := newReconciler(s, called, v, &locks{}, &counts{}, projection.ReconcileConfig{Grace: time.Second, Page: 2})
 	type result struct {
 		drift []projection.Drift
@@ -261,8 +276,7 @@ func TestReconcilerGivesAChangeInFlightItsGrace(t *testing.T) {
 		_, drift, err := r.Check(t.Context())
 		done <- result{drift, err}
 	}()
-	<-called.called // the first page, with "b" behind
-	<-called.called // the second page: the walk is over
+	<-called.walked // the first walk, with "b" behind, is over
 	s.project(t, v, "b", 2)
 
 	got := <-done
@@ -360,11 +374,49 @@ type failOnce struct {
 	failed atomic.Bool
 }
 
-func (f *failOnce) Versions(ctx context.Context, ids []string) (map[string]ports.ViewVersion, error) {
+func (f *failOnce) Versions(ctx context.Context) iter.Seq2[ports.ViewVersion, error] {
 	if f.failed.CompareAndSwap(false, true) {
-		return nil, errors.New("read model down")
+		return func(yield func(ports.ViewVersion, error) bool) {
+			yield(ports.ViewVersion{}, errors.New("read model down"))
+		}
 	}
-	return f.ViewVersions.Versions(ctx, ids)
+	return f.ViewVersions.Versions(ctx)
+}
+
+// reversed is a read model whose walk is in descending id order.
+type reversed struct{ ports.ViewVersions }
+
+func (r reversed) Versions(ctx context.Context) iter.Seq2[ports.ViewVersion, error] {
+	return func(yield func(ports.ViewVersion, error) bool) {
+		var all []ports.ViewVersion
+		for h, err := range r.ViewVersions.Versions(ctx) {
+			if err != nil {
+				yield(h, err)
+				return
+			}
+			all = append(all, h)
+		}
+		slices.Reverse(all)
+		for _, h := range all {
+			if !yield(h, nil) {
+				return
+			}
+		}
+	}
+}
+
+// A read model walked in another order than the store's heads cannot be merged with them: the
+// pass fails instead of taking every post for missing.
+func TestReconcilerRefusesAWalkOutOfOrder(t *testing.T) {
+	t.Parallel()
+	s, v := drifted(t)
+	r := newReconciler(s, reversed{v}, v, &locks{}, &counts{}, projection.ReconcileConfig{Grace: time.Millisecond})
+
+	_, drift, err := r.Check(t.Context())
+
+	if err == nil || !strings.Contains(err.Error(), "not in id order") {
+		t.Fatalf("Check = %v, %v; want an error saying the walk is not in id order", drift, err)
+	}
 }
 
 func TestVerifyReportsAndRepairs(t *testing.T) {

@@ -2,12 +2,14 @@ package contract
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
 	"testing"
 
 	"hexapost/core/post"
+	"hexapost/core/projection"
 	"hexapost/ports"
 )
 
@@ -66,8 +68,8 @@ const ReconcilePostsEnv = "HEXAPOST_BENCH_RECONCILE_POSTS"
 const reconcilePage = 500
 
 // BenchmarkReconcilePass measures one full comparison of a read model with the event store, as
-// a reconciliation pass makes it: the heads of every post in pages of 500 and, for each page,
-// what the read model holds of those posts. The posts (ReconcilePostsEnv, one to three versions
+// a reconciliation pass makes it: the heads of every post in pages of 500, walked alongside what
+// the read model holds of every post. The posts (ReconcilePostsEnv, one to three versions
 // each) are written to the store and projected to the read model once, before the timer starts,
 // so -benchtime=1x measures one pass. Besides the time it reports the posts compared and the
 // CPU time of this process per pass (cpu-ns/op); the servers' CPU is not in it.
@@ -140,34 +142,15 @@ func inParallel[T any](workers int, items []T, f func(int, T)) {
 	wg.Wait()
 }
 
-// comparePass walks the store's heads in pages and counts the posts compared and those the
-// read model holds less of than the store: no current view at the head, or fewer history
-// entries than versions.
-func comparePass(b *testing.B, store ports.StreamHeads, views ports.ViewVersions) (posts, drifted int) {
+// comparePass is the comparison of a reconciliation pass, the real one: the store's heads
+// alongside the read model's versions. It returns the posts compared and those found drifted.
+func comparePass(b *testing.B, store HeadsStore, views VersionsStore) (posts, drifted int) {
 	b.Helper()
-	ids := make([]string, 0, reconcilePage)
-	for after := ""; ; {
-		page, err := store.Heads(b.Context(), after, reconcilePage)
-		if err != nil {
-			b.Fatalf("Heads after %q: %v", after, err)
-		}
-		if len(page) == 0 {
-			return posts, drifted
-		}
-		ids = ids[:0]
-		for _, h := range page {
-			ids = append(ids, h.PostID)
-		}
-		held, err := views.Versions(b.Context(), ids)
-		if err != nil {
-			b.Fatalf("Versions of %d posts: %v", len(ids), err)
-		}
-		for _, h := range page {
-			if v := held[h.PostID]; v.Current < h.Version || v.History < h.Version {
-				drifted++
-			}
-		}
-		posts += len(page)
-		after = page[len(page)-1].PostID
+	r := projection.NewReconciler(store, store, views, nil, newProjector(views), slog.New(slog.DiscardHandler), nil,
+		projection.ReconcileConfig{Page: reconcilePage, LockName: "bench"})
+	posts, drift, err := r.Check(b.Context())
+	if err != nil {
+		b.Fatalf("comparison: %v", err)
 	}
+	return posts, len(drift)
 }
