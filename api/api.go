@@ -104,13 +104,14 @@ type Post struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	Erased     bool      `json:"erased,omitempty" doc:"The post's personal data was erased: title, content and author_name are empty."`
 }
 
 // FromState converts a post's state to its body.
 func FromState(s post.State) Post {
 	return Post{
 		ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted, Erased: s.Erased,
 	}
 }
 

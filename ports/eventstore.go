@@ -83,6 +83,11 @@ type EventAppender interface {
 	// idempotency key is taken ErrDuplicate. With no changes only the record is stored (and the
 	// version is not checked). It is safe for concurrent use; of N concurrent appends at the same
 	// expected version exactly one succeeds.
+	//
+	// An append whose change is an erasure (post.EventErased) also removes, in the same atomic
+	// write, the personal data of the post everywhere the store keeps it: the fields of its
+	// earlier events (post.Event.Redacted), the states of its outbox entries and of the
+	// idempotency records that answer with it (post.State.Redacted).
 	Append(ctx context.Context, a Append) error
 }
 

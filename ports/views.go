@@ -24,6 +24,12 @@ type ViewWriter interface {
 	// PutHistory stores the entry under (post id, version); storing the same key again changes
 	// nothing.
 	PutHistory(ctx context.Context, h HistoryEntry) error
+	// EraseHistory replaces the state of every stored history entry of the post with its
+	// post.State.Redacted, if the post's history holds its erasure (an entry of type
+	// post.EventErased), and reports whether it does; otherwise it changes nothing. The
+	// projector calls it after applying an erasure, and after a change that came too late to
+	// be the current view, whose history entry may belong to an erased post.
+	EraseHistory(ctx context.Context, postID string) (bool, error)
 }
 
 // Cursor is a position in the list order: newest first by creation time, then by id.

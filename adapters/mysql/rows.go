@@ -78,6 +78,7 @@ type stateDoc struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	Erased     bool      `json:"erased,omitempty"`
 }
 
 // dbTime is how every time is stored: in UTC, to the microsecond (DATETIME(6)). Times in JSON
@@ -148,7 +149,7 @@ func fromKeyRow(r keyRow) (ports.IdempotencyRecord, error) {
 func encodeState(s post.State) (string, error) {
 	b, err := json.Marshal(stateDoc{
 		ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-		CreatedAt: dbTime(s.CreatedAt), UpdatedAt: dbTime(s.UpdatedAt), Deleted: s.Deleted,
+		CreatedAt: dbTime(s.CreatedAt), UpdatedAt: dbTime(s.UpdatedAt), Deleted: s.Deleted, Erased: s.Erased,
 	})
 	if err != nil {
 		return "", fmt.Errorf("encode state of %s v%d: %w", s.ID, s.Version, err)
@@ -163,6 +164,6 @@ func decodeState(doc string) (post.State, error) {
 	}
 	return post.State{
 		ID: d.ID, Version: d.Version, Title: d.Title, Content: d.Content, AuthorName: d.AuthorName,
-		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Deleted: d.Deleted,
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Deleted: d.Deleted, Erased: d.Erased,
 	}, nil
 }

@@ -58,6 +58,7 @@ type state struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	Erased     bool      `json:"erased,omitempty"`
 }
 
 // Encode returns the message for c.
@@ -71,7 +72,7 @@ func Encode(c ports.Change) ([]byte, error) {
 		},
 		State: state{
 			ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
+			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted, Erased: s.Erased,
 		},
 	}
 	if md := c.Metadata; md.TraceParent != "" {
@@ -111,7 +112,7 @@ func Decode(b []byte) (ports.Change, error) {
 		},
 		State: post.State{
 			ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
+			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted, Erased: s.Erased,
 		},
 	}, nil
 }

@@ -69,6 +69,23 @@ func (v *views) PutHistory(_ context.Context, h ports.HistoryEntry) error {
 	return nil
 }
 
+func (v *views) EraseHistory(_ context.Context, id string) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	erased := false
+	for _, h := range v.history[id] {
+		erased = erased || h.Type == post.EventErased
+	}
+	if erased {
+		v.writes = append(v.writes, "erase history "+id)
+		for version, h := range v.history[id] {
+			h.State = h.State.Redacted()
+			v.history[id][version] = h
+		}
+	}
+	return erased, nil
+}
+
 func (v *views) Get(_ context.Context, id string) (post.State, error) {
 	defer v.reads.Add(1)
 	v.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"hexapost/core/post"
 	"hexapost/ports"
 )
 
@@ -61,6 +62,14 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 	stored, err := p.views.PutCurrent(ctx, c.State)
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
+	}
+	// An erasure redacts the history once its view is stored. A change that came too late to be
+	// the view may be older than an erasure that redacted the history before its entry was
+	// stored: it looks for the erasure too, so no personal data is written back.
+	if e.Type == post.EventErased || !stored {
+		if _, err := p.views.EraseHistory(ctx, e.PostID); err != nil {
+			return fmt.Errorf("erase history %s v%d: %w", e.PostID, e.Version, err)
+		}
 	}
 	p.projected(ctx, c, slog.Bool("current", stored))
 	return nil

@@ -1,0 +1,276 @@
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"hexapost/core/post"
+	"hexapost/ports"
+)
+
+// erase adds the erasure of post id to the story and returns its change.
+func (s *story) erase(id string) ports.Change {
+	s.t.Helper()
+	e, err := s.posts[id].Erase(post.Erase{}, s.next())
+	if err != nil {
+		s.t.Fatalf("story: erase %s: %v", id, err)
+	}
+	s.record(s.posts[id], e)
+	return s.changes[len(s.changes)-1]
+}
+
+// leaks returns v as JSON, which follows pointers, when it contains marker; else "".
+func leaks(v any, marker string) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
+	}
+	if strings.Contains(string(b), marker) {
+		return string(b)
+	}
+	return ""
+}
+
+// appendChanges appends changes, all of one post, with the record rec (nil for none).
+func appendChanges(t *testing.T, s ports.EventAppender, rec *ports.IdempotencyRecord, changes ...ports.Change) {
+	t.Helper()
+	id := changes[0].Event.PostID
+	a := ports.Append{PostID: id, ExpectedVersion: changes[0].Event.Version - 1, Changes: changes, Idempotency: rec}
+	if err := s.Append(t.Context(), a); err != nil {
+		t.Fatalf("append %s v%d: %v", id, changes[0].Event.Version, err)
+	}
+}
+
+// storeErasure: an erasure appended with the events, outbox entries and idempotency records of
+// its post on record leaves the post's personal data in none of them, keeps its versions, types
+// and times, and leaves another post of the same author as it was.
+func storeErasure(t *testing.T, s Store) {
+	ctx := t.Context()
+	marker := "marker-" + newID()
+	st := newStory(t, epoch)
+	id := st.create("T "+marker, "C "+marker, "A "+marker)
+	other := st.create("other "+marker, "other", "A "+marker)
+	st.update(id, post.Update{Title: ptr("T2 " + marker)})
+	st.update(id, post.Update{Content: ptr("C3 " + marker)})
+	changes := st.of(id)
+	keys := newID() // a key is the client's name for a request, not personal data
+	record := func(key string, c ports.Change) *ports.IdempotencyRecord {
+		return &ports.IdempotencyRecord{Key: key + keys, Fingerprint: "fp " + marker, State: c.State, CreatedAt: epoch}
+	}
+	appendChanges(t, s, record("k1-", changes[0]), changes[0])
+	appendChanges(t, s, nil, st.of(other)...)
+	// The creations are published, the updates wait in the outbox.
+	if got := relayAll(t, s, 2); len(got) != 2 {
+		t.Fatalf("relayed %d changes, want 2", len(got))
+	}
+	appendChanges(t, s, record("k2-", changes[1]), changes[1:]...)
+	// A command that changed nothing leaves a record only.
+	if err := s.Append(ctx, ports.Append{PostID: id, ExpectedVersion: 3, Idempotency: record("k3-", changes[2])}); err != nil {
+		t.Fatal(err)
+	}
+	authored, err := s.PostsOf(ctx, "A "+marker, "", 10)
+	if err != nil || len(authored) != 2 {
+		t.Fatalf("PostsOf before the erasure = %v, %v; want both posts", authored, err)
+	}
+
+	erasure := st.erase(id)
+	stale := ports.Append{PostID: id, ExpectedVersion: 2, Changes: []ports.Change{erasure}}
+	stale.Changes[0].Event.Version = 3
+	stale.Changes[0].State.Version = 3
+	if err := s.Append(ctx, stale); !errors.Is(err, ports.ErrConflict) {
+		t.Fatalf("erasure at a stale version: %v, want ErrConflict", err)
+	}
+	if events, _ := s.Load(ctx, id, 0); leaks(events, marker) == "" {
+		t.Fatalf("an erasure that conflicted redacted the events: %+v", events)
+	}
+	appendChanges(t, s, nil, erasure)
+
+	events, err := s.Load(ctx, id, 0)
+	if err != nil || len(events) != 4 {
+		t.Fatalf("Load = %d events, %v; want 4", len(events), err)
+	}
+	for i, e := range events {
+		want := st.of(id)[i].Event.Redacted()
+		if !e.OccurredAt.Equal(want.OccurredAt) || e.Type != want.Type || e.Version != want.Version ||
+			e.Title != nil || e.Content != nil || e.AuthorName != nil {
+			t.Errorf("event v%d = %+v, want %+v", i+1, e, want)
+		}
+	}
+	all, err := s.ReadAll(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams, err := s.ReadStreams(ctx, ports.StreamPosition{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayed := relayAll(t, s, 10)
+	for _, k := range []string{"k1-", "k2-", "k3-"} {
+		rec, err := s.Lookup(ctx, k+keys)
+		if err != nil {
+			t.Fatalf("Lookup %s: %v", k, err)
+		}
+		if !rec.State.Erased || leaks(rec, marker) != "" {
+			t.Errorf("record %s = %+v, want its state erased and no personal data", k, rec)
+		}
+	}
+	for _, c := range relayed {
+		if c.Event.PostID == id && (leaks(c, marker) != "" || !c.State.Erased) {
+			t.Errorf("relayed after the erasure: %+v", c)
+		}
+	}
+	if len(relayed) != 3 {
+		t.Errorf("relayed %d changes after the erasure, want the two waiting updates and the erasure", len(relayed))
+	}
+	for _, e := range append(all, streamsAsRecorded(streams)...) {
+		if e.Event.PostID == id && leaks(e, marker) != "" {
+			t.Errorf("read after the erasure: %+v", e.Event)
+		}
+		if e.Event.PostID == other && e.Event.Version == 1 && leaks(e, marker) == "" {
+			t.Errorf("the other post lost its data: %+v", e.Event)
+		}
+	}
+	authored, err = s.PostsOf(ctx, "A "+marker, "", 10)
+	if err != nil || len(authored) != 1 || authored[0] != other {
+		t.Errorf("PostsOf after the erasure = %v, %v; want only %s", authored, err, other)
+	}
+}
+
+func streamsAsRecorded(events []post.Event) []ports.Recorded {
+	out := make([]ports.Recorded, len(events))
+	for i, e := range events {
+		out[i] = ports.Recorded{Event: e}
+	}
+	return out
+}
+
+// storeErasureRace: of an erasure and updates appended at once at one expected version, one
+// wins; whichever it is, the stream holds no personal data once the erasure is in.
+func storeErasureRace(t *testing.T, s Store) {
+	const updaters = 8
+	ctx := t.Context()
+	marker := "marker-" + newID()
+	st := newStory(t, epoch)
+	id := st.create("T "+marker, "C "+marker, "A "+marker)
+	appendChanges(t, s, nil, st.of(id)...)
+	created := st.state(id)
+	var racers []ports.Change
+	for i := range updaters {
+		p := post.FromState(created)
+		events, err := p.Update(post.Update{Title: ptr(fmt.Sprint("T", i, " ", marker))}, st.next())
+		if err != nil || p.Apply(events...) != nil {
+			t.Fatal(err)
+		}
+		racers = append(racers, ports.Change{Event: events[0], State: p.State()})
+	}
+	erasure := st.erase(id)
+	racers = append(racers, erasure)
+	errs := make([]error, len(racers))
+	var wg sync.WaitGroup
+	for i, c := range racers {
+		wg.Go(func() {
+			errs[i] = s.Append(ctx, ports.Append{PostID: id, ExpectedVersion: 1, Changes: []ports.Change{c}})
+		})
+	}
+	wg.Wait()
+	winners := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			winners++
+		case !errors.Is(err, ports.ErrConflict):
+			t.Errorf("racer %d: %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d racers won, want 1", winners)
+	}
+	if errs[len(errs)-1] != nil {
+		// An update won: the erasure is decided again on the post it made, as the service does.
+		p := post.FromState(created)
+		won := 0
+		for i, err := range errs {
+			if err == nil {
+				won = i
+			}
+		}
+		if err := p.Apply(racers[won].Event); err != nil {
+			t.Fatal(err)
+		}
+		e, err := p.Erase(post.Erase{}, st.next())
+		if err != nil || p.Apply(e) != nil {
+			t.Fatal(err)
+		}
+		appendChanges(t, s, nil, ports.Change{Event: e, State: p.State()})
+	}
+	events, err := s.Load(ctx, id, 0)
+	if err != nil || events[len(events)-1].Type != post.EventErased {
+		t.Fatalf("Load = %+v, %v; want the erasure last", events, err)
+	}
+	if leak := leaks(events, marker); leak != "" {
+		t.Errorf("after the race: %s", leak)
+	}
+}
+
+// viewsErasure: the projector applying an erasure leaves the post's view an erased tombstone
+// out of the lists and its history without personal data, whatever the order of its changes,
+// also for versions delivered again or late afterwards.
+func viewsErasure(t *testing.T, newViews func(*testing.T) ViewsStore) {
+	ctx := t.Context()
+	v := newViews(t)
+	p := newProjector(v)
+	marker := "marker-" + newID()
+	st := newStory(t, epoch)
+	id := st.create("T "+marker, "C "+marker, "A "+marker)
+	other := st.create("other", "other", "A "+marker)
+	st.update(id, post.Update{Title: ptr("T2 " + marker)})
+	st.update(id, post.Update{AuthorName: ptr("B " + marker)})
+	st.erase(id)
+	changes := st.of(id)
+	// Version 3 comes only after the erasure, versions 1 and 2 again after it.
+	order := []ports.Change{changes[0], changes[1], st.of(other)[0], changes[3], changes[2], changes[0], changes[1]}
+	for _, c := range order {
+		if err := p.Apply(ctx, c); err != nil {
+			t.Fatalf("apply %s v%d: %v", c.Event.PostID, c.Event.Version, err)
+		}
+	}
+	got, err := v.Get(ctx, id)
+	if err != nil || got != st.state(id) || !got.Erased {
+		t.Errorf("view = %+v, %v; want the erased tombstone %+v", got, err, st.state(id))
+	}
+	h := history(t, v, id)
+	if len(h) != 4 {
+		t.Fatalf("history holds %d versions, want 4", len(h))
+	}
+	for i, e := range h {
+		c := changes[i]
+		if leak := leaks(e, marker); leak != "" || !e.State.Erased || e.Type != c.Event.Type ||
+			e.EventID != c.Event.ID || !e.OccurredAt.Equal(c.Event.OccurredAt) || e.State.Version != c.State.Version {
+			t.Errorf("history v%d = %+v, want %+v redacted", i+1, e, c)
+		}
+	}
+	for _, author := range []string{"", "A " + marker, "B " + marker} {
+		page, err := v.List(ctx, ports.ListQuery{AuthorName: author, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range page {
+			if s.ID == id {
+				t.Errorf("list of %q shows the erased post: %+v", author, s)
+			}
+		}
+	}
+	if got, err := v.Get(ctx, other); err != nil || got != st.state(other) {
+		t.Errorf("the other post = %+v, %v; want %+v", got, err, st.state(other))
+	}
+	if erased, err := v.EraseHistory(ctx, other); erased || err != nil {
+		t.Errorf("EraseHistory of a post not erased = %v, %v; want false", erased, err)
+	}
+	if got := history(t, v, other); len(got) != 1 || got[0].State != st.state(other) {
+		t.Errorf("EraseHistory changed a post not erased: %+v", got)
+	}
+}
