@@ -124,6 +124,7 @@ const (
 	opCreate = "create"
 	opUpdate = "update"
 	opDelete = "delete"
+	opErase  = "erase"
 )
 
 // run answers a repeated idempotency key from its record, and otherwise attempts the command
@@ -249,6 +250,11 @@ func (s *Service) replay(ctx context.Context, key, fp string) (Result, error) {
 			return Result{}, err
 		}
 		return Result{}, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	if rec.State.Erased {
+		// The record's fingerprint went with the post's data; whatever the request, the post it
+		// answers with is erased.
+		return Result{}, fmt.Errorf("%s: %w", rec.State.ID, post.ErrErased)
 	}
 	if rec.Fingerprint != fp {
 		return Result{}, ErrKeyReused

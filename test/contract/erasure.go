@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"hexapost/core/post"
 	"hexapost/ports"
@@ -272,5 +273,68 @@ func viewsErasure(t *testing.T, newViews func(*testing.T) ViewsStore) {
 	}
 	if got := history(t, v, other); len(got) != 1 || got[0].State != st.state(other) {
 		t.Errorf("EraseHistory changed a post not erased: %+v", got)
+	}
+}
+
+// busErasure: erasing posts from the bus removes their messages that carry personal data,
+// dead letters (decoded or not) and messages not yet delivered alike, keeps their erasure and
+// leaves other posts' messages alone.
+func busErasure(t *testing.T, p BusPair, f BusFeatures) {
+	ctx := t.Context()
+	marker := "marker-" + newID()
+	st := newStory(t, epoch)
+	id := st.create("T "+marker, "C "+marker, "A "+marker)
+	other := st.create("other", "other", "ada")
+	st.update(id, post.Update{Title: ptr("T2 " + marker)})
+	erasure := st.erase(id)
+	changes := st.of(id)
+	errDown := errors.New("view store rejects writes")
+	// The update of the post fails on every attempt and goes to the dead letters.
+	rec := newRecorder(func(c ports.Change, _ int) error {
+		if c.Event.ID == changes[1].Event.ID {
+			return errDown
+		}
+		return nil
+	})
+	stop := subscribe(ctx, t, f, p.B, rec.handle)
+	poison := []byte(`{"event":{"post_id":"` + id + `","title":"` + marker + `"}}`)
+	if err := p.PublishRaw(ctx, poison); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, p.A, changes[0], st.of(other)[0], changes[1], erasure)
+	waitDeadLetters(t, p, f, 2)
+	eventually(t, f.Timeout, func() bool {
+		return rec.appliedAll([]ports.Change{changes[0], st.of(other)[0], erasure})
+	}, "the changes that do not fail")
+	stop()
+	// Published while nobody subscribes: still to be delivered when the erasure comes.
+	late := someChanges(t, 1)
+	publish(t, p.A, changes[0], late[0])
+
+	began := time.Now()
+	n, err := p.Eraser.EraseFromBus(ctx, []string{id})
+	t.Logf("EraseFromBus took %s", time.Since(began))
+	if err != nil {
+		t.Fatalf("EraseFromBus: %v", err)
+	}
+	if n < 3 {
+		t.Errorf("EraseFromBus removed %d messages, want at least the 2 dead letters and the undelivered change", n)
+	}
+	for _, d := range deadLetters(t, p) {
+		if strings.Contains(string(d.Payload), marker) {
+			t.Errorf("a dead letter of the erased post is left: %s", d.Payload)
+		}
+	}
+	rec2 := newRecorder(nil)
+	subscribe(ctx, t, f, p.B, rec2.handle)
+	eventually(t, f.Timeout, func() bool { return rec2.appliedAll(late) }, "the other post's undelivered change")
+	if rec2.applied(changes[0].Event.ID) != 0 {
+		t.Error("a change of the erased post was delivered after its erasure from the bus")
+	}
+	began = time.Now()
+	again, err := p.Eraser.EraseFromBus(ctx, []string{id})
+	t.Logf("EraseFromBus again took %s", time.Since(began))
+	if err != nil || again != 0 {
+		t.Errorf("EraseFromBus again = %d, %v; want 0", again, err)
 	}
 }
