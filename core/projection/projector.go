@@ -59,19 +59,35 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 		p.projected(ctx, c, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
+	// An erasure redacts the history before its view is stored, so that a reader who finds the
+	// post erased finds its history so too, and again after: a change of the post stored
+	// meanwhile as the view may have stored its history entry after the first pass.
+	erasure := e.Type == post.EventErased
+	if erasure {
+		if err := p.eraseHistory(ctx, e); err != nil {
+			return err
+		}
+	}
 	stored, err := p.views.PutCurrent(ctx, c.State)
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
 	}
-	// An erasure redacts the history once its view is stored. A change that came too late to be
-	// the view may be older than an erasure that redacted the history before its entry was
-	// stored: it looks for the erasure too, so no personal data is written back.
-	if e.Type == post.EventErased || !stored {
-		if _, err := p.views.EraseHistory(ctx, e.PostID); err != nil {
-			return fmt.Errorf("erase history %s v%d: %w", e.PostID, e.Version, err)
+	// A change that came too late to be the view may be older than an erasure that redacted the
+	// history before its entry was stored: it looks for the erasure too, so no personal data is
+	// written back.
+	if erasure || !stored {
+		if err := p.eraseHistory(ctx, e); err != nil {
+			return err
 		}
 	}
 	p.projected(ctx, c, slog.Bool("current", stored))
+	return nil
+}
+
+func (p *Projector) eraseHistory(ctx context.Context, e post.Event) error {
+	if _, err := p.views.EraseHistory(ctx, e.PostID); err != nil {
+		return fmt.Errorf("erase history %s v%d: %w", e.PostID, e.Version, err)
+	}
 	return nil
 }
 
