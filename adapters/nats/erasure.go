@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -84,20 +87,50 @@ func (b *Bus) eraseIn(ctx context.Context, name string, erased map[string]bool) 
 			break
 		}
 	}
-	removed := 0
-	for _, seq := range seqs {
-		ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-		err := s.SecureDeleteMsg(ctx, seq)
-		cancel()
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound) || err != nil && isGone(err):
-		case err != nil:
-			return removed, wrap(fmt.Sprintf("erase: delete %s #%d", name, seq), err)
-		default:
-			removed++
-		}
+	return deleteAll(ctx, s, name, seqs, b.cfg.Timeout)
+}
+
+// eraseDeleters is how many deletes an erasure has in flight at once: JetStream deletes one
+// message per request, so a post with many messages would otherwise wait for as many round trips
+// one after the other.
+const eraseDeleters = 32
+
+// deleteAll deletes the messages at seqs, eraseDeleters at a time, and returns how many it
+// deleted; a message gone meanwhile is not an error.
+func deleteAll(ctx context.Context, s jetstream.Stream, name string, seqs []uint64, timeout time.Duration) (int, error) {
+	var (
+		removed atomic.Int64
+		mu      sync.Mutex
+		first   error
+		wg      sync.WaitGroup
+	)
+	next := make(chan uint64)
+	for range min(eraseDeleters, len(seqs)) {
+		wg.Go(func() {
+			for seq := range next {
+				dctx, cancel := context.WithTimeout(ctx, timeout)
+				err := s.SecureDeleteMsg(dctx, seq)
+				cancel()
+				switch {
+				case err == nil:
+					removed.Add(1)
+				case errors.Is(err, jetstream.ErrMsgNotFound) || isGone(err):
+				default:
+					mu.Lock()
+					if first == nil {
+						first = wrap(fmt.Sprintf("erase: delete %s #%d", name, seq), err)
+					}
+					mu.Unlock()
+				}
+			}
+		})
 	}
-	return removed, nil
+	for _, seq := range seqs {
+		next <- seq
+	}
+	close(next)
+	wg.Wait()
+	return int(removed.Load()), first
 }
 
 // isGone reports whether a delete failed because the message is not there any more.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"hexapost/core/post"
@@ -79,15 +80,18 @@ func (e *Eraser) EraseAuthor(ctx context.Context, authorName, by, requestID stri
 		if err != nil {
 			return out, fmt.Errorf("posts of an author: %w", err)
 		}
-		for _, id := range page {
-			er, err := e.record(ctx, id, requestID)
-			if err != nil {
-				return out, err
+		erased, err := e.recordAll(ctx, page, requestID)
+		for _, er := range erased {
+			if er.PostID == "" {
+				continue // not erased: err says why
 			}
 			out.Posts = append(out.Posts, er)
-			ids = append(ids, id)
-			e.audit(ctx, "post erased", by, requestID, slog.String("post_id", id), slog.Int64("version", er.Version),
-				slog.Bool("erased_before", er.Before))
+			ids = append(ids, er.PostID)
+			e.audit(ctx, "post erased", by, requestID, slog.String("post_id", er.PostID),
+				slog.Int64("version", er.Version), slog.Bool("erased_before", er.Before))
+		}
+		if err != nil {
+			return out, err
 		}
 		if len(page) < authorPage {
 			break
@@ -104,6 +108,32 @@ func (e *Eraser) EraseAuthor(ctx context.Context, authorName, by, requestID stri
 	e.audit(ctx, "author erased", by, requestID, slog.Int("posts", len(ids)),
 		slog.Int("bus_messages_removed", out.BusMessages))
 	return out, nil
+}
+
+// authorWorkers is how many of an author's posts are erased at once: each erasure is a
+// transaction of its own, which mostly waits for the store.
+const authorWorkers = 8
+
+// recordAll records the erasures of the posts ids, authorWorkers at a time, and returns them in
+// the order of ids; a post whose erasure failed is left zero, and the first error is returned.
+func (e *Eraser) recordAll(ctx context.Context, ids []string, requestID string) ([]Erasure, error) {
+	out := make([]Erasure, len(ids))
+	errs := make([]error, len(ids))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(authorWorkers, len(ids)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i], errs[i] = e.record(ctx, ids[i], requestID)
+			}
+		})
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // record appends the erasure of the post, or finds the one appended before.

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"hexapost/core/post"
+	"hexapost/core/projection"
 	"hexapost/ports"
 )
 
@@ -54,5 +55,42 @@ func TestProjectorErasesTheHistoryAndKeepsItErased(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A replay of the store after an erasure — a rebuild, or a repair, which folds a post's stream
+// the same way — reproduces the post erased, also over a read model that holds its versions
+// from before the erasure.
+func TestReplayKeepsAnErasedPostErased(t *testing.T) {
+	t.Parallel()
+	v := newViews()
+	p := newProjector(v)
+	before := []ports.Change{change("p1", 1, post.EventCreated), change("p1", 2, post.EventUpdated)}
+	for _, c := range before {
+		if err := p.Apply(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store holds the redacted events and the erasure.
+	events := allEvents{
+		{Position: 1, Event: before[0].Event.Redacted()},
+		{Position: 2, Event: before[1].Event.Redacted()},
+		{Position: 3, Event: erasure("p1", 3).Event},
+	}
+	if _, err := projection.Replay(t.Context(), events, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Get(t.Context(), "p1")
+	if err != nil || !got.Erased || got.Version != 3 || got.Title != "" {
+		t.Errorf("view after the replay = %+v, %v; want erased at v3", got, err)
+	}
+	history, err := v.History(t.Context(), "p1", ports.HistoryQuery{Limit: wholeHistory})
+	if err != nil || len(history) != 3 {
+		t.Fatalf("history = %d entries, %v; want 3", len(history), err)
+	}
+	for _, h := range history {
+		if s := h.State; !s.Erased || s.Title != "" || s.Content != "" || s.AuthorName != "" {
+			t.Errorf("history v%d after the replay = %+v, want it redacted", s.Version, s)
+		}
 	}
 }
