@@ -29,6 +29,9 @@ type Metadata struct {
 	// RequestID is the X-Request-Id of the HTTP request that caused the change, so that the
 	// log lines of its projection can be found with those of the request.
 	RequestID string
+	// Actor names the credential of an operator who asked for the change (an erasure), never
+	// the person: it is the change's audit record in the store.
+	Actor string
 }
 
 // IdempotencyRecord remembers the outcome of a command sent with an Idempotency-Key, so that a

@@ -42,6 +42,7 @@ type eventMetadata struct {
 	TraceParent    string `json:"traceparent,omitempty"`
 	TraceState     string `json:"tracestate,omitempty"`
 	RequestID      string `json:"request_id,omitempty"`
+	Actor          string `json:"actor,omitempty"`
 }
 
 // outboxRow is a change not yet published: the event is the one at the same position in the
@@ -93,7 +94,7 @@ func toEventRow(e post.Event, md ports.Metadata, idempotencyKey string) (eventRo
 	}
 	meta, err := json.Marshal(eventMetadata{
 		IdempotencyKey: idempotencyKey, TraceParent: md.TraceParent, TraceState: md.TraceState,
-		RequestID: md.RequestID,
+		RequestID: md.RequestID, Actor: md.Actor,
 	})
 	if err != nil {
 		return eventRow{}, fmt.Errorf("encode metadata of %s v%d: %w", e.PostID, e.Version, err)
@@ -122,7 +123,8 @@ func metadataOf(r eventRow) (ports.Metadata, error) {
 	if err := json.Unmarshal([]byte(r.Metadata), &m); err != nil {
 		return ports.Metadata{}, fmt.Errorf("decode metadata of event at position %d: %w", r.Position, err)
 	}
-	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState, RequestID: m.RequestID}, nil
+	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState, RequestID: m.RequestID,
+		Actor: m.Actor}, nil
 }
 
 func toKeyRow(r ports.IdempotencyRecord, storedAt time.Time) (keyRow, error) {

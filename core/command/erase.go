@@ -37,7 +37,8 @@ type AuthorErasure struct {
 // Eraser erases posts for good: it records each erasure as the post's last event, which makes
 // the event store redact the post's personal data in the same write (ports.EventAppender), then
 // removes the copies the bus keeps. The read model follows when the projector applies the
-// erasure. Every erasure is audited with one log line that names who asked, never the data.
+// erasure. Every erasure is audited, naming who asked and never the data: the erasure event's
+// metadata holds the credential's name (ports.Metadata.Actor), and one log line tells it too.
 type Eraser struct {
 	svc     *Service
 	authors ports.AuthorPosts
@@ -57,7 +58,7 @@ const authorPage = 100
 // erased already is not an error: its copies on the bus are removed again, so a request that
 // failed half way can be repeated. An unknown post is post.ErrNotFound.
 func (e *Eraser) ErasePost(ctx context.Context, id, by, requestID string) (Erasure, error) {
-	er, err := e.record(ctx, id, requestID)
+	er, err := e.record(ctx, id, by, requestID)
 	if err != nil {
 		return Erasure{}, err
 	}
@@ -80,7 +81,7 @@ func (e *Eraser) EraseAuthor(ctx context.Context, authorName, by, requestID stri
 		if err != nil {
 			return out, fmt.Errorf("posts of an author: %w", err)
 		}
-		erased, err := e.recordAll(ctx, page, requestID)
+		erased, err := e.recordAll(ctx, page, by, requestID)
 		for _, er := range erased {
 			if er.PostID == "" {
 				continue // not erased: err says why
@@ -116,7 +117,7 @@ const authorWorkers = 8
 
 // recordAll records the erasures of the posts ids, authorWorkers at a time, and returns them in
 // the order of ids; a post whose erasure failed is left zero, and the first error is returned.
-func (e *Eraser) recordAll(ctx context.Context, ids []string, requestID string) ([]Erasure, error) {
+func (e *Eraser) recordAll(ctx context.Context, ids []string, by, requestID string) ([]Erasure, error) {
 	out := make([]Erasure, len(ids))
 	errs := make([]error, len(ids))
 	next := make(chan int)
@@ -124,7 +125,7 @@ func (e *Eraser) recordAll(ctx context.Context, ids []string, requestID string) 
 	for range min(authorWorkers, len(ids)) {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = e.record(ctx, ids[i], requestID)
+				out[i], errs[i] = e.record(ctx, ids[i], by, requestID)
 			}
 		})
 	}
@@ -137,8 +138,8 @@ func (e *Eraser) recordAll(ctx context.Context, ids []string, requestID string) 
 }
 
 // record appends the erasure of the post, or finds the one appended before.
-func (e *Eraser) record(ctx context.Context, id, requestID string) (Erasure, error) {
-	r, err := e.svc.run(ctx, opErase, id, "", Options{RequestID: requestID},
+func (e *Eraser) record(ctx context.Context, id, by, requestID string) (Erasure, error) {
+	r, err := e.svc.run(ctx, opErase, id, "", Options{RequestID: requestID, Actor: by},
 		func(p *post.Post, st post.Stamp) ([]post.Event, error) {
 			ev, err := p.Erase(post.Erase{}, st)
 			if err != nil {

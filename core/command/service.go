@@ -46,6 +46,9 @@ type Options struct {
 	// RequestID, when not empty, names the request in the command's log lines and travels with
 	// its changes (ports.Metadata), so that their projection names it too.
 	RequestID string
+	// Actor, when not empty, names the operator's credential that asked for the command; it
+	// travels with its changes (ports.Metadata) into the store, as their audit record.
+	Actor string
 }
 
 // Result is the outcome of a command.
@@ -200,7 +203,7 @@ func (s *Service) attempt(ctx context.Context, op, id, fp string, o Options, dec
 		if err := p.Apply(e); err != nil {
 			return Result{}, false, err
 		}
-		changes = append(changes, ports.Change{Event: e, State: p.State(), Metadata: ports.Metadata{RequestID: o.RequestID}})
+		changes = append(changes, ports.Change{Event: e, State: p.State(), Metadata: ports.Metadata{RequestID: o.RequestID, Actor: o.Actor}})
 	}
 	res := Result{State: p.State(), Created: expected == 0}
 	a := ports.Append{PostID: id, ExpectedVersion: expected, Changes: changes}

@@ -88,6 +88,7 @@ func storeErasure(t *testing.T, s Store) {
 	if events, _ := s.Load(ctx, id, 0); leaks(events, marker) == "" {
 		t.Fatalf("an erasure that conflicted redacted the events: %+v", events)
 	}
+	erasure.Metadata = ports.Metadata{Actor: "admin-token:0123abcd", RequestID: "erase-request"}
 	appendChanges(t, s, nil, erasure)
 
 	events, err := s.Load(ctx, id, 0)
@@ -122,6 +123,9 @@ func storeErasure(t *testing.T, s Store) {
 	for _, c := range relayed {
 		if c.Event.PostID == id && (leaks(c, marker) != "" || !c.State.Erased) {
 			t.Errorf("relayed after the erasure: %+v", c)
+		}
+		if c.Event.Type == post.EventErased && c.Metadata != erasure.Metadata {
+			t.Errorf("the erasure's metadata = %+v, want its audit record %+v", c.Metadata, erasure.Metadata)
 		}
 	}
 	if len(relayed) != 3 {

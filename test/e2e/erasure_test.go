@@ -102,6 +102,19 @@ func erasePostWithCopies(t *testing.T, p *process, d dumper, marker string) stri
 	}
 	mustReadErased(t, p, id, 5)
 	d.mustNotFind(marker)
+	// The audit record: the erasure event's metadata in the store, and a log line, each naming
+	// the credential.
+	if dump := d.dumps()["mysql"]; !strings.Contains(dump, `actor\":\"admin-token:`) {
+		t.Error("the store holds no erasure naming its actor")
+	}
+	audited := false
+	for _, l := range p.Logs() {
+		audited = audited || l["msg"] == "post erased" && l["audit"] == "erasure" && l["post_id"] == id &&
+			strings.HasPrefix(fmt.Sprint(l["by"]), "admin-token:")
+	}
+	if !audited {
+		t.Error("no audit line of the erasure in the log")
+	}
 
 	// Commands on it are refused as the reads are; the create's key answers so too.
 	for _, c := range []struct{ method, path string }{{"PATCH", "/posts/" + id}, {"DELETE", "/posts/" + id}} {
