@@ -6,21 +6,22 @@ import (
 	"hexapost/core/post"
 )
 
-// EraseHistory redacts every history entry of the post if its history holds its erasure. The
-// erasure is a post's last version, so the last entry tells; the look and the redaction happen
-// under one lock, so an entry stored at the same time is either redacted here or finds the
-// erasure when its own writer looks.
-func (v *Views) EraseHistory(_ context.Context, postID string) (bool, error) {
+// EraseHistory redacts every history entry of the post. A memory read model has no other
+// generation.
+func (v *Views) EraseHistory(_ context.Context, postID string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	p := v.posts[postID]
-	if p == nil || len(p.history) == 0 || p.history[len(p.history)-1].Type != post.EventErased {
-		return false, nil
+	v.redact(postID)
+	return nil
+}
+
+// redact redacts every history entry of the post. The caller holds v.mu for writing.
+func (v *Views) redact(postID string) {
+	if p := v.posts[postID]; p != nil {
+		for i := range p.history {
+			p.history[i].State = p.history[i].State.Redacted()
+		}
 	}
-	for i := range p.history {
-		p.history[i].State = p.history[i].State.Redacted()
-	}
-	return true, nil
 }
 
 // erase removes the personal data of the post's events, of its outbox entries and of the

@@ -346,11 +346,20 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 			if err := posts.FindOne(ctx, bson.D{{Key: "_id", Value: s.ID}}).Decode(&found); err != nil {
 				return false, wrap("put view "+s.ID, err)
 			}
-			return found == doc, nil
+			if found == doc {
+				return true, nil
+			}
+			return false, v.redactIfErased(ctx, found)
 		}
-		return !duplicate, nil
+		if duplicate {
+			return false, v.redactIfErasedID(ctx, posts, s.ID)
+		}
+		return true, nil
 	}
 	w, err := v.putIfNewer(ctx, posts, s)
+	if w == unchanged && err == nil {
+		return false, v.redactIfErasedID(ctx, posts, s.ID)
+	}
 	stored := w != unchanged
 	for w == replaced && err == nil && v.lookAfterReplace {
 		// On a server that evaluates the filter and the write apart, a lower version written
@@ -368,8 +377,8 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 		s = fromStateDoc(next)
 		if s.Erased {
 			// This writer's own history entry may have been stored after the erasure redacted
-			// the history: the projector does not look, as its view was stored.
-			if _, err := v.EraseHistory(ctx, s.ID); err != nil {
+			// the history: its view was stored, if only for a moment, so it redacts it itself.
+			if err := v.EraseHistory(ctx, s.ID); err != nil {
 				return stored, err
 			}
 		}

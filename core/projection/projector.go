@@ -60,8 +60,10 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 		return nil
 	}
 	// An erasure redacts the history before its view is stored, so that a reader who finds the
-	// post erased finds its history so too, and again after: a change of the post stored
-	// meanwhile as the view may have stored its history entry after the first pass.
+	// post erased finds its history so too, and again after: a change of the post stored as the
+	// view meanwhile may have stored its history entry after the first pass. A change that comes
+	// after the erased view was stored is not stored as the view, and PutCurrent then redacts
+	// the history it has just written to.
 	erasure := e.Type == post.EventErased
 	if erasure {
 		if err := p.eraseHistory(ctx, e); err != nil {
@@ -72,10 +74,7 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
 	}
-	// A change that came too late to be the view may be older than an erasure that redacted the
-	// history before its entry was stored: it looks for the erasure too, so no personal data is
-	// written back.
-	if erasure || !stored {
+	if erasure {
 		if err := p.eraseHistory(ctx, e); err != nil {
 			return err
 		}
@@ -85,7 +84,7 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 }
 
 func (p *Projector) eraseHistory(ctx context.Context, e post.Event) error {
-	if _, err := p.views.EraseHistory(ctx, e.PostID); err != nil {
+	if err := p.views.EraseHistory(ctx, e.PostID); err != nil {
 		return fmt.Errorf("erase history %s v%d: %w", e.PostID, e.Version, err)
 	}
 	return nil

@@ -64,7 +64,7 @@ func (v *currentViews) PutHistory(_ context.Context, h ports.HistoryEntry) error
 	return nil
 }
 
-func (v *currentViews) EraseHistory(context.Context, string) (bool, error) { return false, nil }
+func (v *currentViews) EraseHistory(context.Context, string) error { return nil }
 
 func TestReplayRebuildsEveryPost(t *testing.T) {
 	t.Parallel()
