@@ -14,10 +14,7 @@ var _ ports.BusEraser = (*Bus)(nil)
 // EraseFromBus removes the queued messages and the dead letters of the posts that are not their
 // erasure. A message waiting out a retry delay is not in the queue: it is delivered once more.
 func (b *Bus) EraseFromBus(_ context.Context, postIDs []string) (int, error) {
-	erased := make(map[string]bool, len(postIDs))
-	for _, id := range postIDs {
-		erased[id] = true
-	}
+	erased := wire.PostSet(postIDs)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.queue) + len(b.dead)

@@ -25,10 +25,7 @@ const erasePage = 500
 // deletes the matching ones by sequence with SecureDeleteMsg, which also overwrites them in the
 // stream's files.
 func (b *Bus) EraseFromBus(ctx context.Context, postIDs []string) (int, error) {
-	erased := make(map[string]bool, len(postIDs))
-	for _, id := range postIDs {
-		erased[id] = true
-	}
+	erased := wire.PostSet(postIDs)
 	n := 0
 	for _, name := range []string{b.cfg.Stream, b.cfg.DeadStream} {
 		m, err := b.eraseIn(ctx, name, erased)

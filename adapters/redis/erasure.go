@@ -20,10 +20,7 @@ const erasePage = 1000
 // and tells most entries apart by their post id without decoding them. A deleted entry that a
 // consumer of the group holds pending is acknowledged too, so the group forgets it.
 func (b *Bus) EraseFromBus(ctx context.Context, postIDs []string) (int, error) {
-	erased := make(map[string]bool, len(postIDs))
-	for _, id := range postIDs {
-		erased[id] = true
-	}
+	erased := wire.PostSet(postIDs)
 	n, err := b.eraseIn(ctx, b.cfg.Stream, b.cfg.Group, erased)
 	if err != nil {
 		return n, err

@@ -10,6 +10,15 @@ import (
 // the state, which names the post "id".
 var postIDField = []byte(`"post_id":"`)
 
+// PostSet is the set of the posts ids, as Erasable takes them.
+func PostSet(ids []string) map[string]bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
 // Erasable reports whether payload is a message of one of the posts in erased that still
 // carries personal data: any change of theirs but their erasure. A payload that names one of
 // them and cannot be decoded counts, as it may hold anything. Most messages are told apart by

@@ -91,7 +91,14 @@ func costPost(b *testing.B, store ports.EventStore, bus ports.Publisher, author 
 	return p
 }
 
-func costEraser(b *testing.B, store *mysql.EventStore, bus ports.BusEraser) *command.Eraser {
+// costSetup opens a fresh MySQL store and a fresh bus, and an eraser over both.
+func costSetup(b *testing.B, open func(b *testing.B) costBus) (*mysql.EventStore, costBus, *command.Eraser) {
+	store := openMySQL(b, mysql.Config{DSN: mysqltest.NewDatabase(b)})
+	bus := open(b)
+	return store, bus, costEraser(store, bus)
+}
+
+func costEraser(store *mysql.EventStore, bus ports.BusEraser) *command.Eraser {
 	log := slog.New(slog.DiscardHandler)
 	svc := command.NewService(command.NewStreams(store), store, func() string { return uuid.Must(uuid.NewV7()).String() },
 		time.Now, log, command.Config{})
@@ -105,9 +112,7 @@ func BenchmarkErasePostOf10000Events(b *testing.B) {
 	mysqltest.BaseDSN(b)
 	for _, bb := range costBuses {
 		b.Run(bb.name, func(b *testing.B) {
-			store := openMySQL(b, mysql.Config{DSN: mysqltest.NewDatabase(b)})
-			bus := bb.open(b)
-			eraser := costEraser(b, store, bus)
+			store, bus, eraser := costSetup(b, bb.open)
 			var storeTook, busTook time.Duration
 			for range b.N {
 				b.StopTimer()
@@ -147,9 +152,7 @@ func BenchmarkEraseAuthorOf1000Posts(b *testing.B) {
 	mysqltest.BaseDSN(b)
 	for _, bb := range costBuses {
 		b.Run(bb.name, func(b *testing.B) {
-			store := openMySQL(b, mysql.Config{DSN: mysqltest.NewDatabase(b)})
-			bus := bb.open(b)
-			eraser := costEraser(b, store, bus)
+			store, bus, eraser := costSetup(b, bb.open)
 			for i := range b.N {
 				b.StopTimer()
 				author := fmt.Sprint("author ", i)
