@@ -71,40 +71,44 @@ func (e *Eraser) ErasePost(ctx context.Context, id, by, requestID string) (Erasu
 }
 
 // EraseAuthor erases every post whose events name authorName as author, in any version, then
-// removes their copies from the bus at once. The audit line counts the posts and names each;
-// it does not name the author.
+// removes their copies from the bus at once. The audit lines name each post and count them;
+// they do not name the author. When it fails half way, the posts it erased are removed from the
+// bus all the same: their events no longer name the author, so a repeated request would not
+// find them again (an erasure of each post would).
 func (e *Eraser) EraseAuthor(ctx context.Context, authorName, by, requestID string) (AuthorErasure, error) {
 	var out AuthorErasure
 	var ids []string
-	for after := ""; ; {
-		page, err := e.authors.PostsOf(ctx, authorName, after, authorPage)
-		if err != nil {
-			return out, fmt.Errorf("posts of an author: %w", err)
-		}
-		erased, err := e.recordAll(ctx, page, by, requestID)
-		for _, er := range erased {
-			if er.PostID == "" {
-				continue // not erased: err says why
+	err := func() error {
+		for after := ""; ; {
+			page, err := e.authors.PostsOf(ctx, authorName, after, authorPage)
+			if err != nil {
+				return fmt.Errorf("posts of an author: %w", err)
 			}
-			out.Posts = append(out.Posts, er)
-			ids = append(ids, er.PostID)
-			e.audit(ctx, "post erased", by, requestID, slog.String("post_id", er.PostID),
-				slog.Int64("version", er.Version), slog.Bool("erased_before", er.Before))
+			erased, err := e.recordAll(ctx, page, by, requestID)
+			for _, er := range erased {
+				if er.PostID == "" {
+					continue // not erased: err says why
+				}
+				out.Posts = append(out.Posts, er)
+				ids = append(ids, er.PostID)
+				e.audit(ctx, "post erased", by, requestID, slog.String("post_id", er.PostID),
+					slog.Int64("version", er.Version), slog.Bool("erased_before", er.Before))
+			}
+			if err != nil || len(page) < authorPage {
+				return err
+			}
+			after = page[len(page)-1]
 		}
-		if err != nil {
-			return out, err
-		}
-		if len(page) < authorPage {
-			break
-		}
-		after = page[len(page)-1]
-	}
+	}()
 	if len(ids) > 0 {
-		n, err := e.bus.EraseFromBus(ctx, ids)
-		if err != nil {
-			return out, fmt.Errorf("erase %d posts from the bus: %w", len(ids), err)
-		}
+		n, berr := e.bus.EraseFromBus(ctx, ids)
 		out.BusMessages = n
+		if berr != nil {
+			err = errors.Join(err, fmt.Errorf("erase %d posts from the bus: %w", len(ids), berr))
+		}
+	}
+	if err != nil {
+		return out, err
 	}
 	e.audit(ctx, "author erased", by, requestID, slog.Int("posts", len(ids)),
 		slog.Int("bus_messages_removed", out.BusMessages))

@@ -145,3 +145,37 @@ func TestEraseAuthorErasesEveryPostOfTheAuthorAndPurgesTheBusOnce(t *testing.T) 
 		t.Errorf("audit lines:\n%s\nwant the count and not the name", lines)
 	}
 }
+
+// failingAuthors fails every look-up after the first.
+type failingAuthors struct {
+	authors
+	calls int
+}
+
+var errLookup = errors.New("store unavailable")
+
+func (f *failingAuthors) PostsOf(ctx context.Context, name, after string, limit int) ([]string, error) {
+	if f.calls++; f.calls > 1 {
+		return nil, errLookup
+	}
+	return f.authors.PostsOf(ctx, name, after, limit)
+}
+
+func TestEraseAuthorThatFailsHalfWayStillPurgesTheBusOfWhatItErased(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	svc, s, bus, _, _ := newEraser(t)
+	for range 150 {
+		if _, err := svc.Create(ctx, post.Create{Title: "t", Content: "c", AuthorName: "Ann"}, command.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eraser := command.NewEraser(svc, &failingAuthors{authors: authors{s}}, bus, slog.New(slog.DiscardHandler))
+	got, err := eraser.EraseAuthor(ctx, "Ann", "admin-token:0123abcd", "")
+	if !errors.Is(err, errLookup) {
+		t.Fatalf("EraseAuthor = %v, want the look-up's error", err)
+	}
+	if len(got.Posts) != 100 || len(bus.calls) != 1 || len(bus.calls[0]) != 100 {
+		t.Errorf("erased %d posts and purged the bus of %v, want the first page's 100 in both", len(got.Posts), len(bus.calls))
+	}
+}
