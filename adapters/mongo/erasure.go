@@ -23,11 +23,13 @@ func (v *Views) EraseHistory(ctx context.Context, postID string) error {
 	if err != nil {
 		return wrap("erase history of "+postID, err)
 	}
-	redact := func(prefix string, more ...bson.E) bson.D {
-		return bson.D{{Key: "$set", Value: append(bson.D{
+	// As post.State.Redacted does.
+	redact := func(prefix string) bson.D {
+		return bson.D{{Key: "$set", Value: bson.D{
 			{Key: prefix + "title", Value: ""}, {Key: prefix + "content", Value: ""},
-			{Key: prefix + "author_name", Value: ""}, {Key: prefix + "erased", Value: true},
-		}, more...)}}
+			{Key: prefix + "author_name", Value: ""}, {Key: prefix + "deleted", Value: true},
+			{Key: prefix + "erased", Value: true},
+		}}}
 	}
 	for _, name := range names {
 		m := generationCollection.FindStringSubmatch(name)
@@ -38,9 +40,8 @@ func (v *Views) EraseHistory(ctx context.Context, postID string) error {
 		if m[1] == "history" {
 			_, err = c.UpdateMany(ctx, bson.D{{Key: "post_id", Value: postID}}, redact("state."))
 		} else {
-			// A view of the post in another generation may be of any version; it leaves the
-			// lists as the erased view does.
-			_, err = c.UpdateOne(ctx, bson.D{{Key: "_id", Value: postID}}, redact("", bson.E{Key: "deleted", Value: true}))
+			// A view of the post in another generation may be of any version.
+			_, err = c.UpdateOne(ctx, bson.D{{Key: "_id", Value: postID}}, redact(""))
 		}
 		if err != nil {
 			return wrap("erase "+name+" of "+postID, err)

@@ -8,10 +8,10 @@ import (
 )
 
 // redactState is the SQL expression of a state document without its personal data, marked
-// erased (post.State.Redacted). JSON_EXTRACT gives a JSON true, where a plain TRUE would be
-// stored as the number 1.
+// deleted and erased (post.State.Redacted). JSON_EXTRACT gives a JSON true, where a plain TRUE
+// would be stored as the number 1.
 const redactState = `JSON_SET(state, '$.title', '', '$.content', '', '$.author_name', '', ` +
-	`'$.erased', JSON_EXTRACT('true', '$'))`
+	`'$.deleted', JSON_EXTRACT('true', '$'), '$.erased', JSON_EXTRACT('true', '$'))`
 
 // appendErasure is Append for an append that erases its post: in a transaction of its own, not
 // a shared batch, it writes the append as write does and redacts the post's earlier events,

@@ -79,7 +79,7 @@ func TestRedactedStateIsMarkedErased(t *testing.T) {
 	t.Parallel()
 	s := given(t, live).State()
 	got := s.Redacted()
-	want := post.State{ID: postID, Version: 1, CreatedAt: t1, UpdatedAt: t1, Erased: true}
+	want := post.State{ID: postID, Version: 1, CreatedAt: t1, UpdatedAt: t1, Deleted: true, Erased: true}
 	if got != want {
 		t.Errorf("Redacted() = %+v, want %+v", got, want)
 	}

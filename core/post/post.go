@@ -34,10 +34,11 @@ type State struct {
 	Erased bool
 }
 
-// Redacted returns s without its personal data, marked erased: what the read side keeps of a
-// version of an erased post.
+// Redacted returns s without its personal data, marked erased and deleted: what the stores and
+// the read side keep of a version of an erased post. Deleted keeps such a version out of the
+// lists wherever it is shown before the erasure itself.
 func (s State) Redacted() State {
-	s.Title, s.Content, s.AuthorName, s.Erased = "", "", "", true
+	s.Title, s.Content, s.AuthorName, s.Deleted, s.Erased = "", "", "", true, true
 	return s
 }
 
