@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -34,7 +35,9 @@ func NewAPI(mux *http.ServeMux, title string) huma.API {
 	cfg.SchemasPath = ""
 	cfg.CreateHooks = nil
 	cfg.Transformers = []huma.Transformer{boundEcho}
-	return humago.New(mux, cfg)
+	a := humago.New(mux, cfg)
+	a.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[ErasedProblem](), true, "")
+	return a
 }
 
 // The bounds of a problem's error details: how many it lists, and how long (as JSON, about)

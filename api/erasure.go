@@ -3,7 +3,9 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -14,7 +16,7 @@ import (
 // apart without parsing the detail.
 type ErasedProblem struct {
 	*huma.ErrorModel
-	Erased bool `json:"erased"`
+	Erased bool `json:"erased,omitempty" doc:"The post's personal data was erased; absent for a post that was only deleted."`
 }
 
 const detailErased = "post was erased"
@@ -37,4 +39,29 @@ func tracedPath(p string) string {
 		return "/admin/authors/{author_name}/erase"
 	}
 	return p
+}
+
+// describeErased declares, in doc, the problem of every 410 answer as an ErasedProblem (which
+// NewAPI registers), whose erased member an erased post's answer has.
+func describeErased(doc *huma.OpenAPI) {
+	ref := &huma.Schema{Ref: "#/components/schemas/ErasedProblem"}
+	for _, item := range doc.Paths {
+		for _, m := range methods {
+			op := *m.of(item)
+			if op == nil {
+				continue
+			}
+			r := op.Responses[strconv.Itoa(http.StatusGone)]
+			if r == nil || r.Content["application/problem+json"] == nil {
+				continue
+			}
+			mt := *r.Content["application/problem+json"]
+			mt.Schema = ref
+			gone := *r
+			gone.Content = maps.Clone(r.Content)
+			gone.Content["application/problem+json"] = &mt
+			op.Responses = maps.Clone(op.Responses)
+			op.Responses[strconv.Itoa(http.StatusGone)] = &gone
+		}
+	}
 }

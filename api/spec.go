@@ -88,6 +88,7 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 			}
 		}
 	}
+	describeErased(doc)
 	doc.Components = &huma.Components{Schemas: schemas, SecuritySchemes: security, Headers: map[string]*huma.Header{
 		RequestIDHeader: {
 			Description: "The id of the request in the servers' logs: the client's X-Request-Id when it " +
