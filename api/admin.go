@@ -33,7 +33,7 @@ func RequireAdmin(a huma.API, admin Admin) {
 	}
 	oapi.Components.SecuritySchemes[AdminScheme] = &huma.SecurityScheme{
 		Type: "http", Scheme: "bearer",
-		Description: "The query server's admin token, sent as `Authorization: Bearer <token>`.",
+		Description: "The admin token (POSTS_ADMIN_TOKEN), sent as `Authorization: Bearer <token>`.",
 	}
 	want := sha256.Sum256([]byte(admin.Token))
 	a.UseMiddleware(func(ctx huma.Context, next func(huma.Context)) {

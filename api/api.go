@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -34,7 +35,9 @@ func NewAPI(mux *http.ServeMux, title string) huma.API {
 	cfg.SchemasPath = ""
 	cfg.CreateHooks = nil
 	cfg.Transformers = []huma.Transformer{boundEcho}
-	return humago.New(mux, cfg)
+	a := humago.New(mux, cfg)
+	a.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[ErasedProblem](), true, "")
+	return a
 }
 
 // The bounds of a problem's error details: how many it lists, and how long (as JSON, about)
@@ -104,13 +107,14 @@ type Post struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	Erased     bool      `json:"erased,omitempty" doc:"The post's personal data was erased: title, content and author_name are empty."`
 }
 
 // FromState converts a post's state to its body.
 func FromState(s post.State) Post {
 	return Post{
 		ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted, Erased: s.Erased,
 	}
 }
 

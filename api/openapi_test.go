@@ -49,21 +49,23 @@ func TestOpenAPIOperations(t *testing.T) {
 	doc := servers.Spec("v1.2.3", cmd, qry)
 	both := []string{cmd, qry}
 	want := map[string][]string{
-		"POST /posts":                           {cmd},
-		"PATCH /posts/{id}":                     {cmd},
-		"DELETE /posts/{id}":                    {cmd},
-		"GET /posts/{id}":                       {qry},
-		"GET /posts":                            {qry},
-		"GET /posts/{id}/history":               {qry},
-		"GET /admin/dead-letters":               {qry},
-		"POST /admin/dead-letters/{id}/redrive": {qry},
-		"DELETE /admin/dead-letters/{id}":       {qry},
-		"GET /healthz":                          both,
-		"GET /readyz":                           both,
-		"GET /metrics":                          both,
-		"GET /openapi.json":                     both,
-		"GET /openapi.yaml":                     both,
-		"GET /docs":                             both,
+		"POST /posts":                             {cmd},
+		"PATCH /posts/{id}":                       {cmd},
+		"DELETE /posts/{id}":                      {cmd},
+		"GET /posts/{id}":                         {qry},
+		"GET /posts":                              {qry},
+		"GET /posts/{id}/history":                 {qry},
+		"GET /admin/dead-letters":                 {qry},
+		"POST /admin/dead-letters/{id}/redrive":   {qry},
+		"DELETE /admin/dead-letters/{id}":         {qry},
+		"POST /admin/posts/{id}/erase":            {cmd},
+		"POST /admin/authors/{author_name}/erase": {cmd},
+		"GET /healthz":                            both,
+		"GET /readyz":                             both,
+		"GET /metrics":                            both,
+		"GET /openapi.json":                       both,
+		"GET /openapi.yaml":                       both,
+		"GET /docs":                               both,
 	}
 	got := map[string][]string{}
 	for path, item := range doc.Paths {

@@ -29,7 +29,7 @@ const (
 	OutcomeConflict           Outcome = "conflict"            // 409: changed concurrently, more often than retried
 	OutcomePreconditionFailed Outcome = "precondition_failed" // 412: If-Match names another version
 	OutcomeNotFound           Outcome = "not_found"           // 404
-	OutcomeGone               Outcome = "gone"                // 410: the post was deleted
+	OutcomeGone               Outcome = "gone"                // 410: the post was deleted or erased
 	OutcomeUnavailable        Outcome = "unavailable"         // 503: a backend is down or too slow
 	OutcomeCanceled           Outcome = "canceled"            // 499: the client went away
 	OutcomeError              Outcome = "error"               // 500: anything not recognised
@@ -56,7 +56,7 @@ func Classify(err error) Outcome {
 		return OutcomeInvalid
 	case errors.Is(err, post.ErrNotFound), errors.Is(err, ports.ErrNotFound):
 		return OutcomeNotFound
-	case errors.Is(err, post.ErrDeleted):
+	case errors.Is(err, post.ErrDeleted), errors.Is(err, post.ErrErased):
 		return OutcomeGone
 	case errors.Is(err, query.ErrNotCaughtUp), errors.Is(err, ports.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
@@ -95,6 +95,9 @@ func Problem(ctx context.Context, log *slog.Logger, op string, err error) error 
 	case OutcomeNotFound:
 		return problem(http.StatusNotFound, detailNotFound)
 	case OutcomeGone:
+		if errors.Is(err, post.ErrErased) {
+			return erasedProblem()
+		}
 		return problem(http.StatusGone, detailGone)
 	case OutcomeUnavailable:
 		if errors.Is(err, query.ErrNotCaughtUp) {

@@ -51,8 +51,8 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 		Tags: []*huma.Tag{
 			{Name: TagCommands, Description: "Change posts (command server)."},
 			{Name: TagQueries, Description: "Read posts (query server)."},
-			{Name: TagAdmin, Description: "Resolve messages the projector could not apply (query server; " +
-				"needs the admin token)."},
+			{Name: TagAdmin, Description: "Resolve messages the projector could not apply (query server) and erase " +
+				"posts for good (command server); both need the admin token."},
 			{Name: TagOperations, Description: "Health, readiness, metrics and documentation (both servers)."},
 		},
 		Paths: map[string]*huma.PathItem{},
@@ -88,6 +88,7 @@ func Combine(version string, servers ...Server) *huma.OpenAPI {
 			}
 		}
 	}
+	describeErased(doc)
 	doc.Components = &huma.Components{Schemas: schemas, SecuritySchemes: security, Headers: map[string]*huma.Header{
 		RequestIDHeader: {
 			Description: "The id of the request in the servers' logs: the client's X-Request-Id when it " +

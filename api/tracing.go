@@ -33,7 +33,7 @@ func Traced(tp trace.TracerProvider, server string, next http.Handler) http.Hand
 			trace.WithAttributes(
 				attribute.String("hexapost.server", server),
 				semconv.HTTPRequestMethodKey.String(r.Method),
-				semconv.URLPath(r.URL.Path),
+				semconv.URLPath(tracedPath(r.URL.Path)),
 			))
 		defer span.End()
 		r = r.WithContext(ctx)

@@ -129,7 +129,7 @@ func eventStoreOption(cfg config) (fx.Option, error) {
 					return s, s, s, s
 				},
 				func(s *memory.EventStore) ports.StreamReader { return s },
-				func(s *memory.EventStore) (ports.StreamHeads, ports.Locker) { return s, s },
+				func(s *memory.EventStore) (ports.StreamHeads, ports.Locker, ports.AuthorPosts) { return s, s, s },
 				checkOf[*memory.EventStore]("event_store"),
 			)), nil
 	case "mysql":
@@ -151,7 +151,7 @@ func eventStoreOption(cfg config) (fx.Option, error) {
 					return s, s, s, s
 				},
 				func(s *mysql.EventStore) ports.StreamReader { return s },
-				func(s *mysql.EventStore) (ports.StreamHeads, ports.Locker) { return s, s },
+				func(s *mysql.EventStore) (ports.StreamHeads, ports.Locker, ports.AuthorPosts) { return s, s, s },
 				checkOf[*mysql.EventStore]("event_store"),
 			)), nil
 	}
@@ -168,7 +168,9 @@ func busOption(cfg config) (fx.Option, error) {
 						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: o,
 					})
 				},
-				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.BusEraser) {
+					return b, b, b, b
+				},
 				checkOf[*memory.Bus]("bus"),
 			)), nil
 	case "redis":
@@ -188,7 +190,9 @@ func busOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
 				},
-				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.BusEraser) {
+					return b, b, b, b
+				},
 				checkOf[*redis.Bus]("bus"),
 			)), nil
 	case "nats":
@@ -208,7 +212,9 @@ func busOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
 				},
-				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.BusEraser) {
+					return b, b, b, b
+				},
 				checkOf[*nats.Bus]("bus"),
 			)), nil
 	}
@@ -257,6 +263,7 @@ func commandSide(cfg config) fx.Option {
 			newPostStore,
 			newCommandService,
 			newCommandHandler,
+			newErasures,
 		),
 		postLockOption(cfg),
 		fx.Invoke(runRelay),
@@ -447,9 +454,9 @@ func (p serverParams) cors() api.CORS {
 	return c
 }
 
-func runCommandServer(p serverParams, h *commandapi.Handler) error {
+func runCommandServer(p serverParams, h *commandapi.Handler, e *commandapi.Erasures) error {
 	mux := http.NewServeMux()
-	servers.Command(mux, h, p.operations())
+	servers.CommandWithErasures(mux, h, p.operations(), adminOf(p.Cfg), e)
 	listen(p, "command", "POSTS_COMMAND_ADDR", p.Cfg.CommandAddr, mux)
 	return nil
 }
@@ -462,10 +469,7 @@ func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) e
 		ops.MetricsAt = func() string { return cmp.Or(p.Servers.url("command"), api.ServerURL(p.Cfg.CommandAddr)) + "/metrics" }
 	}
 	mux := http.NewServeMux()
-	servers.Query(mux, h, ops, api.Admin{
-		Token:       p.Cfg.AdminToken,
-		HowToEnable: "set POSTS_ADMIN_TOKEN on the query server and send it as Authorization: Bearer <token>",
-	})
+	servers.Query(mux, h, ops, adminOf(p.Cfg))
 	srv := listen(p, "query", "POSTS_QUERY_ADDR", p.Cfg.QueryAddr, mux)
 	// A read waiting for min_version would hold the shutdown up for up to POSTS_READ_WAIT, which
 	// may be longer than POSTS_SHUTDOWN_TIMEOUT: it answers at once instead (503, Retry-After).

@@ -234,7 +234,7 @@ var descriptions = map[string]string{
 	"POSTS_SHUTDOWN_TIMEOUT":             "how long a graceful stop may take, a duration",
 	"POSTS_RECONCILE_INTERVAL":           "time between two passes comparing the read model with the event store, a duration, or off",
 	"POSTS_RECONCILE_GRACE":              "how long a post behind the store may take to catch up through the bus before it is drift",
-	"POSTS_ADMIN_TOKEN":                  "bearer token of the query server's /admin/*; unset, they answer 403",
+	"POSTS_ADMIN_TOKEN":                  "bearer token of /admin/* on both servers; unset, they answer 403",
 	"POSTS_CORS_ORIGINS":                 "comma-separated browser origins allowed, or *; unset: the bundled docs",
 	"POSTS_LOG_LEVEL":                    "the least severe log lines written",
 	"POSTS_LOG_FORMAT":                   "the form of the log lines on stderr",

@@ -29,6 +29,9 @@ type Metadata struct {
 	// RequestID is the X-Request-Id of the HTTP request that caused the change, so that the
 	// log lines of its projection can be found with those of the request.
 	RequestID string
+	// Actor names the credential of an operator who asked for the change (an erasure), never
+	// the person: it is the change's audit record in the store.
+	Actor string
 }
 
 // IdempotencyRecord remembers the outcome of a command sent with an Idempotency-Key, so that a
@@ -83,6 +86,11 @@ type EventAppender interface {
 	// idempotency key is taken ErrDuplicate. With no changes only the record is stored (and the
 	// version is not checked). It is safe for concurrent use; of N concurrent appends at the same
 	// expected version exactly one succeeds.
+	//
+	// An append whose change is an erasure (post.EventErased) also removes, in the same atomic
+	// write, the personal data of the post everywhere the store keeps it: the fields of its
+	// earlier events (post.Event.Redacted), the states of its outbox entries and of the
+	// idempotency records that answer with it (post.State.Redacted).
 	Append(ctx context.Context, a Append) error
 }
 

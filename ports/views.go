@@ -19,11 +19,19 @@ type HistoryEntry struct {
 type ViewWriter interface {
 	// PutCurrent stores s as the post's current view if its version is higher than the stored
 	// one, atomically; otherwise it changes nothing. It reports whether it stored s. Both outcomes
-	// are success: the read side converges under duplicates and reordering.
+	// are success: the read side converges under duplicates and reordering. When it does not
+	// store s because the stored view is an erased post's, it redacts the post's history as
+	// EraseHistory does: the caller may have stored an older version's entry just before.
 	PutCurrent(ctx context.Context, s post.State) (bool, error)
 	// PutHistory stores the entry under (post id, version); storing the same key again changes
 	// nothing.
 	PutHistory(ctx context.Context, h HistoryEntry) error
+	// EraseHistory replaces the state of every stored history entry of the post with its
+	// post.State.Redacted, and any view of the post the read model keeps besides the live one
+	// (a rebuild's) with its redacted view. The projector calls it when it applies the post's
+	// erasure, before it stores the erased view and again after. Calling it again changes
+	// nothing more.
+	EraseHistory(ctx context.Context, postID string) error
 }
 
 // Cursor is a position in the list order: newest first by creation time, then by id.

@@ -74,6 +74,7 @@ var (
 	_ ports.Pinger           = (*EventStore)(nil)
 	_ ports.StreamHeads      = (*EventStore)(nil)
 	_ ports.Locker           = (*EventStore)(nil)
+	_ ports.AuthorPosts      = (*EventStore)(nil)
 )
 
 // NewEventStore returns an empty EventStore. Every zero field of cfg takes its default, so no
@@ -137,6 +138,9 @@ func (s *EventStore) Append(_ context.Context, a ports.Append) error {
 			s.pending = append(s.pending, &outboxEntry{change: c})
 		}
 		s.streams[a.PostID] = stream
+		if a.Erases() {
+			s.erase(a.PostID)
+		}
 	}
 	if a.Idempotency != nil {
 		s.keys[a.Idempotency.Key] = storedKey{rec: *a.Idempotency, at: now}

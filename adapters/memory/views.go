@@ -60,6 +60,9 @@ func (v *Views) PutCurrent(_ context.Context, s post.State) (bool, error) {
 	p := v.post(s.ID)
 	old, ok := p.current, p.current.Version > 0
 	if s.Version <= old.Version {
+		if old.Erased {
+			v.redact(s.ID) // the caller may have stored an older version's entry just before
+		}
 		return false, nil
 	}
 	p.current = s

@@ -292,6 +292,7 @@ type stateDoc struct {
 	CreatedAt  int64  `bson:"created_at"` // µs since the epoch
 	UpdatedAt  int64  `bson:"updated_at"`
 	Deleted    bool   `bson:"deleted"`
+	Erased     bool   `bson:"erased,omitempty"`
 }
 
 type historyDoc struct {
@@ -308,6 +309,7 @@ func toStateDoc(s post.State) stateDoc {
 	return stateDoc{
 		ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
 		CreatedAt: s.CreatedAt.UnixMicro(), UpdatedAt: s.UpdatedAt.UnixMicro(), Deleted: s.Deleted,
+		Erased: s.Erased,
 	}
 }
 
@@ -315,6 +317,7 @@ func fromStateDoc(d stateDoc) post.State {
 	return post.State{
 		ID: d.ID, Version: d.Version, Title: d.Title, Content: d.Content, AuthorName: d.AuthorName,
 		CreatedAt: time.UnixMicro(d.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(d.UpdatedAt).UTC(), Deleted: d.Deleted,
+		Erased: d.Erased,
 	}
 }
 
@@ -343,11 +346,20 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 			if err := posts.FindOne(ctx, bson.D{{Key: "_id", Value: s.ID}}).Decode(&found); err != nil {
 				return false, wrap("put view "+s.ID, err)
 			}
-			return found == doc, nil
+			if found == doc {
+				return true, nil
+			}
+			return false, v.redactIfErased(ctx, found)
 		}
-		return !duplicate, nil
+		if duplicate {
+			return false, v.redactIfErasedID(ctx, posts, s.ID)
+		}
+		return true, nil
 	}
 	w, err := v.putIfNewer(ctx, posts, s)
+	if w == unchanged && err == nil {
+		return false, v.redactIfErasedID(ctx, posts, s.ID)
+	}
 	stored := w != unchanged
 	for w == replaced && err == nil && v.lookAfterReplace {
 		// On a server that evaluates the filter and the write apart, a lower version written
@@ -363,6 +375,13 @@ func (v *Views) PutCurrent(ctx context.Context, s post.State) (bool, error) {
 			return stored, wrap("check the history after "+s.ID, err)
 		}
 		s = fromStateDoc(next)
+		if s.Erased {
+			// This writer's own history entry may have been stored after the erasure redacted
+			// the history: its view was stored, if only for a moment, so it redacts it itself.
+			if err := v.EraseHistory(ctx, s.ID); err != nil {
+				return stored, err
+			}
+		}
 		w, err = v.putIfNewer(ctx, posts, s)
 	}
 	return stored, err

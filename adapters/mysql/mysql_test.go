@@ -167,8 +167,8 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err := rawDB(t, dsn).QueryRowContext(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1 (one migration, applied once)", applied)
+	if applied != 2 {
+		t.Errorf("schema_migrations has %d rows, want 2 (two migrations, each applied once)", applied)
 	}
 	// Every store works on the one schema.
 	st := newStory(t)

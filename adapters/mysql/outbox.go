@@ -88,9 +88,10 @@ type claimedRow struct {
 // equality lookup on the events' own, so only the rows returned are locked. Both index hints are
 // needed: on small tables the optimizer would otherwise scan both and join them through a
 // buffer, then sort, locking every row it read (and the sort would give up the walk in order
-// that SKIP LOCKED relies on). The events' rows are locked too, which holds up nothing: events
-// are never updated, reads of them do not lock, and an insert that collides with one of their
-// keys fails without waiting (its unique check locks the secondary index entry, not the row).
+// that SKIP LOCKED relies on). The events' rows are locked too, which holds up nothing but an
+// erasure, the only update of events, which then waits for the relay to publish them: reads of
+// them do not lock, and an insert that collides with one of their keys fails without waiting
+// (its unique check locks the secondary index entry, not the row).
 const claimQuery = "SELECT o.position, o.state, e.event_id, e.stream_id, e.version, e.type, e.data, " +
 	"e.metadata, e.occurred_at FROM outbox AS o FORCE INDEX (PRIMARY) " +
 	"STRAIGHT_JOIN events AS e FORCE INDEX (PRIMARY) ON e.position = o.position " +

@@ -42,6 +42,7 @@ type eventMetadata struct {
 	TraceParent    string `json:"traceparent,omitempty"`
 	TraceState     string `json:"tracestate,omitempty"`
 	RequestID      string `json:"request_id,omitempty"`
+	Actor          string `json:"actor,omitempty"`
 }
 
 // outboxRow is a change not yet published: the event is the one at the same position in the
@@ -78,6 +79,7 @@ type stateDoc struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	Erased     bool      `json:"erased,omitempty"`
 }
 
 // dbTime is how every time is stored: in UTC, to the microsecond (DATETIME(6)). Times in JSON
@@ -92,7 +94,7 @@ func toEventRow(e post.Event, md ports.Metadata, idempotencyKey string) (eventRo
 	}
 	meta, err := json.Marshal(eventMetadata{
 		IdempotencyKey: idempotencyKey, TraceParent: md.TraceParent, TraceState: md.TraceState,
-		RequestID: md.RequestID,
+		RequestID: md.RequestID, Actor: md.Actor,
 	})
 	if err != nil {
 		return eventRow{}, fmt.Errorf("encode metadata of %s v%d: %w", e.PostID, e.Version, err)
@@ -121,7 +123,8 @@ func metadataOf(r eventRow) (ports.Metadata, error) {
 	if err := json.Unmarshal([]byte(r.Metadata), &m); err != nil {
 		return ports.Metadata{}, fmt.Errorf("decode metadata of event at position %d: %w", r.Position, err)
 	}
-	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState, RequestID: m.RequestID}, nil
+	return ports.Metadata{TraceParent: m.TraceParent, TraceState: m.TraceState, RequestID: m.RequestID,
+		Actor: m.Actor}, nil
 }
 
 func toKeyRow(r ports.IdempotencyRecord, storedAt time.Time) (keyRow, error) {
@@ -148,7 +151,7 @@ func fromKeyRow(r keyRow) (ports.IdempotencyRecord, error) {
 func encodeState(s post.State) (string, error) {
 	b, err := json.Marshal(stateDoc{
 		ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-		CreatedAt: dbTime(s.CreatedAt), UpdatedAt: dbTime(s.UpdatedAt), Deleted: s.Deleted,
+		CreatedAt: dbTime(s.CreatedAt), UpdatedAt: dbTime(s.UpdatedAt), Deleted: s.Deleted, Erased: s.Erased,
 	})
 	if err != nil {
 		return "", fmt.Errorf("encode state of %s v%d: %w", s.ID, s.Version, err)
@@ -163,6 +166,6 @@ func decodeState(doc string) (post.State, error) {
 	}
 	return post.State{
 		ID: d.ID, Version: d.Version, Title: d.Title, Content: d.Content, AuthorName: d.AuthorName,
-		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Deleted: d.Deleted,
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Deleted: d.Deleted, Erased: d.Erased,
 	}, nil
 }

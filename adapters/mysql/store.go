@@ -58,6 +58,7 @@ var (
 	_ ports.Pinger           = (*EventStore)(nil)
 	_ ports.StreamHeads      = (*EventStore)(nil)
 	_ ports.Locker           = (*EventStore)(nil)
+	_ ports.AuthorPosts      = (*EventStore)(nil)
 )
 
 // Open connects to the database named by cfg.DSN, checks that it answers and brings its schema
@@ -296,6 +297,9 @@ func (s *EventStore) Append(ctx context.Context, a ports.Append) error {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if a.Erases() {
+		return s.appendErasure(ctx, &pending{ctx: ctx, a: a, rows: rows, now: now})
+	}
 	answer, err := s.appends.Do(ctx, &pending{ctx: ctx, a: a, rows: rows, now: now})
 	if err != nil {
 		return wrap(op, err)

@@ -30,6 +30,8 @@ type message struct {
 	Trace  *trace `json:"trace,omitempty"`
 	// RequestID is the X-Request-Id of the request that caused the change.
 	RequestID string `json:"request_id,omitempty"`
+	// Actor names the credential of an operator who asked for the change.
+	Actor string `json:"actor,omitempty"`
 }
 
 // trace is the W3C trace context of the change, named as the HTTP headers are.
@@ -58,6 +60,7 @@ type state struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	Erased     bool      `json:"erased,omitempty"`
 }
 
 // Encode returns the message for c.
@@ -71,13 +74,13 @@ func Encode(c ports.Change) ([]byte, error) {
 		},
 		State: state{
 			ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
+			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted, Erased: s.Erased,
 		},
 	}
 	if md := c.Metadata; md.TraceParent != "" {
 		m.Trace = &trace{TraceParent: md.TraceParent, TraceState: md.TraceState}
 	}
-	m.RequestID = c.Metadata.RequestID
+	m.RequestID, m.Actor = c.Metadata.RequestID, c.Metadata.Actor
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s v%d: %w", e.PostID, e.Version, err)
@@ -102,7 +105,7 @@ func Decode(b []byte) (ports.Change, error) {
 	if m.Trace != nil {
 		md = ports.Metadata{TraceParent: m.Trace.TraceParent, TraceState: m.Trace.TraceState}
 	}
-	md.RequestID = m.RequestID
+	md.RequestID, md.Actor = m.RequestID, m.Actor
 	return ports.Change{
 		Metadata: md,
 		Event: post.Event{
@@ -111,7 +114,7 @@ func Decode(b []byte) (ports.Change, error) {
 		},
 		State: post.State{
 			ID: s.ID, Version: s.Version, Title: s.Title, Content: s.Content, AuthorName: s.AuthorName,
-			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted,
+			CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Deleted: s.Deleted, Erased: s.Erased,
 		},
 	}, nil
 }

@@ -95,6 +95,15 @@ func TestRoundTrip(t *testing.T) {
 			},
 		},
 		{
+			name: "an erasure with its actor",
+			giveChange: ports.Change{
+				Event: post.Event{ID: "e7", PostID: "p2", Version: 4, Type: post.EventErased, OccurredAt: updatedAt},
+				State: post.State{ID: "p2", Version: 4, CreatedAt: createdAt, UpdatedAt: updatedAt, Deleted: true,
+					Erased: true},
+				Metadata: ports.Metadata{RequestID: "abc-124", Actor: "admin-token:0123abcd"},
+			},
+		},
+		{
 			name: "zero times and a large version",
 			giveChange: ports.Change{
 				Event: post.Event{ID: "e", PostID: "p", Version: 1 << 53, Type: post.EventUpdated},

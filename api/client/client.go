@@ -71,6 +71,8 @@ type Post struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	Deleted    bool      `json:"deleted"`
+	// Erased is set in the history of an erased post, whose personal data is gone.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // NewPost is the body of a create.

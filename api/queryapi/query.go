@@ -71,7 +71,7 @@ type HistoryInput struct {
 // HistoryEntry is one version of a post.
 type HistoryEntry struct {
 	Version    int64     `json:"version"`
-	EventType  string    `json:"event_type" enum:"post.created,post.updated,post.deleted"`
+	EventType  string    `json:"event_type" enum:"post.created,post.updated,post.deleted,post.erased"`
 	EventID    string    `json:"event_id"`
 	OccurredAt time.Time `json:"occurred_at"`
 	Post       api.Post  `json:"post" doc:"The post's state after the event."`

@@ -14,8 +14,21 @@ import (
 
 // Command registers the command server's operations on mux.
 func Command(mux *http.ServeMux, h *commandapi.Handler, ops api.Operations) huma.API {
+	return CommandWithErasures(mux, h, ops, api.Admin{}, nil)
+}
+
+// CommandWithErasures is Command with the admin operations that erase posts, behind admin;
+// with e nil it has none.
+func CommandWithErasures(mux *http.ServeMux, h *commandapi.Handler, ops api.Operations, admin api.Admin,
+	e *commandapi.Erasures) huma.API {
 	a := api.NewAPI(mux, "hexapost command server")
+	if e != nil {
+		api.RequireAdmin(a, admin)
+	}
 	h.Register(a)
+	if e != nil {
+		e.Register(a)
+	}
 	api.RegisterOperations(a, mux, ops)
 	return a
 }
@@ -34,7 +47,7 @@ func Query(mux *http.ServeMux, h *queryapi.Handler, ops api.Operations, admin ap
 // servers, so it cannot describe anything else.
 func Spec(version, commandURL, queryURL string) *huma.OpenAPI {
 	ops := api.Operations{Metrics: http.NotFoundHandler()}
-	cmd := Command(http.NewServeMux(), &commandapi.Handler{}, ops)
+	cmd := CommandWithErasures(http.NewServeMux(), &commandapi.Handler{}, ops, api.Admin{}, &commandapi.Erasures{})
 	qry := Query(http.NewServeMux(), &queryapi.Handler{}, ops, api.Admin{})
 	return api.Combine(version,
 		api.Server{API: cmd, URL: commandURL, Description: "command server"},

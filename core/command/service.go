@@ -46,6 +46,9 @@ type Options struct {
 	// RequestID, when not empty, names the request in the command's log lines and travels with
 	// its changes (ports.Metadata), so that their projection names it too.
 	RequestID string
+	// Actor, when not empty, names the operator's credential that asked for the command; it
+	// travels with its changes (ports.Metadata) into the store, as their audit record.
+	Actor string
 }
 
 // Result is the outcome of a command.
@@ -124,6 +127,7 @@ const (
 	opCreate = "create"
 	opUpdate = "update"
 	opDelete = "delete"
+	opErase  = "erase"
 )
 
 // run answers a repeated idempotency key from its record, and otherwise attempts the command
@@ -199,7 +203,7 @@ func (s *Service) attempt(ctx context.Context, op, id, fp string, o Options, dec
 		if err := p.Apply(e); err != nil {
 			return Result{}, false, err
 		}
-		changes = append(changes, ports.Change{Event: e, State: p.State(), Metadata: ports.Metadata{RequestID: o.RequestID}})
+		changes = append(changes, ports.Change{Event: e, State: p.State(), Metadata: ports.Metadata{RequestID: o.RequestID, Actor: o.Actor}})
 	}
 	res := Result{State: p.State(), Created: expected == 0}
 	a := ports.Append{PostID: id, ExpectedVersion: expected, Changes: changes}
@@ -249,6 +253,11 @@ func (s *Service) replay(ctx context.Context, key, fp string) (Result, error) {
 			return Result{}, err
 		}
 		return Result{}, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	if rec.State.Erased {
+		// The record's fingerprint went with the post's data; whatever the request, the post it
+		// answers with is erased.
+		return Result{}, fmt.Errorf("%s: %w", rec.State.ID, post.ErrErased)
 	}
 	if rec.Fingerprint != fp {
 		return Result{}, ErrKeyReused

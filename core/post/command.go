@@ -32,6 +32,9 @@ type Update struct {
 // Delete asks to delete a post. It has no fields; it exists so that every command has a type.
 type Delete struct{}
 
+// Erase asks to erase a post's personal data (title, content, author name) for good.
+type Erase struct{}
+
 // Normalize returns the command with its fields in stored form (trimmed) and every broken rule.
 func (c Create) Normalize() (Create, error) {
 	var errs ValidationErrors

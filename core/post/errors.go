@@ -13,6 +13,8 @@ var (
 	ErrExists = errors.New("post already exists")
 	// ErrDeleted: the post was deleted; it accepts no further change.
 	ErrDeleted = errors.New("post is deleted")
+	// ErrErased: the post's personal data was erased; it accepts no further change.
+	ErrErased = errors.New("post is erased")
 	// ErrCorruptHistory: the events given to FromHistory cannot belong to one post.
 	ErrCorruptHistory = errors.New("corrupt post history")
 )

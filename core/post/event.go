@@ -11,12 +11,15 @@ const (
 	EventCreated EventType = "post.created"
 	EventUpdated EventType = "post.updated"
 	EventDeleted EventType = "post.deleted"
+	// EventErased records that the post's personal data was erased for good. It carries no
+	// fields; the stores remove the fields of every earlier event of the post when they append it.
+	EventErased EventType = "post.erased"
 )
 
 // Valid reports whether t is one of the known event types.
 func (t EventType) Valid() bool {
 	switch t {
-	case EventCreated, EventUpdated, EventDeleted:
+	case EventCreated, EventUpdated, EventDeleted, EventErased:
 		return true
 	}
 	return false
@@ -26,7 +29,7 @@ func (t EventType) Valid() bool {
 // event with version N is the N-th change of its post.
 //
 // Created events carry every field; Updated events carry only the fields that changed (nil
-// means unchanged); Deleted events carry none.
+// means unchanged); Deleted and Erased events carry none, nor does any event of an erased post.
 type Event struct {
 	ID         string
 	PostID     string
@@ -44,4 +47,11 @@ type Event struct {
 type Stamp struct {
 	EventID string
 	At      time.Time
+}
+
+// Redacted returns e without its personal data (title, content, author name): what the stores
+// keep of an event once its post is erased.
+func (e Event) Redacted() Event {
+	e.Title, e.Content, e.AuthorName = nil, nil, nil
+	return e
 }

@@ -16,6 +16,7 @@ type Post struct {
 	createdAt  time.Time
 	updatedAt  time.Time
 	deleted    bool
+	erased     bool
 }
 
 // State is a read-only snapshot of a post: what the read side stores and clients see.
@@ -28,6 +29,17 @@ type State struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	Deleted    bool
+	// Erased tells that the post's personal data was erased: Title, Content and AuthorName are
+	// empty, and Deleted is true.
+	Erased bool
+}
+
+// Redacted returns s without its personal data, marked erased and deleted: what the stores and
+// the read side keep of a version of an erased post. Deleted keeps such a version out of the
+// lists wherever it is shown before the erasure itself.
+func (s State) Redacted() State {
+	s.Title, s.Content, s.AuthorName, s.Deleted, s.Erased = "", "", "", true, true
+	return s
 }
 
 // FromHistory rebuilds the post with the given id from its events, which must be its complete
@@ -52,6 +64,7 @@ func FromState(s State) *Post {
 	return &Post{
 		id: s.ID, version: s.Version, title: s.Title, content: s.Content,
 		authorName: s.AuthorName, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, deleted: s.Deleted,
+		erased: s.Erased,
 	}
 }
 
@@ -77,6 +90,8 @@ func (p *Post) check(e Event) error {
 		return fmt.Errorf("unknown type %q", e.Type)
 	case (e.Type == EventCreated) != (p.version == 0):
 		return fmt.Errorf("%s at version %d", e.Type, e.Version)
+	case p.erased:
+		return fmt.Errorf("%s after the erasure", e.Type)
 	}
 	return nil
 }
@@ -90,6 +105,10 @@ func (p *Post) apply(e Event) {
 		p.createdAt = e.OccurredAt
 	case EventDeleted:
 		p.deleted = true
+	case EventErased:
+		p.deleted, p.erased = true, true
+		p.title, p.content, p.authorName = "", "", ""
+		return
 	}
 	if e.Title != nil {
 		p.title = *e.Title
@@ -116,6 +135,7 @@ func (p *Post) State() State {
 	return State{
 		ID: p.id, Version: p.version, Title: p.title, Content: p.content,
 		AuthorName: p.authorName, CreatedAt: p.createdAt, UpdatedAt: p.updatedAt, Deleted: p.deleted,
+		Erased: p.erased,
 	}
 }
 
@@ -159,10 +179,25 @@ func (p *Post) Delete(_ Delete, s Stamp) (Event, error) {
 	return p.event(EventDeleted, s, nil, nil, nil), nil
 }
 
+// Erase decides the erasure of the post's personal data, deleted or not. The post keeps its
+// versions and their types and times; nothing can change it afterwards. A post erased already
+// is ErrErased: the erasure happened once, and the caller may still purge copies of it.
+func (p *Post) Erase(_ Erase, s Stamp) (Event, error) {
+	switch {
+	case !p.Exists():
+		return Event{}, ErrNotFound
+	case p.erased:
+		return Event{}, ErrErased
+	}
+	return p.event(EventErased, s, nil, nil, nil), nil
+}
+
 func (p *Post) mustBeLive() error {
 	switch {
 	case !p.Exists():
 		return ErrNotFound
+	case p.erased:
+		return ErrErased
 	case p.deleted:
 		return ErrDeleted
 	}

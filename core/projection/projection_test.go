@@ -47,6 +47,9 @@ func (v *views) PutCurrent(_ context.Context, s post.State) (bool, error) {
 	defer v.mu.Unlock()
 	v.writes = append(v.writes, fmt.Sprintf("current %s v%d", s.ID, s.Version))
 	if have, ok := v.current[s.ID]; ok && have.Version >= s.Version {
+		if have.Erased {
+			v.redact(s.ID)
+		}
 		return false, nil
 	}
 	v.current[s.ID] = s
@@ -67,6 +70,22 @@ func (v *views) PutHistory(_ context.Context, h ports.HistoryEntry) error {
 		v.history[h.State.ID][h.State.Version] = h
 	}
 	return nil
+}
+
+func (v *views) EraseHistory(_ context.Context, id string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.writes = append(v.writes, "erase history "+id)
+	v.redact(id)
+	return nil
+}
+
+// redact redacts the history of the post; the caller holds v.mu.
+func (v *views) redact(id string) {
+	for version, h := range v.history[id] {
+		h.State = h.State.Redacted()
+		v.history[id][version] = h
+	}
 }
 
 func (v *views) Get(_ context.Context, id string) (post.State, error) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"hexapost/core/post"
 	"hexapost/ports"
 )
 
@@ -58,11 +59,34 @@ func (p *Projector) apply(ctx context.Context, c ports.Change, later *ports.Chan
 		p.projected(ctx, c, slog.Bool("current", false), slog.Int64("view_left_to_version", later.Event.Version))
 		return nil
 	}
+	// An erasure redacts the history before its view is stored, so that a reader who finds the
+	// post erased finds its history so too, and again after: a change of the post stored as the
+	// view meanwhile may have stored its history entry after the first pass. A change that comes
+	// after the erased view was stored is not stored as the view, and PutCurrent then redacts
+	// the history it has just written to.
+	erasure := e.Type == post.EventErased
+	if erasure {
+		if err := p.eraseHistory(ctx, e); err != nil {
+			return err
+		}
+	}
 	stored, err := p.views.PutCurrent(ctx, c.State)
 	if err != nil {
 		return fmt.Errorf("view %s v%d: %w", e.PostID, e.Version, err)
 	}
+	if erasure {
+		if err := p.eraseHistory(ctx, e); err != nil {
+			return err
+		}
+	}
 	p.projected(ctx, c, slog.Bool("current", stored))
+	return nil
+}
+
+func (p *Projector) eraseHistory(ctx context.Context, e post.Event) error {
+	if err := p.views.EraseHistory(ctx, e.PostID); err != nil {
+		return fmt.Errorf("erase history %s v%d: %w", e.PostID, e.Version, err)
+	}
 	return nil
 }
 

@@ -64,6 +64,8 @@ func (v *currentViews) PutHistory(_ context.Context, h ports.HistoryEntry) error
 	return nil
 }
 
+func (v *currentViews) EraseHistory(context.Context, string) error { return nil }
+
 func TestReplayRebuildsEveryPost(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)

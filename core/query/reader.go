@@ -147,6 +147,8 @@ func settled(id string, s post.State, err error) (post.State, error) {
 	switch {
 	case err != nil:
 		return post.State{}, err
+	case s.Erased:
+		return s, fmt.Errorf("%s: %w", id, post.ErrErased)
 	case s.Deleted:
 		return s, fmt.Errorf("%s: %w", id, post.ErrDeleted)
 	}

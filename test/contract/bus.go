@@ -38,6 +38,8 @@ type BusPair struct {
 	// flush, a deletion or a broker restart without persistence does. A bus that can lose
 	// changes (BusFeatures.Bound) sets it.
 	DropStream func(ctx context.Context) error
+	// Eraser removes erased posts from the bus.
+	Eraser ports.BusEraser
 
 	// observed is what the observer given to the factory heard.
 	observed *deliveries
@@ -108,6 +110,7 @@ func Bus(t *testing.T, newBus func(t *testing.T, o ports.DeliveryObserver) BusPa
 		{"unknown dead letter is not found", busUnknownDeadLetter},
 		{"tells the handler of the last later change of the post it holds", busFollowing},
 		{"a slow change holds up only the changes of its own post", busSlowChangeHoldsOnlyItsPost},
+		{"erasing posts removes their messages and dead letters", busErasure},
 		{"tells once of changes the bound removed before they were given", busTellsOfTrimmedChanges},
 		{"tells of a lost stream and goes on delivering", busTellsOfALostStream},
 	}

@@ -25,10 +25,11 @@ type Store interface {
 	ports.Outbox
 	ports.OutboxStats
 	ports.IdempotencyStore
+	ports.AuthorPosts
 }
 
 // EventStore holds an event store to the promises of ports.EventStore, ports.StreamReader, ports.Outbox,
-// ports.OutboxStats and ports.IdempotencyStore. newStore must return a fresh, isolated, empty store on every call;
+// ports.OutboxStats, ports.IdempotencyStore and ports.AuthorPosts, erasures included. newStore must return a fresh, isolated, empty store on every call;
 // the cases run in parallel, each with its own store.
 func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
 	cases := []struct {
@@ -51,6 +52,8 @@ func EventStore(t *testing.T, newStore func(t *testing.T) Store) {
 		{"outbox hands on each change's metadata", storeRelayMetadata},
 		{"concurrent relayers never share an entry", storeConcurrentRelayers},
 		{"backlog counts unpublished changes and dates the first in line", storeBacklog},
+		{"an erasure redacts its post's events, outbox entries and idempotency records", storeErasure},
+		{"an erasure racing updates leaves no personal data", storeErasureRace},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

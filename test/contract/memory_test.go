@@ -25,7 +25,7 @@ func TestMemoryBus(t *testing.T) {
 		b := memory.NewBus(memory.BusConfig{
 			MaxAttempts: 3, Backoff: backoff, Log: slog.New(slog.DiscardHandler), Observer: o,
 		})
-		return contract.BusPair{A: b, B: b, DeadLetters: b, PublishRaw: b.PublishRaw}
+		return contract.BusPair{A: b, B: b, DeadLetters: b, PublishRaw: b.PublishRaw, Eraser: b}
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff})
 }
 

@@ -42,7 +42,7 @@ func TestNATSBus(t *testing.T) {
 		}
 		a, bb := open(), open()
 		t.Cleanup(func() { _ = a.Purge(context.Background()) })
-		return contract.BusPair{A: a, B: bb, DeadLetters: a, PublishRaw: a.PublishRaw, DropStream: a.Purge}
+		return contract.BusPair{A: a, B: bb, DeadLetters: a, PublishRaw: a.PublishRaw, DropStream: a.Purge, Eraser: a}
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Bound: bound,
 		LossCheck: lossCheck, Timeout: 15 * time.Second})
 }

@@ -50,7 +50,7 @@ func TestRedisBus(t *testing.T) {
 				t.Errorf("Purge: %v", err)
 			}
 		})
-		return contract.BusPair{A: a, B: b, DeadLetters: a, PublishRaw: a.PublishRaw, DropStream: a.Purge}
+		return contract.BusPair{A: a, B: b, DeadLetters: a, PublishRaw: a.PublishRaw, DropStream: a.Purge, Eraser: a}
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Bound: bound,
 		LossCheck: lossCheck})
 }

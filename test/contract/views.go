@@ -42,6 +42,7 @@ func Views(t *testing.T, newViews func(t *testing.T) ViewsStore) {
 		{"list pages are stable under concurrent inserts", viewsListStable},
 		{"history pages oldest first after a version", viewsHistoryPages},
 		{"unknown post is not found", viewsUnknown},
+		{"an erasure leaves a tombstone and a history without personal data", viewsErasure},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
