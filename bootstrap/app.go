@@ -168,7 +168,10 @@ func busOption(cfg config) (fx.Option, error) {
 						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: o,
 					})
 				},
-				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				func() *memory.Feed { return memory.NewFeed(cfg.ChangesRetain) },
+				func(b *memory.Bus, f *memory.Feed) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.ChangeFeed) {
+					return f.Publisher(b), b, b, f
+				},
 				checkOf[*memory.Bus]("bus"),
 			)), nil
 	case "redis":
@@ -188,7 +191,9 @@ func busOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
 				},
-				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.ChangeFeed) {
+					return b, b, b, b
+				},
 				checkOf[*redis.Bus]("bus"),
 			)), nil
 	case "nats":
@@ -208,7 +213,9 @@ func busOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
 				},
-				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters) { return b, b, b },
+				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.ChangeFeed) {
+					return b, b, b, b
+				},
 				checkOf[*nats.Bus]("bus"),
 			)), nil
 	}
@@ -287,7 +294,12 @@ func querySide(cfg config) fx.Option {
 				return query.NewReader(v, c, cfg.ReadWait)
 			},
 			queryapi.NewHandler,
+			func(f ports.ChangeFeed, log *slog.Logger) *query.Changes {
+				return query.NewChanges(f, query.ChangesConfig{Buffer: cfg.ChangesBuffer, Log: log})
+			},
+			func(c *query.Changes) queryapi.Feed { return queryapi.Feed{Changes: c, Heartbeat: cfg.ChangesHeartbeat} },
 		),
+		fx.Invoke(runChanges),
 		fx.Invoke(runProjector),
 		// After the projector, so that it stops first.
 		fx.Invoke(runReconciler),
@@ -403,6 +415,11 @@ func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector
 	})
 }
 
+// runChanges tails the bus for GET /changes.
+func runChanges(lc fx.Lifecycle, c *query.Changes) {
+	worker(lc, c.Run)
+}
+
 func replayOnStart(lc fx.Lifecycle, events ports.StreamReader, p *projection.Projector, log *slog.Logger) {
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
 		begin := time.Now()
@@ -454,7 +471,7 @@ func runCommandServer(p serverParams, h *commandapi.Handler) error {
 	return nil
 }
 
-func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) error {
+func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader, changes *query.Changes) error {
 	ops := p.operations()
 	if p.Roles.Command {
 		// One registry holds the metrics of both servers: served on both, a Prometheus scraping
@@ -470,6 +487,8 @@ func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) e
 	// A read waiting for min_version would hold the shutdown up for up to POSTS_READ_WAIT, which
 	// may be longer than POSTS_SHUTDOWN_TIMEOUT: it answers at once instead (503, Retry-After).
 	srv.RegisterOnShutdown(reader.Drain)
+	// A GET /changes stream never ends on its own: end them all, each client resumes elsewhere.
+	srv.RegisterOnShutdown(changes.Drain)
 	return nil
 }
 

@@ -1,0 +1,209 @@
+package queryapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"hexapost/api"
+	"hexapost/core/query"
+	"hexapost/ports"
+)
+
+// Feed is what GET /changes streams from, and how.
+type Feed struct {
+	Changes *query.Changes
+	// Heartbeat is the time between two comment lines on an idle stream (default 15s), which
+	// keep proxies from closing it.
+	Heartbeat time.Duration
+}
+
+// writeWait bounds each write to a client: one that does not read for that long is dropped
+// whatever its buffer holds.
+const writeWait = 10 * time.Second
+
+// ChangesInput is the request of stream-changes.
+type ChangesInput struct {
+	PostID      string `query:"post_id" format:"uuid" doc:"Only this post's changes."`
+	AuthorName  string `query:"author_name" maxLength:"100" doc:"Only the changes after which the post has this author."`
+	After       string `query:"after" maxLength:"64" doc:"Start after this position (the id of an event received before); Last-Event-ID wins over it."`
+	LastEventID string `header:"Last-Event-ID" maxLength:"64" doc:"Sent by EventSource when it reconnects: the id of the last event it received."`
+}
+
+// ResetEvent tells the client that the changes after its position are no longer retained:
+// it reads again what it cares about and goes on from position.
+type ResetEvent struct {
+	Position string `json:"position" doc:"The position the stream goes on from; also the event's id."`
+	Reason   string `json:"reason"`
+}
+
+// registerChanges adds stream-changes to a.
+func (h *Handler) registerChanges(a huma.API, tags []string) {
+	huma.Register(a, huma.Operation{
+		OperationID: "stream-changes", Method: http.MethodGet, Path: "/changes", Tags: tags,
+		Summary: "Follow the changes",
+		Description: "A text/event-stream of every change the bus carries, as it happens, on any query server: " +
+			"each event's data is the change (its type and the post's state after it) and its id a position. " +
+			"A client that reconnects with Last-Event-ID (EventSource does) or ?after= receives every change " +
+			"after that position the bus still retains, in each post's version order, none twice. When the " +
+			"position is no longer retained, or the client reads too slowly, it receives a reset event: it " +
+			"reads again the posts it cares about and goes on from the reset's id (a slow client is then " +
+			"disconnected). Comment lines keep an idle stream open.",
+		Responses: map[string]*huma.Response{"200": {
+			Description: "Server-Sent Events: unnamed events carry changes, `event: reset` a reset.",
+			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: eventStreamSchema(a)}},
+		}},
+		Errors: []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}, h.streamChanges)
+}
+
+// eventStreamSchema describes the stream as huma's sse package does: an array of the messages
+// it may carry. The ids are positions, strings, where huma's have numbers.
+func eventStreamSchema(a huma.API) *huma.Schema {
+	reg := a.OpenAPI().Components.Schemas
+	message := func(title, event string, data any) *huma.Schema {
+		s := &huma.Schema{
+			Title: title, Type: huma.TypeObject, Required: []string{"id", "data"},
+			Properties: map[string]*huma.Schema{
+				"id":   {Type: huma.TypeString, Description: "The position; resume after it with Last-Event-ID."},
+				"data": reg.Schema(reflect.TypeOf(data), true, title),
+			},
+		}
+		if event != "" {
+			s.Required = append(s.Required, "event")
+			s.Properties["event"] = &huma.Schema{Type: huma.TypeString, Enum: []any{event}}
+		}
+		return s
+	}
+	return &huma.Schema{
+		Title:       "Server-Sent Events",
+		Description: "Each item is one possible event, written as UTF-8 text in the Server-Sent Events format.",
+		Type:        huma.TypeArray,
+		Items: &huma.Schema{OneOf: []*huma.Schema{
+			message("Event change", "", HistoryEntry{}),
+			message("Event reset", "reset", ResetEvent{}),
+		}},
+	}
+}
+
+func (h *Handler) streamChanges(ctx context.Context, in *ChangesInput) (*huma.StreamResponse, error) {
+	after, loc := in.LastEventID, "header.Last-Event-ID"
+	if after == "" {
+		after, loc = in.After, "query.after"
+	}
+	var from ports.Position
+	if after != "" {
+		var err error
+		if from, err = ports.ParsePosition(after); err != nil {
+			return nil, api.BadRequest(loc, "not a position; pass the id of an event as it was received")
+		}
+	}
+	sub, err := h.feed.Changes.Subscribe(ctx, from,
+		query.Filter{PostID: in.PostID, AuthorName: strings.TrimSpace(in.AuthorName)})
+	if err != nil {
+		return nil, api.Problem(ctx, h.log, "stream-changes", err)
+	}
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		defer sub.Close()
+		_, w := humago.Unwrap(hctx)
+		s := &eventWriter{w: w, rc: http.NewResponseController(w)}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
+		w.WriteHeader(http.StatusOK)
+		h.follow(hctx.Context(), sub, s)
+	}}, nil
+}
+
+// follow writes the subscription's items until the client goes, a write fails or the
+// subscription ends.
+func (h *Handler) follow(ctx context.Context, sub *query.Subscription, s *eventWriter) {
+	beat := h.feed.Heartbeat
+	if beat <= 0 {
+		beat = 15 * time.Second
+	}
+	ticker := time.NewTicker(beat)
+	defer ticker.Stop()
+	if !s.comment("connected") {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.Done():
+			if at, reset := sub.Ended(); reset {
+				s.reset(at, "the client fell too far behind; it is disconnected")
+			}
+			return
+		case <-ticker.C:
+			if !s.comment("heartbeat") {
+				return
+			}
+		case it := <-sub.Items():
+			ok := false
+			if it.Reset {
+				ok = s.reset(it.Entry.Position, "the position is no longer retained")
+			} else {
+				ok = s.change(it.Entry)
+			}
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+// eventWriter writes Server-Sent Events, each flushed at once.
+type eventWriter struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf bytes.Buffer
+}
+
+func (s *eventWriter) change(e ports.FeedEntry) bool {
+	c := e.Change
+	return s.event(e.Position, "", HistoryEntry{
+		Version: c.Event.Version, EventType: string(c.Event.Type), EventID: c.Event.ID,
+		OccurredAt: c.Event.OccurredAt, Post: api.FromState(c.State),
+	})
+}
+
+func (s *eventWriter) reset(at ports.Position, reason string) bool {
+	return s.event(at, "reset", ResetEvent{Position: at.String(), Reason: reason})
+}
+
+func (s *eventWriter) event(id ports.Position, name string, data any) bool {
+	s.buf.Reset()
+	s.buf.WriteString("id: " + id.String() + "\n")
+	if name != "" {
+		s.buf.WriteString("event: " + name + "\n")
+	}
+	s.buf.WriteString("data: ")
+	if err := json.NewEncoder(&s.buf).Encode(data); err != nil { // Encode ends the line
+		return false
+	}
+	s.buf.WriteString("\n")
+	return s.flush()
+}
+
+func (s *eventWriter) comment(text string) bool {
+	s.buf.Reset()
+	s.buf.WriteString(": " + text + "\n\n")
+	return s.flush()
+}
+
+func (s *eventWriter) flush() bool {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeWait))
+	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
+		return false
+	}
+	return s.rc.Flush() == nil
+}
