@@ -59,7 +59,7 @@ type FeedEntry struct {
 	Change   Change
 }
 
-// ErrPositionGone: the bus no longer holds every change after the position asked for (its
+// ErrPositionGone says that the bus no longer holds every change after the position asked for (its
 // bound removed some, or the stream was deleted and made again), so a reader cannot go on from
 // there without a gap.
 var ErrPositionGone = errors.New("position no longer retained by the bus")

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -43,7 +44,7 @@ func (b *Bus) Tail(ctx context.Context, after ports.Position, fn func([]ports.Fe
 			err := b.client.XRead(ctx, &goredis.XReadArgs{
 				Streams: []string{b.cfg.Stream, entryID(after)}, Count: 1, Block: maxBlock,
 			}).Err()
-			if err != nil && err != goredis.Nil && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, goredis.Nil) && ctx.Err() == nil {
 				return fail("feed wait", err)
 			}
 			continue
@@ -87,7 +88,7 @@ func (b *Bus) feedRead(ctx context.Context, after ports.Position) ([]goredis.XMe
 		return nil, nil
 	case info.Err() != nil:
 		return nil, fail("feed read", info.Err())
-	case err != nil && err != goredis.Nil:
+	case err != nil && !errors.Is(err, goredis.Nil):
 		return nil, fail("feed read", err)
 	}
 	deleted, lastID := position(info.Val().MaxDeletedEntryID), position(info.Val().LastGeneratedID)
@@ -98,7 +99,7 @@ func (b *Bus) feedRead(ctx context.Context, after ports.Position) ([]goredis.XMe
 		return nil, fmt.Errorf("redis: feed: %s is beyond the stream's last entry %s: %w", after, lastID, ports.ErrPositionGone)
 	}
 	streams, err := read.Result()
-	if err != nil && err != goredis.Nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, fail("feed read", err)
 	}
 	if len(streams) == 0 {
