@@ -29,9 +29,12 @@ func (b *Bus) Head(ctx context.Context) (ports.Position, error) {
 }
 
 // Tail reads the stream with XREAD, outside any group, after the entry id `after`. Each read
-// asks in one MULTI for the stream's max-deleted-entry-id too: an entry after `after` was
-// removed (trimmed by the bound, or deleted) exactly when that id is later than `after`. When
-// there is nothing new it waits in a blocking XREAD, then reads again the same way.
+// asks in one MULTI for the stream's state too: the bound trims the oldest entries, so an
+// entry after `after` is gone when entries were removed and the first one left lies after
+// `after` (an id XDEL removed shows as max-deleted-entry-id). When `after` itself was trimmed
+// and the first entry left is the one that followed it, nothing is lost, but this cannot be
+// told from the stream, and the reader is told its position is gone: a reset too many, never
+// a gap. When there is nothing new it waits in a blocking XREAD, then reads again the same way.
 func (b *Bus) Tail(ctx context.Context, after ports.Position, fn func([]ports.FeedEntry) error) error {
 	for ctx.Err() == nil {
 		entries, err := b.feedRead(ctx, after)
@@ -91,12 +94,17 @@ func (b *Bus) feedRead(ctx context.Context, after ports.Position) ([]goredis.XMe
 	case err != nil && !errors.Is(err, goredis.Nil):
 		return nil, fail("feed read", err)
 	}
-	deleted, lastID := position(info.Val().MaxDeletedEntryID), position(info.Val().LastGeneratedID)
+	v := info.Val()
+	deleted, first, lastID := position(v.MaxDeletedEntryID), position(v.FirstEntry.ID), position(v.LastGeneratedID)
+	removed := v.EntriesAdded > v.Length // the bound trimmed, or entries were deleted
 	switch {
-	case deleted.Compare(after) > 0:
-		return nil, fmt.Errorf("redis: feed: entries after %s were removed (up to %s): %w", after, deleted, ports.ErrPositionGone)
 	case after.Compare(lastID) > 0:
 		return nil, fmt.Errorf("redis: feed: %s is beyond the stream's last entry %s: %w", after, lastID, ports.ErrPositionGone)
+	case deleted.Compare(after) > 0,
+		removed && v.Length == 0 && after.Compare(lastID) < 0,
+		removed && v.Length > 0 && first.Compare(after) > 0:
+		return nil, fmt.Errorf("redis: feed: entries after %s were removed; the stream starts at %s: %w",
+			after, first, ports.ErrPositionGone)
 	}
 	streams, err := read.Result()
 	if err != nil && !errors.Is(err, goredis.Nil) {
