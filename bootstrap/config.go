@@ -196,7 +196,7 @@ var variables = []variable{
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *config, v string) { c.QueryAddr = v })},
 	{"POSTS_QUERY_URL", "", nil, publicURL(func(c *config, v string) { c.QueryURL = v })},
 	{"POSTS_REQUIRE_IF_MATCH", "off", []string{"on", "off"}, text(func(c *config, v string) { c.RequireIfMatch = v == "on" })},
-	{"POSTS_CHANGES_BUFFER", "256", nil, wholeNumber(1, 1_000_000, func(c *config, n int) { c.ChangesBuffer = n })},
+	{"POSTS_CHANGES_BUFFER", "1024", nil, wholeNumber(1, 1_000_000, func(c *config, n int) { c.ChangesBuffer = n })},
 	{"POSTS_CHANGES_HEARTBEAT", "15s", nil, duration(func(c *config, d time.Duration) { c.ChangesHeartbeat = d })},
 	{"POSTS_CHANGES_RETAIN", "10000", nil, wholeNumber(1, 10_000_000, func(c *config, n int) { c.ChangesRetain = n })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *config, d time.Duration) { c.ReadWait = d })},

@@ -141,6 +141,7 @@ func (h *Handler) follow(ctx context.Context, sub *query.Subscription, s *eventW
 		case <-sub.Done():
 			if at, reset := sub.Ended(); reset {
 				s.reset(at, "the client fell too far behind; it is disconnected")
+				s.flush()
 			}
 			return
 		case <-ticker.C:
@@ -148,59 +149,69 @@ func (h *Handler) follow(ctx context.Context, sub *query.Subscription, s *eventW
 				return
 			}
 		case it := <-sub.Items():
-			ok := false
-			if it.Reset {
-				ok = s.reset(it.Entry.Position, "the position is no longer retained")
-			} else {
-				ok = s.change(it.Entry)
+			// Whatever else is waiting goes out in the same write, up to a bound.
+			s.item(it)
+			for more := true; more && s.buf.Len() < 64<<10; {
+				select {
+				case it := <-sub.Items():
+					s.item(it)
+				default:
+					more = false
+				}
 			}
-			if !ok {
+			if !s.flush() {
 				return
 			}
 		}
 	}
 }
 
-// eventWriter writes Server-Sent Events, each flushed at once.
+// eventWriter writes Server-Sent Events: it collects them, then writes and flushes them at
+// once.
 type eventWriter struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	buf bytes.Buffer
+	enc *json.Encoder
 }
 
-func (s *eventWriter) change(e ports.FeedEntry) bool {
-	c := e.Change
-	return s.event(e.Position, "", HistoryEntry{
+func (s *eventWriter) item(it query.Item) {
+	if it.Reset {
+		s.reset(it.Entry.Position, "the position is no longer retained")
+		return
+	}
+	c := it.Entry.Change
+	s.event(it.Entry.Position, "", HistoryEntry{
 		Version: c.Event.Version, EventType: string(c.Event.Type), EventID: c.Event.ID,
 		OccurredAt: c.Event.OccurredAt, Post: api.FromState(c.State),
 	})
 }
 
-func (s *eventWriter) reset(at ports.Position, reason string) bool {
-	return s.event(at, "reset", ResetEvent{Position: at.String(), Reason: reason})
+func (s *eventWriter) reset(at ports.Position, reason string) {
+	s.event(at, "reset", ResetEvent{Position: at.String(), Reason: reason})
 }
 
-func (s *eventWriter) event(id ports.Position, name string, data any) bool {
-	s.buf.Reset()
+func (s *eventWriter) event(id ports.Position, name string, data any) {
+	if s.enc == nil {
+		s.enc = json.NewEncoder(&s.buf)
+	}
 	s.buf.WriteString("id: " + id.String() + "\n")
 	if name != "" {
 		s.buf.WriteString("event: " + name + "\n")
 	}
 	s.buf.WriteString("data: ")
-	if err := json.NewEncoder(&s.buf).Encode(data); err != nil { // Encode ends the line
-		return false
-	}
+	_ = s.enc.Encode(data) // ends the line; the types of the events always encode
 	s.buf.WriteString("\n")
-	return s.flush()
 }
 
 func (s *eventWriter) comment(text string) bool {
-	s.buf.Reset()
 	s.buf.WriteString(": " + text + "\n\n")
 	return s.flush()
 }
 
+// flush writes what was collected and flushes it to the client.
 func (s *eventWriter) flush() bool {
+	defer s.buf.Reset()
 	_ = s.rc.SetWriteDeadline(time.Now().Add(writeWait))
 	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
 		return false

@@ -14,7 +14,7 @@ import (
 // ChangesConfig tunes Changes; zero fields take the defaults.
 type ChangesConfig struct {
 	// Buffer is how many changes a subscriber may have waiting before it is cut off
-	// (default 256). Each subscriber holds at most twice as many: those waiting to be written
+	// (default 1024). Each subscriber holds at most twice as many: those waiting to be written
 	// and, while it catches up from an earlier position, those that arrived meanwhile.
 	Buffer int
 	// Remember is how many posts' last versions the feed remembers to drop duplicates
@@ -50,7 +50,7 @@ type Changes struct {
 // NewChanges returns a Changes over feed; Run tails it.
 func NewChanges(feed ports.ChangeFeed, cfg ChangesConfig) *Changes {
 	if cfg.Buffer <= 0 {
-		cfg.Buffer = 256
+		cfg.Buffer = 1024
 	}
 	if cfg.Remember <= 0 {
 		cfg.Remember = 1 << 16
@@ -124,10 +124,11 @@ func (h *Changes) restart(head ports.Position) {
 func (h *Changes) fanOut(batch []ports.FeedEntry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	fresh := make([]ports.FeedEntry, 0, len(batch))
-	for _, e := range batch {
-		if h.seen.fresh(e.Change) {
-			fresh = append(fresh, e)
+	// Subscribers share the entries: a buffer holds pointers, not copies.
+	fresh := make([]*ports.FeedEntry, 0, len(batch))
+	for i := range batch {
+		if h.seen.fresh(batch[i].Change) {
+			fresh = append(fresh, &batch[i])
 		}
 	}
 	for s := range h.subs {
@@ -166,7 +167,7 @@ func (f Filter) match(c ports.Change) bool {
 
 // Item is what a subscriber receives: a change, or a reset.
 type Item struct {
-	Entry ports.FeedEntry
+	Entry *ports.FeedEntry
 	// Reset says that the changes between the subscriber's position and Entry.Position are
 	// gone: the subscriber reads again what it cares about, then goes on from Entry.Position.
 	// Entry.Change is empty.
@@ -187,7 +188,7 @@ type Subscription struct {
 	// catching is set while the changes up to the tail's position are read from the bus;
 	// pending holds the changes the tail fanned out meanwhile.
 	catching bool
-	pending  []ports.FeedEntry
+	pending  []*ports.FeedEntry
 	ended    bool
 	resetAt  ports.Position
 	reset    bool
@@ -226,7 +227,7 @@ func (h *Changes) Subscribe(ctx context.Context, after ports.Position, f Filter)
 		s.last = live
 	case after.Compare(busHead) > 0: // beyond the bus: it was made again since
 		s.last = live
-		s.items <- Item{Entry: ports.FeedEntry{Position: live}, Reset: true}
+		s.items <- Item{Entry: &ports.FeedEntry{Position: live}, Reset: true}
 	case after.Compare(live) >= 0:
 		s.last = after
 	default:
@@ -245,7 +246,8 @@ var errCaughtUp = errors.New("caught up")
 func (s *Subscription) catchUp(ctx context.Context, after, to ports.Position) {
 	seen := newVersions(s.h.cfg.Remember)
 	err := s.h.feed.Tail(ctx, after, func(batch []ports.FeedEntry) error {
-		for _, e := range batch {
+		for i := range batch {
+			e := &batch[i]
 			if e.Position.Compare(to) > 0 {
 				return errCaughtUp
 			}
@@ -269,7 +271,7 @@ func (s *Subscription) catchUp(ctx context.Context, after, to ports.Position) {
 	case errors.Is(err, errCaughtUp):
 	case errors.Is(err, ports.ErrPositionGone):
 		select {
-		case s.items <- Item{Entry: ports.FeedEntry{Position: to}, Reset: true}:
+		case s.items <- Item{Entry: &ports.FeedEntry{Position: to}, Reset: true}:
 		case <-ctx.Done():
 			return
 		}
@@ -295,7 +297,7 @@ func (s *Subscription) catchUp(ctx context.Context, after, to ports.Position) {
 
 // offer hands the subscriber fresh changes of the tail without waiting; false when it is cut
 // off because they do not fit. The hub holds h.mu.
-func (s *Subscription) offer(batch []ports.FeedEntry) bool {
+func (s *Subscription) offer(batch []*ports.FeedEntry) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -303,7 +305,7 @@ func (s *Subscription) offer(batch []ports.FeedEntry) bool {
 	}
 	if s.catching {
 		if len(s.pending)+len(batch) > s.h.cfg.Buffer {
-			s.cutLocked(resetPosition(batch), true)
+			s.behind(batch)
 			return false
 		}
 		s.pending = append(s.pending, batch...)
@@ -314,7 +316,7 @@ func (s *Subscription) offer(batch []ports.FeedEntry) bool {
 
 // sendLocked puts the changes after s.last that match the filter in the buffer, or cuts the
 // subscriber off when they do not fit. The caller holds s.mu.
-func (s *Subscription) sendLocked(batch []ports.FeedEntry) bool {
+func (s *Subscription) sendLocked(batch []*ports.FeedEntry) bool {
 	for _, e := range batch {
 		if e.Position.Compare(s.last) <= 0 {
 			continue
@@ -326,17 +328,20 @@ func (s *Subscription) sendLocked(batch []ports.FeedEntry) bool {
 		select {
 		case s.items <- Item{Entry: e}:
 		default:
-			s.cutLocked(resetPosition(batch), true)
+			s.behind(batch)
 			return false
 		}
 	}
 	return true
 }
 
-// resetPosition is where a subscriber cut off while taking batch goes on from: after the
-// batch, which it will read again.
-func resetPosition(batch []ports.FeedEntry) ports.Position {
-	return batch[len(batch)-1].Position
+// behind cuts off a subscriber whose buffer cannot take batch. It goes on from after the
+// batch, once it has read again what it cares about. The caller holds s.mu.
+func (s *Subscription) behind(batch []*ports.FeedEntry) {
+	at := batch[len(batch)-1].Position
+	s.h.cfg.Log.Info("change feed: a subscriber fell too far behind; cut off with a reset",
+		"buffer", s.h.cfg.Buffer, "reset_at", at.String())
+	s.cutLocked(at, true)
 }
 
 // drop removes the subscriber from the hub and ends it.

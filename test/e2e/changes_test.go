@@ -67,7 +67,7 @@ func (c *sseClient) connect(url string) error {
 	c.cancel, c.ended = cancel, make(chan struct{})
 	ended := c.ended
 	c.mu.Unlock()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // the reading goroutine closes it
 	if err != nil {
 		cancel()
 		close(ended)
