@@ -297,9 +297,7 @@ func querySide(cfg config) fx.Option {
 			func(f ports.ChangeFeed, log *slog.Logger) *query.Changes {
 				return query.NewChanges(f, query.ChangesConfig{Buffer: cfg.ChangesBuffer, Log: log})
 			},
-			func(c *query.Changes) queryapi.Feed {
-				return queryapi.Feed{Changes: c, Heartbeat: cfg.ChangesHeartbeat}
-			},
+			func(c *query.Changes) queryapi.Feed { return queryapi.NewFeed(c, cfg.ChangesHeartbeat) },
 		),
 		fx.Invoke(runChanges),
 		fx.Invoke(runProjector),

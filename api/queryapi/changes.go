@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -23,6 +24,13 @@ type Feed struct {
 	// Heartbeat is the time between two comment lines on an idle stream (default 15s), which
 	// keep proxies from closing it.
 	Heartbeat time.Duration
+	// events holds the changes as written, once for every client.
+	events *eventCache
+}
+
+// NewFeed returns the Feed of GET /changes.
+func NewFeed(changes *query.Changes, heartbeat time.Duration) Feed {
+	return Feed{Changes: changes, Heartbeat: heartbeat, events: newEventCache(4096)}
 }
 
 // writeWait bounds each write to a client: one that does not read for that long is dropped
@@ -52,7 +60,8 @@ func (h *Handler) registerChanges(a huma.API, tags []string) {
 		Description: "A text/event-stream of every change the bus carries, as it happens, on any query server: " +
 			"each event's data is the change (its type and the post's state after it) and its id a position. " +
 			"A client that reconnects with Last-Event-ID (EventSource does) or ?after= receives every change " +
-			"after that position the bus still retains, in each post's version order, none twice. When the " +
+			"after that position the bus still retains, in each post's version order, without duplicates within a " +
+			"stream. When the " +
 			"position is no longer retained, or the client reads too slowly, it receives a reset event: it " +
 			"reads again the posts it cares about and goes on from the reset's id (a slow client is then " +
 			"disconnected). Comment lines keep an idle stream open.",
@@ -113,7 +122,7 @@ func (h *Handler) streamChanges(ctx context.Context, in *ChangesInput) (*huma.St
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		defer sub.Close()
 		_, w := humago.Unwrap(hctx)
-		s := &eventWriter{w: w, rc: http.NewResponseController(w)}
+		s := &eventWriter{w: w, rc: http.NewResponseController(w), events: h.feed.events}
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
@@ -151,7 +160,7 @@ func (h *Handler) follow(ctx context.Context, sub *query.Subscription, s *eventW
 		case it := <-sub.Items():
 			// Whatever else is waiting goes out in the same write, up to a bound.
 			s.item(it)
-			for more := true; more && s.buf.Len() < 64<<10; {
+			for more := true; more && s.pending < 64<<10; {
 				select {
 				case it := <-sub.Items():
 					s.item(it)
@@ -166,13 +175,14 @@ func (h *Handler) follow(ctx context.Context, sub *query.Subscription, s *eventW
 	}
 }
 
-// eventWriter writes Server-Sent Events: it collects them, then writes and flushes them at
-// once.
+// eventWriter writes Server-Sent Events into the response's buffer, then flushes them at once.
 type eventWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf bytes.Buffer
-	enc *json.Encoder
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	events *eventCache
+	// pending counts the bytes written since the last flush; err is the first write's error.
+	pending int
+	err     error
 }
 
 func (s *eventWriter) item(it query.Item) {
@@ -180,41 +190,93 @@ func (s *eventWriter) item(it query.Item) {
 		s.reset(it.Entry.Position, "the position is no longer retained")
 		return
 	}
-	c := it.Entry.Change
-	s.event(it.Entry.Position, "", HistoryEntry{
-		Version: c.Event.Version, EventType: string(c.Event.Type), EventID: c.Event.ID,
-		OccurredAt: c.Event.OccurredAt, Post: api.FromState(c.State),
-	})
+	s.write(s.events.get(it.Entry))
 }
 
 func (s *eventWriter) reset(at ports.Position, reason string) {
-	s.event(at, "reset", ResetEvent{Position: at.String(), Reason: reason})
-}
-
-func (s *eventWriter) event(id ports.Position, name string, data any) {
-	if s.enc == nil {
-		s.enc = json.NewEncoder(&s.buf)
-	}
-	s.buf.WriteString("id: " + id.String() + "\n")
-	if name != "" {
-		s.buf.WriteString("event: " + name + "\n")
-	}
-	s.buf.WriteString("data: ")
-	_ = s.enc.Encode(data) // ends the line; the types of the events always encode
-	s.buf.WriteString("\n")
+	s.write(encodeEvent(at, "reset", ResetEvent{Position: at.String(), Reason: reason}))
 }
 
 func (s *eventWriter) comment(text string) bool {
-	s.buf.WriteString(": " + text + "\n\n")
+	s.write([]byte(": " + text + "\n\n"))
 	return s.flush()
 }
 
-// flush writes what was collected and flushes it to the client.
+func (s *eventWriter) write(b []byte) {
+	if s.err != nil {
+		return
+	}
+	if s.pending == 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(writeWait))
+	}
+	s.pending += len(b)
+	_, s.err = s.w.Write(b)
+}
+
+// flush sends what was written to the client; false once a write failed.
 func (s *eventWriter) flush() bool {
-	defer s.buf.Reset()
-	_ = s.rc.SetWriteDeadline(time.Now().Add(writeWait))
-	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
+	s.pending = 0
+	if s.err != nil {
 		return false
 	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(writeWait))
 	return s.rc.Flush() == nil
+}
+
+// encodeEvent writes one event as it goes on the wire.
+func encodeEvent(id ports.Position, name string, data any) []byte {
+	var b bytes.Buffer
+	b.WriteString("id: " + id.String() + "\n")
+	if name != "" {
+		b.WriteString("event: " + name + "\n")
+	}
+	b.WriteString("data: ")
+	_ = json.NewEncoder(&b).Encode(data) // ends the line; the events' types always encode
+	b.WriteString("\n")
+	return b.Bytes()
+}
+
+// eventCache keeps the encoded form of the last changes given out: the clients of a query
+// server share each change's entry, so it is encoded once, not once per client. An entry stays
+// alive while the cache holds it, so its address cannot stand for another one meanwhile.
+type eventCache struct {
+	mu      sync.Mutex
+	encoded map[*ports.FeedEntry][]byte
+	order   []*ports.FeedEntry // a ring: the oldest is forgotten first
+	next    int
+}
+
+func newEventCache(n int) *eventCache {
+	return &eventCache{encoded: make(map[*ports.FeedEntry][]byte, n), order: make([]*ports.FeedEntry, n)}
+}
+
+func (c *eventCache) get(e *ports.FeedEntry) []byte {
+	if c == nil {
+		return encodeChange(e)
+	}
+	c.mu.Lock()
+	b, ok := c.encoded[e]
+	c.mu.Unlock()
+	if ok {
+		return b
+	}
+	b = encodeChange(e)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.encoded[e]; !ok {
+		if old := c.order[c.next]; old != nil {
+			delete(c.encoded, old)
+		}
+		c.order[c.next], c.encoded[e] = e, b
+		c.next = (c.next + 1) % len(c.order)
+	}
+	return b
+}
+
+func encodeChange(e *ports.FeedEntry) []byte {
+	c := e.Change
+	return encodeEvent(e.Position, "", HistoryEntry{
+		Version: c.Event.Version, EventType: string(c.Event.Type), EventID: c.Event.ID,
+		OccurredAt: c.Event.OccurredAt, Post: api.FromState(c.State),
+	})
 }
