@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"testing"
 	"time"
 )
@@ -53,13 +52,7 @@ changes.onmessage = (e) => fetch("/received", {method: "POST", body: e.data});
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, browser,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-		"--user-data-dir="+t.TempDir(),
-		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-		"--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
-		"--remote-debugging-port=0", origin+"/")
+	cmd := headless(ctx, t, browser, "--remote-debugging-port=0", origin+"/")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
