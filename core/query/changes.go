@@ -391,12 +391,15 @@ func (s *Subscription) Close() { s.h.drop(s, ports.Position{}, false) }
 // post first remembered when it needs room.
 type versions struct {
 	last  map[string]int64
-	order []string
+	order []string // grows up to max, then is a ring
+	max   int
 	next  int
 }
 
+// newVersions remembers up to n posts. It starts small: a catch-up that meets few posts
+// costs little.
 func newVersions(n int) *versions {
-	return &versions{last: make(map[string]int64), order: make([]string, 0, n)}
+	return &versions{last: make(map[string]int64), max: n}
 }
 
 // fresh reports whether c is later than the last version passed on for its post, and if so
@@ -410,7 +413,7 @@ func (v *versions) fresh(c ports.Change) bool {
 		v.last[id] = ver
 		return true
 	}
-	if len(v.order) < cap(v.order) {
+	if len(v.order) < v.max {
 		v.order = append(v.order, id)
 	} else {
 		delete(v.last, v.order[v.next])
