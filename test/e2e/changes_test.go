@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -394,4 +395,23 @@ func diffVersions(got, want map[string][]int64) string {
 		}
 	}
 	return fmt.Sprintf("%d posts, want %d; %s", len(got), len(want), strings.Join(out, "; "))
+}
+
+// TestChangesStreamsEndWhenTheServerStops checks that an open GET /changes stream does not hold
+// a graceful stop up: the server ends it and exits well within its shutdown timeout.
+func TestChangesStreamsEndWhenTheServerStops(t *testing.T) {
+	t.Parallel()
+	p := start(t, map[string]string{"POSTS_SHUTDOWN_TIMEOUT": "20s"})
+	c := &sseClient{}
+	c.follow(t, p.QueryURL+"/changes")
+	t.Cleanup(c.stop)
+	code, took := p.stop(t, syscall.SIGTERM, 30*time.Second)
+	if code != 0 || took > 10*time.Second {
+		t.Errorf("exit %d after %s with a stream open; want 0 well within the 20s shutdown timeout", code, took)
+	}
+	select {
+	case <-c.ended:
+	case <-time.After(5 * time.Second):
+		t.Error("the stream is still open after the server stopped")
+	}
 }
