@@ -300,6 +300,7 @@ func querySide(cfg config) fx.Option {
 			func(c *query.Changes) queryapi.Feed { return queryapi.NewFeed(c, cfg.ChangesHeartbeat) },
 		),
 		fx.Invoke(runChanges),
+		fx.Invoke(func(m *prometheus.Metrics, c *query.Changes) error { return m.RegisterChanges(c.Stats) }),
 		fx.Invoke(runProjector),
 		// After the projector, so that it stops first.
 		fx.Invoke(runReconciler),

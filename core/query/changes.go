@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hexapost/ports"
@@ -45,6 +46,8 @@ type Changes struct {
 	subs map[*Subscription]struct{}
 	// draining refuses new subscriptions once the server stops.
 	draining bool
+	// cutOff counts the subscribers cut off for falling behind.
+	cutOff atomic.Uint64
 }
 
 // NewChanges returns a Changes over feed; Run tails it.
@@ -137,6 +140,13 @@ func (h *Changes) fanOut(batch []ports.FeedEntry) {
 		}
 	}
 	h.head = batch[len(batch)-1].Position
+}
+
+// Stats returns the number of subscribers and how many were cut off so far for falling behind.
+func (h *Changes) Stats() (subscribers int, cutOff uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs), h.cutOff.Load()
 }
 
 // Drain ends every subscription without a reset, and refuses new ones with ErrDraining, so
@@ -339,6 +349,7 @@ func (s *Subscription) sendLocked(batch []*ports.FeedEntry) bool {
 // batch, once it has read again what it cares about. The caller holds s.mu.
 func (s *Subscription) behind(batch []*ports.FeedEntry) {
 	at := batch[len(batch)-1].Position
+	s.h.cutOff.Add(1)
 	s.h.cfg.Log.Info("change feed: a subscriber fell too far behind; cut off with a reset",
 		"buffer", s.h.cfg.Buffer, "reset_at", at.String())
 	s.cutLocked(at, true)

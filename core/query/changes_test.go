@@ -203,6 +203,9 @@ func TestChangesCutsOffASubscriberThatDoesNotRead(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the subscriber that does not read was not cut off")
 	}
+	if subscribers, cutOff := h.Stats(); subscribers != 1 || cutOff != 1 {
+		t.Errorf("Stats() = %d subscribers, %d cut off; want the reader, and the one cut off", subscribers, cutOff)
+	}
 	at, reset := stuck.Ended()
 	if !reset || at.Major != 5 {
 		t.Errorf("Ended() = %s, %v; want a reset at 5, the change that did not fit", at, reset)
