@@ -415,3 +415,52 @@ func TestChangesStreamsEndWhenTheServerStops(t *testing.T) {
 		t.Error("the stream is still open after the server stopped")
 	}
 }
+
+// TestChangesBadInputAndHeartbeat checks the 422s of GET /changes, each naming its input, and
+// that an idle stream carries heartbeat comments.
+func TestChangesBadInputAndHeartbeat(t *testing.T) {
+	t.Parallel()
+	p := start(t, map[string]string{"POSTS_CHANGES_HEARTBEAT": "100ms"})
+	tests := []struct {
+		name, query, lastEventID, wantLocation string
+	}{
+		{"after not a position", "?after=abc", "", "query.after"},
+		{"Last-Event-ID not a position", "", "12-x", "header.Last-Event-ID"},
+		{"Last-Event-ID wins over after", "?after=5", "-1", "header.Last-Event-ID"},
+		{"post_id not a UUID", "?post_id=42", "", "query.post_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var headers []string
+			if tt.lastEventID != "" {
+				headers = []string{"Last-Event-ID", tt.lastEventID}
+			}
+			r := do(t, "GET", p.QueryURL+"/changes"+tt.query, nil, headers...).Must(t, http.StatusUnprocessableEntity)
+			if !strings.Contains(string(r.Raw), `"location":"`+tt.wantLocation+`"`) {
+				t.Errorf("problem %s does not name %s", r.Raw, tt.wantLocation)
+			}
+		})
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.QueryURL+"/changes", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	r := bufio.NewReader(resp.Body)
+	for beats := 0; beats < 2; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d heartbeats: %v", beats, err)
+		}
+		if line == ": heartbeat\n" {
+			beats++
+		}
+	}
+}
