@@ -31,7 +31,7 @@ func (b *Bus) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	defer cancel()
 	s, err := b.js.Stream(ctx, b.cfg.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("nats: feed: stream %s: %w", b.cfg.Stream, err)
+		return nil, wrap("feed: stream "+b.cfg.Stream, err)
 	}
 	return s.CachedInfo(), nil
 }
@@ -59,7 +59,7 @@ func (b *Bus) Tail(ctx context.Context, after ports.Position, fn func([]ports.Fe
 		OptStartSeq: after.Major + 1, InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("nats: feed: ordered consumer: %w", err)
+		return wrap("feed: ordered consumer", err)
 	}
 	next := after.Major + 1 // the sequence the next message must have
 	idle := true
@@ -74,7 +74,7 @@ func (b *Bus) Tail(ctx context.Context, after ports.Position, fn func([]ports.Fe
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("nats: feed: fetch: %w", err)
+			return wrap("feed: fetch", err)
 		}
 		entries := make([]ports.FeedEntry, 0, 1)
 		received := 0
@@ -94,7 +94,7 @@ func (b *Bus) Tail(ctx context.Context, after ports.Position, fn func([]ports.Fe
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			return fmt.Errorf("nats: feed: fetch: %w", err)
+			return wrap("feed: fetch", err)
 		}
 		idle = received == 0
 		if len(entries) > 0 {

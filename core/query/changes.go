@@ -21,8 +21,8 @@ type ChangesConfig struct {
 	// Remember is how many posts' last versions the feed remembers to drop duplicates
 	// (default 65 536): a duplicate arriving after its post has been forgotten is sent again.
 	Remember int
-	// Log receives a line when the tail of the bus fails or loses its place (default
-	// slog.Default()).
+	// Log receives a line when the tail of the bus fails or loses its place, and one per
+	// subscriber cut off (default slog.Default()).
 	Log *slog.Logger
 }
 
