@@ -60,11 +60,10 @@ func (h *Handler) registerChanges(a huma.API, tags []string) {
 		Description: "A text/event-stream of every change the bus carries, as it happens, on any query server: " +
 			"each event's data is the change (its type and the post's state after it) and its id a position. " +
 			"A client that reconnects with Last-Event-ID (EventSource does) or ?after= receives every change " +
-			"after that position the bus still retains, in each post's version order, without duplicates within a " +
-			"stream. When the " +
-			"position is no longer retained, or the client reads too slowly, it receives a reset event: it " +
-			"reads again the posts it cares about and goes on from the reset's id (a slow client is then " +
-			"disconnected). Comment lines keep an idle stream open.",
+			"after that position the bus still retains, in each post's version order, without duplicates within " +
+			"a stream. When the position is no longer retained, or the client reads too slowly, it receives a " +
+			"reset event: it reads again the posts it cares about and goes on from the reset's id (a slow client " +
+			"is then disconnected). Comment lines keep an idle stream open.",
 		Responses: map[string]*huma.Response{"200": {
 			Description: "Server-Sent Events: unnamed events carry changes, `event: reset` a reset.",
 			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: eventStreamSchema(a)}},
