@@ -55,6 +55,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /posts/{id}":                         {qry},
 		"GET /posts":                              {qry},
 		"GET /posts/{id}/history":                 {qry},
+		"GET /changes":                            {qry},
 		"GET /admin/dead-letters":                 {qry},
 		"POST /admin/dead-letters/{id}/redrive":   {qry},
 		"DELETE /admin/dead-letters/{id}":         {qry},

@@ -168,8 +168,9 @@ func busOption(cfg config) (fx.Option, error) {
 						MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff, Log: log, Observer: o,
 					})
 				},
-				func(b *memory.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.BusEraser) {
-					return b, b, b, b
+				func() *memory.Feed { return memory.NewFeed(cfg.ChangesRetain) },
+				func(b *memory.Bus, f *memory.Feed) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.ChangeFeed, ports.BusEraser) {
+					return f.Publisher(b), b, b, f, f.Eraser(b)
 				},
 				checkOf[*memory.Bus]("bus"),
 			)), nil
@@ -190,8 +191,8 @@ func busOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
 				},
-				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.BusEraser) {
-					return b, b, b, b
+				func(b *redis.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.ChangeFeed, ports.BusEraser) {
+					return b, b, b, b, b
 				},
 				checkOf[*redis.Bus]("bus"),
 			)), nil
@@ -212,8 +213,8 @@ func busOption(cfg config) (fx.Option, error) {
 					lc.Append(fx.StopHook(b.Close))
 					return b, nil
 				},
-				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.BusEraser) {
-					return b, b, b, b
+				func(b *nats.Bus) (ports.Publisher, ports.Subscriber, ports.DeadLetters, ports.ChangeFeed, ports.BusEraser) {
+					return b, b, b, b, b
 				},
 				checkOf[*nats.Bus]("bus"),
 			)), nil
@@ -294,7 +295,13 @@ func querySide(cfg config) fx.Option {
 				return query.NewReader(v, c, cfg.ReadWait)
 			},
 			queryapi.NewHandler,
+			func(f ports.ChangeFeed, log *slog.Logger) *query.Changes {
+				return query.NewChanges(f, query.ChangesConfig{Buffer: cfg.ChangesBuffer, Log: log})
+			},
+			func(c *query.Changes) queryapi.Feed { return queryapi.NewFeed(c, cfg.ChangesHeartbeat) },
 		),
+		fx.Invoke(runChanges),
+		fx.Invoke(func(m *prometheus.Metrics, c *query.Changes) error { return m.RegisterChanges(c.Stats) }),
 		fx.Invoke(runProjector),
 		// After the projector, so that it stops first.
 		fx.Invoke(runReconciler),
@@ -410,6 +417,11 @@ func runProjector(lc fx.Lifecycle, sub ports.Subscriber, p *projection.Projector
 	})
 }
 
+// runChanges tails the bus for GET /changes.
+func runChanges(lc fx.Lifecycle, c *query.Changes) {
+	worker(lc, c.Run)
+}
+
 func replayOnStart(lc fx.Lifecycle, events ports.StreamReader, p *projection.Projector, log *slog.Logger) {
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
 		begin := time.Now()
@@ -461,7 +473,7 @@ func runCommandServer(p serverParams, h *commandapi.Handler, e *commandapi.Erasu
 	return nil
 }
 
-func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) error {
+func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader, changes *query.Changes) error {
 	ops := p.operations()
 	if p.Roles.Command {
 		// One registry holds the metrics of both servers: served on both, a Prometheus scraping
@@ -474,6 +486,8 @@ func runQueryServer(p serverParams, h *queryapi.Handler, reader *query.Reader) e
 	// A read waiting for min_version would hold the shutdown up for up to POSTS_READ_WAIT, which
 	// may be longer than POSTS_SHUTDOWN_TIMEOUT: it answers at once instead (503, Retry-After).
 	srv.RegisterOnShutdown(reader.Drain)
+	// A GET /changes stream never ends on its own: end them all, each client resumes elsewhere.
+	srv.RegisterOnShutdown(changes.Drain)
 	return nil
 }
 

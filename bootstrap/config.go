@@ -41,6 +41,10 @@ type config struct {
 	// RequireIfMatch is POSTS_REQUIRE_IF_MATCH: on | off, refuse a change without If-Match (428).
 	RequireIfMatch bool
 
+	ChangesBuffer    int           // POSTS_CHANGES_BUFFER: changes a /changes client may be behind before it is cut off
+	ChangesHeartbeat time.Duration // POSTS_CHANGES_HEARTBEAT: time between comment lines on an idle /changes stream
+	ChangesRetain    int           // POSTS_CHANGES_RETAIN: changes the memory bus keeps for /changes to resume from
+
 	ReadWait        time.Duration // POSTS_READ_WAIT: how long min_version reads wait
 	ReadWakeup      bool          // POSTS_READ_WAKEUP: on | off, wake waiting reads at this process's writes
 	MaxAttempts     int           // POSTS_MAX_ATTEMPTS: projector attempts before dead-letter
@@ -91,6 +95,18 @@ func streamBound(set func(c *config, n int64)) func(*config, string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1000 {
 			return fmt.Errorf("must be a whole number of at least 1000")
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+// wholeNumber parses a whole number from lo to hi.
+func wholeNumber(lo, hi int, set func(c *config, n int)) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
 		}
 		set(c, n)
 		return nil
@@ -180,16 +196,12 @@ var variables = []variable{
 	{"POSTS_QUERY_ADDR", ":4000", nil, text(func(c *config, v string) { c.QueryAddr = v })},
 	{"POSTS_QUERY_URL", "", nil, publicURL(func(c *config, v string) { c.QueryURL = v })},
 	{"POSTS_REQUIRE_IF_MATCH", "off", []string{"on", "off"}, text(func(c *config, v string) { c.RequireIfMatch = v == "on" })},
+	{"POSTS_CHANGES_BUFFER", "1024", nil, wholeNumber(1, 1_000_000, func(c *config, n int) { c.ChangesBuffer = n })},
+	{"POSTS_CHANGES_HEARTBEAT", "15s", nil, duration(func(c *config, d time.Duration) { c.ChangesHeartbeat = d })},
+	{"POSTS_CHANGES_RETAIN", "10000", nil, wholeNumber(1, 10_000_000, func(c *config, n int) { c.ChangesRetain = n })},
 	{"POSTS_READ_WAIT", "2s", nil, duration(func(c *config, d time.Duration) { c.ReadWait = d })},
 	{"POSTS_READ_WAKEUP", "on", []string{"on", "off"}, text(func(c *config, v string) { c.ReadWakeup = v == "on" })},
-	{"POSTS_MAX_ATTEMPTS", "3", nil, func(c *config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return fmt.Errorf("must be a whole number from 1 to 100")
-		}
-		c.MaxAttempts = n
-		return nil
-	}},
+	{"POSTS_MAX_ATTEMPTS", "3", nil, wholeNumber(1, 100, func(c *config, n int) { c.MaxAttempts = n })},
 	{"POSTS_RETRY_BACKOFF", "100ms", nil, duration(func(c *config, d time.Duration) { c.RetryBackoff = d })},
 	{"POSTS_SHUTDOWN_TIMEOUT", "10s", nil, duration(func(c *config, d time.Duration) { c.ShutdownTimeout = d })},
 	{"POSTS_RECONCILE_INTERVAL", "1m", nil, durationOrOff(func(c *config, d time.Duration) { c.ReconcileInterval = d })},
@@ -227,6 +239,9 @@ var descriptions = map[string]string{
 	"POSTS_QUERY_ADDR":                   "listen address of the query server",
 	"POSTS_QUERY_URL":                    "public base URL of the query server, where a create's Location leads",
 	"POSTS_REQUIRE_IF_MATCH":             "refuse a PATCH or DELETE without If-Match (428)",
+	"POSTS_CHANGES_BUFFER":               "changes a GET /changes client may be behind before it is cut off with a reset",
+	"POSTS_CHANGES_HEARTBEAT":            "time between comment lines on an idle GET /changes stream, a duration",
+	"POSTS_CHANGES_RETAIN":               "changes the memory bus keeps for GET /changes to resume from",
 	"POSTS_READ_WAIT":                    "how long a read with min_version waits before 503, a duration",
 	"POSTS_READ_WAKEUP":                  "wake a min_version read as soon as this process projects its post",
 	"POSTS_MAX_ATTEMPTS":                 "projection attempts before a change is dead-lettered, 1 to 100",

@@ -25,12 +25,13 @@ type Handler struct {
 	reader *query.Reader
 	views  ports.ViewReader
 	dead   ports.DeadLetters
+	feed   Feed
 	log    *slog.Logger
 }
 
 // NewHandler returns a Handler.
-func NewHandler(reader *query.Reader, views ports.ViewReader, dead ports.DeadLetters, log *slog.Logger) *Handler {
-	return &Handler{reader: reader, views: views, dead: dead, log: log}
+func NewHandler(reader *query.Reader, views ports.ViewReader, dead ports.DeadLetters, feed Feed, log *slog.Logger) *Handler {
+	return &Handler{reader: reader, views: views, dead: dead, feed: feed, log: log}
 }
 
 // GetInput is the request of get-post.
@@ -135,6 +136,7 @@ func (h *Handler) Register(a huma.API) {
 			"before it are returned, or 503 if the page's first version itself is missing.",
 		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
 	}, h.history)
+	h.registerChanges(a, tags)
 
 	admin := []string{api.TagAdmin}
 	// 401 for a missing or wrong token, 403 while the server has none (see api.RequireAdmin).

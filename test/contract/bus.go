@@ -641,7 +641,7 @@ func subscribe(ctx context.Context, t *testing.T, f BusFeatures, c BusClient, h 
 	return stop
 }
 
-func publish(t *testing.T, c BusClient, changes ...ports.Change) {
+func publish(t *testing.T, c ports.Publisher, changes ...ports.Change) {
 	t.Helper()
 	if err := c.Publish(t.Context(), changes); err != nil {
 		t.Fatalf("Publish: %v", err)

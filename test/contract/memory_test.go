@@ -29,6 +29,15 @@ func TestMemoryBus(t *testing.T) {
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff})
 }
 
+func TestMemoryFeed(t *testing.T) {
+	t.Parallel()
+	const bound = 300
+	contract.Feed(t, func(*testing.T) contract.FeedUnderTest {
+		f := memory.NewFeed(bound)
+		return contract.FeedUnderTest{Publisher: f.Publisher(memory.NewBus(memory.BusConfig{})), Feed: f}
+	}, contract.FeedFeatures{Bound: bound})
+}
+
 func TestMemoryViews(t *testing.T) {
 	t.Parallel()
 	contract.Views(t, func(*testing.T) contract.ViewsStore { return memory.NewViews() })

@@ -46,3 +46,24 @@ func TestNATSBus(t *testing.T) {
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Bound: bound,
 		LossCheck: lossCheck, Timeout: 15 * time.Second})
 }
+
+func TestNATSFeed(t *testing.T) {
+	t.Parallel()
+	url := contract.Backend(t, "POSTS_NATS_URL")
+	const bound = 300
+	contract.Feed(t, func(t *testing.T) contract.FeedUnderTest {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		name := "F" + strings.ToUpper(hex.EncodeToString(b))
+		bus, err := nats.Open(context.Background(), nats.Config{URL: url, Stream: name,
+			Subject: "hexapost.test." + name, Durable: "contract", MaxMsgs: bound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = bus.Purge(context.Background())
+			_ = bus.Close()
+		})
+		return contract.FeedUnderTest{Publisher: bus, Feed: bus, PublishRaw: bus.PublishRaw}
+	}, contract.FeedFeatures{Bound: bound})
+}

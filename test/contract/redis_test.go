@@ -54,3 +54,21 @@ func TestRedisBus(t *testing.T) {
 	}, contract.BusFeatures{MaxAttempts: 3, Backoff: backoff, Following: true, Lanes: true, Bound: bound,
 		LossCheck: lossCheck})
 }
+
+func TestRedisFeed(t *testing.T) {
+	t.Parallel()
+	url := contract.Backend(t, "POSTS_REDIS_URL")
+	const bound = 300
+	contract.Feed(t, func(t *testing.T) contract.FeedUnderTest {
+		bus, err := redis.Open(t.Context(), redis.Config{URL: url, Stream: "hexapost:test:" + rand.Text(),
+			MaxLen: bound, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = bus.Purge(context.Background())
+			_ = bus.Close()
+		})
+		return contract.FeedUnderTest{Publisher: bus, Feed: bus, PublishRaw: bus.PublishRaw}
+	}, contract.FeedFeatures{Bound: bound})
+}

@@ -90,7 +90,7 @@ func TestFailingProjectionIsDeadLetteredAndRedriven(t *testing.T) {
 	ops := api.Operations{Spec: func() *huma.OpenAPI { return nil }}
 	cmdMux, qryMux := http.NewServeMux(), http.NewServeMux()
 	servers.Command(cmdMux, commandapi.NewHandler(svc, log, nil, commandapi.Config{}), ops)
-	servers.Query(qryMux, queryapi.NewHandler(reader, views, bus, log), ops, api.Admin{Token: harness.AdminToken})
+	servers.Query(qryMux, queryapi.NewHandler(reader, views, bus, queryapi.Feed{}, log), ops, api.Admin{Token: harness.AdminToken})
 	cmdSrv, qrySrv := httptest.NewServer(cmdMux), httptest.NewServer(qryMux)
 	t.Cleanup(cmdSrv.Close)
 	t.Cleanup(qrySrv.Close)

@@ -78,18 +78,22 @@ func renderDOM(t *testing.T, browser, url string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, browser,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-		"--user-data-dir="+t.TempDir(),
-		// The network is off for the page: names resolve nowhere and anything not on loopback
-		// goes to a proxy that does not exist.
-		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-		"--proxy-server=http://127.0.0.1:9",
-		"--virtual-time-budget=15000", "--dump-dom", url)
-	out, err := cmd.Output()
+	out, err := headless(ctx, t, browser, "--virtual-time-budget=15000", "--dump-dom", url).Output()
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
 	return string(out)
+}
+
+// headless is the browser run headless with args, with a profile of its own, and the network
+// off for its pages: names resolve nowhere and anything not on loopback goes to a proxy that
+// does not exist.
+func headless(ctx context.Context, t *testing.T, browser string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, browser, append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+		"--user-data-dir=" + t.TempDir(),
+		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+		"--proxy-server=http://127.0.0.1:9",
+	}, args...)...)
 }
