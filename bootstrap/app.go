@@ -21,7 +21,6 @@ import (
 	"hexapost/adapters/mysql"
 	"hexapost/adapters/nats"
 	"hexapost/adapters/otel"
-	"hexapost/adapters/pacing"
 	"hexapost/adapters/postlock"
 	"hexapost/adapters/prometheus"
 	"hexapost/adapters/redis"
@@ -390,13 +389,9 @@ func worker(lc fx.Lifecycle, fn func(ctx context.Context)) {
 	})
 }
 
-// runRelay runs the outbox relay. With POSTS_RELAY_PACING=on its rounds start at least 10ms
-// apart while appends keep coming, so that one round takes the changes of many commits.
-func runRelay(lc fx.Lifecycle, cfg config, outbox ports.Outbox, pub ports.Publisher, m *prometheus.Metrics, t *otel.Tracing,
+// runRelay runs the outbox relay.
+func runRelay(lc fx.Lifecycle, outbox ports.Outbox, pub ports.Publisher, m *prometheus.Metrics, t *otel.Tracing,
 	log *slog.Logger) {
-	if cfg.RelayPace {
-		outbox = pacing.New(outbox, 10*time.Millisecond)
-	}
 	relay := command.NewRelay(outbox, m.Publisher(t.Publisher(pub)), log, command.RelayConfig{})
 	worker(lc, func(ctx context.Context) {
 		log.Info("relay started")

@@ -19,7 +19,6 @@ type config struct {
 	ReadModel  string // POSTS_READ_MODEL: memory | mongo
 	StateCache bool   // POSTS_STATE_CACHE: on | off
 	PostLock   bool   // POSTS_POST_LOCK: on | off, commands on one post in this process take turns
-	RelayPace  bool   // POSTS_RELAY_PACING: on | off, relay rounds woken by appends start 10ms apart
 
 	MySQLDSN string // POSTS_MYSQL_DSN
 	RedisURL string // POSTS_REDIS_URL
@@ -183,7 +182,6 @@ var variables = []variable{
 	{"POSTS_READ_MODEL", "memory", []string{"memory", "mongo"}, text(func(c *config, v string) { c.ReadModel = v })},
 	{"POSTS_STATE_CACHE", "on", []string{"on", "off"}, text(func(c *config, v string) { c.StateCache = v == "on" })},
 	{"POSTS_POST_LOCK", "on", []string{"on", "off"}, text(func(c *config, v string) { c.PostLock = v == "on" })},
-	{"POSTS_RELAY_PACING", "on", []string{"on", "off"}, text(func(c *config, v string) { c.RelayPace = v == "on" })},
 	{"POSTS_MYSQL_DSN", "", nil, text(func(c *config, v string) { c.MySQLDSN = v })},
 	{"POSTS_REDIS_URL", "", nil, text(func(c *config, v string) { c.RedisURL = v })},
 	{"POSTS_NATS_URL", "", nil, text(func(c *config, v string) { c.NATSURL = v })},
@@ -226,7 +224,6 @@ var descriptions = map[string]string{
 	"POSTS_READ_MODEL":                   "where the views and the history live",
 	"POSTS_STATE_CACHE":                  "keep recent posts' states in the command process, decide without a read",
 	"POSTS_POST_LOCK":                    "commands on one post in this process take turns instead of colliding",
-	"POSTS_RELAY_PACING":                 "relay rounds start at least 10ms apart while appends keep coming",
 	"POSTS_MYSQL_DSN":                    "go-sql-driver DSN of the event store, user:password@tcp(host:3306)/db",
 	"POSTS_REDIS_URL":                    "the Redis bus, redis://host:6379/0",
 	"POSTS_NATS_URL":                     "the NATS JetStream bus, nats://host:4222",

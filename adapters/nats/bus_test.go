@@ -222,3 +222,61 @@ func lastMessage(t *testing.T, url, stream, subject string) *jetstream.RawStream
 	}
 	return msg
 }
+
+// TestShutdownHandsBackWhatIsInHand: a subscriber stopped while it holds changes, some begun
+// and many pulled ahead, hands every one back at once, so another subscriber gets them all
+// long before AckWait (an hour here).
+func TestShutdownHandsBackWhatIsInHand(t *testing.T) {
+	t.Parallel()
+	cfg := lossConfig(t)
+	cfg.AckWait = time.Hour
+	first, second := openBus(t, cfg), openBus(t, cfg)
+	sent := someChanges(300)
+	if err := first.Publish(t.Context(), sent); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	begun := make(chan struct{}, len(sent))
+	done := make(chan error, 1)
+	go func() {
+		done <- first.Subscribe(ctx, func(ctx context.Context, _ ports.Change, _ *ports.Change) error {
+			begun <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	}()
+	<-begun
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Subscribe returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe did not return after its context ended")
+	}
+
+	got := make(chan string, len(sent))
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		_ = second.Subscribe(ctx, func(_ context.Context, c ports.Change, _ *ports.Change) error {
+			got <- c.Event.ID
+			return nil
+		})
+	}()
+	want := map[string]bool{}
+	for _, c := range sent {
+		want[c.Event.ID] = true
+	}
+	deadline := time.After(15 * time.Second)
+	for len(want) > 0 {
+		select {
+		case id := <-got:
+			delete(want, id)
+		case <-deadline:
+			t.Fatalf("%d of %d changes did not come to the other subscriber", len(want), len(sent))
+		}
+	}
+}

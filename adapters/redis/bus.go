@@ -11,9 +11,11 @@
 //     JUSTID, which leaves the count alone and resets the idle time) to the reserved consumer
 //     "~awaiting-retry". Its idle time is then the time since the failure.
 //   - Backoff. A change of ~awaiting-retry that failed n times is due once it has been idle for
-//     the delay the bus's delivery.Policy gives n failures. Every consumer scans ~awaiting-retry
-//     (XPENDING) and claims the due ones (XCLAIM with that min-idle, so only one consumer wins),
-//     and sleeps in XREADGROUP BLOCK no longer than until the next one is due.
+//     the delay the bus's delivery.Policy gives n failures. A consumer scans ~awaiting-retry
+//     (XPENDING) when a retry it scheduled or saw is due, and on the schedule of its scans for
+//     abandoned changes, which finds those of other consumers; it claims the due ones (XCLAIM
+//     with that min-idle, so only one consumer wins), and sleeps in XREADGROUP BLOCK no longer
+//     than until the next one it knows of is due.
 //   - Dead letters. When attempt MaxAttempts fails, or a change cannot be decoded at all, it
 //     is XADDed to the dead-letter stream with its payload, reason, attempts, time and
 //     original id, and XACKed, in one MULTI. It stays in the stream until trimmed (other

@@ -518,6 +518,8 @@ type proxy struct {
 	// dropReplies makes the proxy swallow what Redis answers and cut the connection: a command
 	// Redis carried out whose answer never reaches the client.
 	dropReplies bool
+	// sent counts, by command name in lower case, the commands clients sent.
+	sent map[string]int
 }
 
 func (p *proxy) start(t *testing.T) {
@@ -553,7 +555,7 @@ func (p *proxy) start(t *testing.T) {
 			}
 			p.conns = append(p.conns, c, u)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
+			go func() { _, _ = io.Copy(u, io.TeeReader(c, commandCounter{p})); _ = u.Close() }()
 			go func() { p.reply(c, u); _ = c.Close(); _ = u.Close() }()
 		}
 	}()
@@ -579,6 +581,29 @@ func (p *proxy) reply(client, server net.Conn) {
 			return
 		}
 	}
+}
+
+// commandCounter counts the commands a client sends through p. go-redis sends each name as a
+// bulk string, so a name is found by its length line before it.
+type commandCounter struct{ p *proxy }
+
+func (c commandCounter) Write(b []byte) (int, error) {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if c.p.sent == nil {
+		c.p.sent = map[string]int{}
+	}
+	for _, name := range []string{"xpending", "xreadgroup"} {
+		c.p.sent[name] += bytes.Count(bytes.ToLower(b), []byte(fmt.Sprintf("$%d\r\n%s\r\n", len(name), name)))
+	}
+	return len(b), nil
+}
+
+// count returns how many commands called name clients sent so far.
+func (p *proxy) count(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent[name]
 }
 
 func (p *proxy) setDropReplies(drop bool) {
@@ -638,6 +663,52 @@ func TestRidesOutAnOutage(t *testing.T) {
 		if c.Event.ID != sent[0].Event.ID {
 			t.Fatalf("got %s, want %s or a repeat of %s", c.Event.ID, sent[1].Event.ID, sent[0].Event.ID)
 		}
+	}
+}
+
+// TestScansForRetriesWhenOneCanBeDue: a subscriber whose changes all succeed reads change after
+// change without a scan of the pending entries before each read; it scans on its schedule for
+// changes of dead consumers (here every half second), and a retry still comes when it is due.
+func TestScansForRetriesWhenOneCanBeDue(t *testing.T) {
+	t.Parallel()
+	cfg, p := throughProxy(t, testConfig(t))
+	bus := open(t, cfg)
+	failOnce := map[string]bool{}
+	var mu sync.Mutex
+	h, got := deliveries(succeed)
+	subscribe(t.Context(), t, bus, func(ctx context.Context, c ports.Change, later *ports.Change) error {
+		mu.Lock()
+		first := c.Event.PostID == "retried" && !failOnce[c.Event.ID]
+		failOnce[c.Event.ID] = true
+		mu.Unlock()
+		if first {
+			return errors.New("once")
+		}
+		return h(ctx, c, later)
+	})
+
+	const n = 100
+	begin := time.Now()
+	reads := p.count("xreadgroup")
+	for _, c := range changes(n) {
+		if err := bus.Publish(t.Context(), []ports.Change{c}); err != nil {
+			t.Fatal(err)
+		}
+		receive(t, got, "the change")
+	}
+	scans, passes := p.count("xpending"), p.count("xreadgroup")-reads
+	// Each scan on the schedule is three XPENDING: retries, changes of dead consumers, own.
+	if most := 3 * (int(time.Since(begin)/(500*time.Millisecond)) + 2); scans > most || passes < n {
+		t.Errorf("%d XPENDING over %d reads in %v, want at most %d", scans, passes, time.Since(begin), most)
+	}
+
+	retried := changes(1)[0]
+	retried.Event.PostID, retried.State.ID = "retried", "retried"
+	if err := bus.Publish(t.Context(), []ports.Change{retried}); err != nil {
+		t.Fatal(err)
+	}
+	if c := receive(t, got, "the change whose first attempt failed"); c.Event.ID != retried.Event.ID {
+		t.Errorf("got %s, want %s", c.Event.ID, retried.Event.ID)
 	}
 }
 

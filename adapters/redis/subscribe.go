@@ -46,7 +46,8 @@ type claimable struct {
 // subscription is the state of one Subscribe call.
 type subscription struct {
 	b *Bus
-	// scanned is when the group was last scanned for changes held by dead consumers.
+	// scanned is when the group was last scanned for retries and changes held by dead
+	// consumers.
 	scanned time.Time
 	// failures counts the reads that failed in a row.
 	failures int
@@ -64,16 +65,19 @@ type subscription struct {
 	// inHand are the ids of the changes this consumer took and has not finished: they are
 	// pending in the group, and no scan may take them again.
 	inHand map[string]struct{}
+	// retryDue is when the first retry this consumer scheduled, or saw in a scan, becomes due;
+	// zero when it knows of none.
+	retryDue time.Time
 }
 
 // Subscribe reads the group and calls h for each change until ctx ends, then returns nil once
-// the changes in hand are finished. Each pass claims the retries that are due and the changes
-// abandoned by dead consumers, then reads new changes, blocking at most until the next retry
-// is due and never more than half a second, which bounds how long it takes to notice that ctx
-// ended. The changes taken go to the lanes of the bus's delivery.Policy while the next pass
-// reads on. At most Batch changes are in hand at a time. A failed pass (Redis down) is logged
-// and retried with backoff; Subscribe returns only when ctx ends. The package comment gives the
-// rules.
+// the changes in hand are finished. A pass claims the retries once one it knows of is due, and,
+// at least every half second, every due retry and the changes abandoned by dead consumers; then
+// it reads new changes, blocking at most until the next retry it knows of is due and never more
+// than half a second, which bounds how long it takes to notice that ctx ended. The changes taken
+// go to the lanes of the bus's delivery.Policy while the next pass reads on. At most Batch
+// changes are in hand at a time. A failed pass (Redis down) is logged and retried with backoff;
+// Subscribe returns only when ctx ends. The package comment gives the rules.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 	s := &subscription{b: b, recover: true, inHand: map[string]struct{}{}}
 	lanes := b.policy.Lanes(ctx, h)
@@ -104,6 +108,38 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 	return nil
 }
 
+// retryAfter notes that a retry becomes due after, from now; a negative after notes nothing.
+// The earlier of two notes wins: each is a retry waiting.
+func (s *subscription) retryAfter(now time.Time, after time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at := now.Add(after); after >= 0 && (s.retryDue.IsZero() || at.Before(s.retryDue)) {
+		s.retryDue = at
+	}
+}
+
+// takeRetryDue reports whether a retry it knows of is due by now, and forgets it: the scan that
+// follows notes the retries it leaves waiting, and one scheduled meanwhile notes itself.
+func (s *subscription) takeRetryDue(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	due := !s.retryDue.IsZero() && !now.Before(s.retryDue)
+	if due {
+		s.retryDue = time.Time{}
+	}
+	return due
+}
+
+// untilRetryDue returns how long until the first retry it knows of is due, maxBlock if none.
+func (s *subscription) untilRetryDue() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retryDue.IsZero() {
+		return maxBlock
+	}
+	return time.Until(s.retryDue)
+}
+
 // finished forgets a change in hand once its outcome is recorded in the group.
 func (s *subscription) finished(id string) {
 	s.mu.Lock()
@@ -128,16 +164,19 @@ func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, 
 	if err := s.checkLoss(ctx); err != nil {
 		return nil, err
 	}
-	due, wait, err := b.dueRetries(ctx, room)
-	if err != nil {
-		return nil, err
-	}
-	if busy {
-		wait = min(wait, b.policy.Backoff)
-	}
-	wait = min(wait, b.policy.LossCheck-time.Since(s.checked)) // nor past the next check for losses
+	now := time.Now()
 	scanEvery := min(max(b.cfg.VisibilityTimeout/4, 10*time.Millisecond), maxBlock)
-	if since := time.Since(s.scanned); s.recover || since >= scanEvery {
+	scan := s.recover || now.Sub(s.scanned) >= scanEvery
+	var due []claimable
+	if s.takeRetryDue(now) || scan {
+		retries, after, err := b.dueRetries(ctx, room)
+		if err != nil {
+			return nil, err
+		}
+		due = retries
+		s.retryAfter(now, after)
+	}
+	if scan {
 		abandoned, err := b.abandoned(ctx, s.held)
 		if err != nil {
 			return nil, err
@@ -148,10 +187,12 @@ func (s *subscription) next(ctx context.Context, room int, busy bool) ([]entry, 
 		}
 		due = append(append(due, abandoned...), own...)
 		due = due[:min(len(due), room)]
-		s.scanned, s.recover = time.Now(), false
-		wait = min(wait, scanEvery)
-	} else {
-		wait = min(wait, scanEvery-since)
+		s.scanned, s.recover = now, false
+	}
+	wait := min(maxBlock, scanEvery-time.Since(s.scanned), b.policy.LossCheck-time.Since(s.checked),
+		s.untilRetryDue())
+	if busy {
+		wait = min(wait, b.policy.Backoff)
 	}
 	batch, err := b.claim(ctx, due)
 	if err != nil {
@@ -222,8 +263,8 @@ func (s *subscription) pause(ctx context.Context, err error) {
 }
 
 // dueRetries returns at most room changes awaiting a retry whose backoff has passed, and how
-// long until the next one that is not yet due (maxBlock if none). It looks at the scanCount
-// oldest; any beyond wait until those are retried or dead-lettered.
+// long until the next one is due: 0 when due ones were left out, -1 when none waits. It looks
+// at the scanCount oldest; any beyond wait until those are retried or dead-lettered.
 func (b *Bus) dueRetries(ctx context.Context, room int) ([]claimable, time.Duration, error) {
 	pending, err := b.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: b.cfg.Stream, Group: b.cfg.Group, Start: "-", End: "+", Count: scanCount,
@@ -232,20 +273,22 @@ func (b *Bus) dueRetries(ctx context.Context, room int) ([]claimable, time.Durat
 	if err != nil {
 		return nil, 0, fail("scan retries of "+b.cfg.Stream, err)
 	}
-	wait := maxBlock
+	after := time.Duration(-1)
 	var due []claimable
 	for _, p := range pending {
 		failed := int(p.RetryCount)
 		backoff := b.policy.Delay(failed)
-		if p.Idle < backoff {
-			wait = min(wait, backoff-p.Idle)
-			continue
-		}
-		if len(due) < room {
+		switch {
+		case p.Idle < backoff && (after < 0 || backoff-p.Idle < after):
+			after = backoff - p.Idle
+		case p.Idle < backoff:
+		case len(due) < room:
 			due = append(due, claimable{id: p.ID, minIdle: backoff, attempt: failed + 1})
+		default:
+			after = 0
 		}
 	}
-	return due, wait, nil
+	return due, after, nil
 }
 
 // abandoned returns the changes that a consumer has held for longer than VisibilityTimeout:
@@ -377,12 +420,14 @@ func (m *message) Ack(ctx context.Context) (time.Duration, error) {
 }
 
 // Retry hands the change to the retry consumer, where dueRetries finds it due once its idle
-// time reaches the policy's delay for its delivery count, which is wait. Should that fail, it
-// stays with this consumer and is claimed as abandoned after VisibilityTimeout.
-func (m *message) Retry(ctx context.Context, _ time.Duration) (time.Duration, error) {
+// time reaches the policy's delay for its delivery count, which is wait; this consumer scans
+// for it then. Should that fail, it stays with this consumer and is claimed as abandoned after
+// VisibilityTimeout.
+func (m *message) Retry(ctx context.Context, wait time.Duration) (time.Duration, error) {
 	ctx, done := m.settling(ctx)
 	defer done()
 	b := m.s.b
+	m.s.retryAfter(time.Now(), wait)
 	// JUSTID keeps the delivery count (the failures so far) and the idle time restarts at 0.
 	return b.cfg.VisibilityTimeout, b.client.XClaimJustID(ctx, &goredis.XClaimArgs{
 		Stream: b.cfg.Stream, Group: b.cfg.Group, Consumer: retryConsumer, Messages: []string{m.msg.ID},

@@ -41,41 +41,37 @@ func NewRelay(outbox ports.Outbox, pub ports.Publisher, log *slog.Logger, cfg Re
 	return &Relay{outbox: outbox, pub: pub, log: log, cfg: cfg}
 }
 
-// Run relays until ctx ends. Failures are logged and retried with a growing delay: the outbox
-// keeps every change until the bus has taken it.
+// Run relays until ctx ends, batching naturally: a round starts as soon as an append signals
+// and no round is in flight, and what is appended while one is in flight makes the next
+// round's batch, so a busy outbox gets bigger batches without any change waiting on a timer.
+// Failures are logged and retried with a growing delay: the outbox keeps every change until
+// the bus has taken it.
 func (r *Relay) Run(ctx context.Context) {
 	failures := 0
 	poll := time.NewTimer(r.cfg.Poll)
 	defer poll.Stop()
 	for ctx.Err() == nil {
 		n, err := r.outbox.Relay(ctx, r.cfg.Batch, r.publish)
-		wait := r.cfg.Poll
+		wait, appended := r.cfg.Poll, r.outbox.Appended()
 		switch {
-		case err != nil && ctx.Err() == nil:
-			failures++
-			wait = min(r.cfg.Poll<<min(failures, 8), r.cfg.MaxBackoff)
-			r.log.Warn("relay round failed; retrying", "error", err, "failures", failures, "retry_in", wait)
-		case err != nil:
-			return
-		case n == r.cfg.Batch:
+		case err == nil && n == r.cfg.Batch:
 			failures = 0
 			continue // more may be waiting
-		default:
+		case err == nil:
 			failures = 0
+		case ctx.Err() != nil:
+			return
+		default:
+			failures++
+			wait = min(r.cfg.Poll<<min(failures, 8), r.cfg.MaxBackoff)
+			appended = nil // a failing bus is not hammered on every append: wait out the backoff
+			r.log.Warn("relay round failed; retrying", "error", err, "failures", failures, "retry_in", wait)
 		}
 		poll.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.outbox.Appended():
-			if failures > 0 {
-				// A failing bus is not hammered on every append: wait out the backoff.
-				select {
-				case <-ctx.Done():
-					return
-				case <-poll.C:
-				}
-			}
+		case <-appended:
 		case <-poll.C:
 		}
 	}

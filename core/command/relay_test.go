@@ -105,6 +105,53 @@ func TestRelay(t *testing.T) {
 	}
 }
 
+// TestRelayBatchesWhatArrivesDuringAPublish: an append to an idle relay is published at once,
+// on its own, and the appends made while that publish is in flight go out together in the
+// round after it.
+func TestRelayBatchesWhatArrivesDuringAPublish(t *testing.T) {
+	t.Parallel()
+	st := newStore()
+	svc := newService(st, st, command.Config{})
+	pub := &gatedPublisher{entered: make(chan struct{}), release: make(chan struct{})}
+	startRelay(t, st, pub, command.RelayConfig{Batch: 100, Poll: never})
+
+	createPosts(t, svc, 1)
+	returnsWithin(t, 2*time.Second, "the first publish", pub.entered)
+	createPosts(t, svc, 5)
+	close(pub.release)
+	eventually(t, "every change is published", func() bool { _, n := pub.got(); return n == 6 })
+
+	if got, _ := pub.got(); !reflect.DeepEqual(got, []int{1, 5}) {
+		t.Errorf("batch sizes %v, want [1 5]", got)
+	}
+}
+
+// gatedPublisher holds its first publish until release is closed, and records the size of
+// every batch.
+type gatedPublisher struct {
+	entered, release chan struct{}
+	once             sync.Once
+	mu               sync.Mutex
+	sizes            []int
+	changes          int
+}
+
+func (p *gatedPublisher) Publish(_ context.Context, changes []ports.Change) error {
+	p.once.Do(func() { close(p.entered); <-p.release })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sizes = append(p.sizes, len(changes))
+	p.changes += len(changes)
+	return nil
+}
+
+// got returns the sizes of the batches published so far and how many changes they held.
+func (p *gatedPublisher) got() (sizes []int, changes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int(nil), p.sizes...), p.changes
+}
+
 // TestRelayLogNamesTheRequest: at debug, the line of a published change names the request
 // that caused it, as the command's own lines do.
 func TestRelayLogNamesTheRequest(t *testing.T) {
@@ -207,14 +254,16 @@ func TestRelayRunReturnsWhenTheContextEnds(t *testing.T) {
 			giveWhile:  failed,
 		},
 		{
-			name:       "backing off after a failed round, woken by an append",
+			name:       "backing off after a failed round, an append waiting",
 			givePub:    func() ports.Publisher { return &publisher{failFirst: math.MaxInt} },
 			giveBefore: onePostNoSignal,
 			giveWhile: func(t *testing.T, st *store, svc *command.Service, pub ports.Publisher) {
 				t.Helper()
 				failed(t, st, svc, pub)
 				createPosts(t, svc, 1)
-				eventually(t, "the relay took the append signal", func() bool { return !st.pendingSignal() })
+				if !st.pendingSignal() {
+					t.Fatal("the append signal was taken during the backoff")
+				}
 			},
 		},
 	}

@@ -1,12 +1,16 @@
 package contract
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"hexapost/core/post"
 	"hexapost/core/projection"
@@ -46,6 +50,91 @@ func BenchmarkApply(b *testing.B, newViews func(b *testing.B) ViewsStore) {
 			}
 		}
 	})
+}
+
+// BenchmarkBusConsume measures how fast one subscriber drains a backlog of b.N changes of about
+// 450 bytes on the wire, each of a post of its own, published before it subscribes, on the
+// bus newBus returns. It reports the changes handled a second.
+func BenchmarkBusConsume(b *testing.B, newBus func(b *testing.B) BusClient) {
+	bus := newBus(b)
+	changes := make([]ports.Change, b.N)
+	for i := range changes {
+		changes[i] = benchChange(newID(), 1)
+	}
+	for batch := range slices.Chunk(changes, 100) {
+		if err := bus.Publish(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var handled atomic.Int64
+	all := make(chan struct{})
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	b.ResetTimer()
+	begin := time.Now()
+	go func() {
+		_ = bus.Subscribe(ctx, func(context.Context, ports.Change, *ports.Change) error {
+			if handled.Add(1) == int64(b.N) {
+				close(all)
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-all:
+	case <-time.After(time.Minute + time.Duration(b.N)*time.Millisecond):
+		b.Fatalf("%d of %d changes handled", handled.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "msgs/s")
+}
+
+// BenchmarkBusLatency measures how long a change takes from the start of its Publish to its
+// handler, with b.N changes published one at a time at rate a second while one subscriber
+// runs, on the bus newBus returns. It reports the p50 and p99 in milliseconds.
+func BenchmarkBusLatency(b *testing.B, rate int, newBus func(b *testing.B) BusClient) {
+	bus := newBus(b)
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	took := make([]time.Duration, 0, b.N)
+	all := make(chan struct{})
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	go func() {
+		_ = bus.Subscribe(ctx, func(_ context.Context, c ports.Change, _ *ports.Change) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if at, ok := sent[c.Event.ID]; ok {
+				delete(sent, c.Event.ID)
+				took = append(took, time.Since(at))
+				if len(took) == b.N {
+					close(all)
+				}
+			}
+			return nil
+		})
+	}()
+	b.ResetTimer()
+	begin := time.Now()
+	for i := range b.N {
+		time.Sleep(time.Until(begin.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		c := benchChange(newID(), 1)
+		mu.Lock()
+		sent[c.Event.ID] = time.Now()
+		mu.Unlock()
+		if err := bus.Publish(b.Context(), []ports.Change{c}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(time.Minute):
+		b.Fatalf("%d of %d changes handled", len(took), b.N)
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	at := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(at(.50), "p50-ms")
+	b.ReportMetric(at(.99), "p99-ms")
 }
 
 // benchChange is version v of post id: its creation for 1, a new title after that.

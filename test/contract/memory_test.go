@@ -90,3 +90,11 @@ func BenchmarkMemoryReconcilePass(b *testing.B) {
 		func(*testing.B) contract.HeadsStore { return memory.NewEventStore(memory.EventStoreConfig{}) },
 		func(*testing.B) contract.VersionsStore { return memory.NewViews() })
 }
+
+func BenchmarkMemoryBusConsume(b *testing.B) {
+	contract.BenchmarkBusConsume(b, func(*testing.B) contract.BusClient { return memory.NewBus(memory.BusConfig{}) })
+}
+
+func BenchmarkMemoryBusLatency(b *testing.B) {
+	contract.BenchmarkBusLatency(b, 2000, func(*testing.B) contract.BusClient { return memory.NewBus(memory.BusConfig{}) })
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -67,3 +68,20 @@ func TestNATSFeed(t *testing.T) {
 		return contract.FeedUnderTest{Publisher: bus, Feed: bus, PublishRaw: bus.PublishRaw}
 	}, contract.FeedFeatures{Bound: bound})
 }
+
+// newNATSBench opens a bus on a stream of its own, purged when the benchmark ends.
+func newNATSBench(b *testing.B) contract.BusClient {
+	url := contract.Backend(b, "POSTS_NATS_URL")
+	name := "B" + strings.ToUpper(rand.Text())
+	bus, err := nats.Open(b.Context(), nats.Config{URL: url, Stream: name, Subject: "hexapost.bench." + name,
+		Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bus.Purge(context.Background()); _ = bus.Close() })
+	return bus
+}
+
+func BenchmarkNATSBusConsume(b *testing.B) { contract.BenchmarkBusConsume(b, newNATSBench) }
+
+func BenchmarkNATSBusLatency(b *testing.B) { contract.BenchmarkBusLatency(b, 2000, newNATSBench) }

@@ -72,3 +72,19 @@ func TestRedisFeed(t *testing.T) {
 		return contract.FeedUnderTest{Publisher: bus, Feed: bus, PublishRaw: bus.PublishRaw}
 	}, contract.FeedFeatures{Bound: bound})
 }
+
+// newRedisBench opens a bus on a stream of its own, purged when the benchmark ends.
+func newRedisBench(b *testing.B) contract.BusClient {
+	url := contract.Backend(b, "POSTS_REDIS_URL")
+	bus, err := redis.Open(b.Context(), redis.Config{URL: url, Stream: "hexapost:bench:" + rand.Text(),
+		Group: "bench", Consumer: "a", Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bus.Purge(context.Background()); _ = bus.Close() })
+	return bus
+}
+
+func BenchmarkRedisBusConsume(b *testing.B) { contract.BenchmarkBusConsume(b, newRedisBench) }
+
+func BenchmarkRedisBusLatency(b *testing.B) { contract.BenchmarkBusLatency(b, 2000, newRedisBench) }
