@@ -312,7 +312,6 @@ func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 func (b *Bus) consume(ctx context.Context, w *lossWatch, lanes *delivery.Lanes[delivery.Delivery]) error {
 	arrived := make(chan jetstream.Msg, inHand)
 	cc, err := b.cons.Consume(func(m jetstream.Msg) { arrived <- m }, jetstream.PullMaxMessages(inHand),
-		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullExpiry/5),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			b.policy.Log.Warn("nats: the pull met an error", "error", err)
 		}))
@@ -362,11 +361,6 @@ func (b *Bus) pause(ctx context.Context, msg string, err error) {
 	case <-t.C:
 	}
 }
-
-// pullExpiry is how long one pull request of a subscriber waits on the server. The server
-// sends a heartbeat five times in that while the request waits; a client that misses two asks
-// again, which bounds how long a pull the server no longer holds can keep changes waiting.
-const pullExpiry = 5 * time.Second
 
 // inHand is how many changes a query server pulls ahead, how many it has taken from the pull,
 // and how many it holds in its lanes; a graceful stop hands back those not begun at once, a
