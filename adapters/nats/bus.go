@@ -281,71 +281,49 @@ func (b *Bus) publish(ctx context.Context, msg *gonats.Msg, msgID string) error 
 	return nil
 }
 
-// Subscribe consumes from the shared consumer until ctx ends; see the package comment. A
-// long-lived pull keeps changes flowing, the client asking for more before it runs out, and
-// the changes go to the lanes of the bus's delivery.Policy as they arrive. A query server holds
-// a few times inHand changes at most. Once ctx ends, the changes not begun are handed back and
-// Subscribe returns when those begun are finished. It checks for lost changes before it starts
-// consuming, every LossCheck, and after the pull stopped on its own (the consumer was deleted,
-// or the connection closed).
+// Subscribe pulls from the shared consumer until ctx ends; see the package comment. The changes
+// pulled go to the lanes of the bus's delivery.Policy while the loop pulls on. At most
+// fetchBatch changes are in hand at a time. Once ctx ends, the changes not begun are handed
+// back and Subscribe returns when those begun are finished. It checks for lost changes before
+// the first fetch, every LossCheck and after a failed fetch.
 func (b *Bus) Subscribe(ctx context.Context, h ports.Handler) error {
 	lanes := b.policy.Lanes(ctx, h)
 	defer lanes.Wait()
+	idle := true
 	var w lossWatch
 	for ctx.Err() == nil {
-		err := b.checkLoss(ctx, &w)
+		lanes.WaitBelow(fetchBatch)
+		if err := b.checkLoss(ctx, &w); err != nil {
+			b.pause(ctx, "nats: checking for lost changes failed; retrying", err)
+			continue
+		}
+		// Idle, wait for the next message up to a second, and not past the next check; busy,
+		// take at once what is there.
+		var batch jetstream.MessageBatch
+		var err error
+		if idle {
+			wait := min(time.Second, max(time.Until(w.checked.Add(b.policy.LossCheck)), 10*time.Millisecond))
+			batch, err = b.cons.Fetch(1, jetstream.FetchMaxWait(wait))
+		} else {
+			batch, err = b.cons.FetchNoWait(fetchBatch - lanes.Held())
+		}
 		if err == nil {
-			err = b.consume(ctx, &w, lanes)
+			var ds []delivery.Delivery
+			for m := range batch.Messages() {
+				ds = append(ds, b.decode(m))
+			}
+			idle = len(ds) == 0
+			lanes.Add(ds...)
+			if err = batch.Error(); errors.Is(err, jetstream.ErrNoMessages) {
+				err = nil
+			}
 		}
 		if err != nil {
-			w.checked = time.Time{} // a deleted consumer stops the pull: look at once
-			b.pause(ctx, "nats: consuming failed; retrying", err)
+			w.checked = time.Time{} // a deleted consumer fails the fetch: look at once
+			b.pause(ctx, "nats: fetch failed; retrying", err)
 		}
 	}
 	return nil
-}
-
-// consume hands the changes the consumer delivers to lanes until ctx ends or the pull stops,
-// checking for lost changes meanwhile. It takes at once all that arrived while it was busy, so
-// lanes see the later changes of a post behind the one in hand. It drains the pull before it
-// returns: the changes pulled and not begun reach lanes, which hand them back once ctx ended.
-func (b *Bus) consume(ctx context.Context, w *lossWatch, lanes *delivery.Lanes[delivery.Delivery]) error {
-	arrived := make(chan jetstream.Msg, inHand)
-	cc, err := b.cons.Consume(func(m jetstream.Msg) { arrived <- m }, jetstream.PullMaxMessages(inHand),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			b.policy.Log.Warn("nats: the pull met an error", "error", err)
-		}))
-	if err != nil {
-		return wrap("consume", err)
-	}
-	closed, end := cc.Closed(), ctx.Done()
-	check := time.NewTicker(b.policy.LossCheck)
-	defer check.Stop()
-	stopped := errors.New("nats: the pull stopped") // unless this drains it
-	for {
-		select {
-		case m := <-arrived:
-			ds := []delivery.Delivery{b.decode(m)}
-			for len(arrived) > 0 && len(ds) < inHand {
-				ds = append(ds, b.decode(<-arrived))
-			}
-			lanes.WaitBelow(inHand)
-			lanes.Add(ds...)
-		case <-closed:
-			for len(arrived) > 0 {
-				lanes.Add(b.decode(<-arrived))
-			}
-			return stopped
-		case <-end:
-			stopped, end = nil, nil
-			cc.Drain()
-		case <-check.C:
-			if err := b.checkLoss(ctx, w); err != nil && end != nil {
-				stopped, end = err, nil
-				cc.Drain()
-			}
-		}
-	}
 }
 
 // pause logs what failed, unless ctx ended, and waits Backoff or until ctx ends.
@@ -362,12 +340,11 @@ func (b *Bus) pause(ctx context.Context, msg string, err error) {
 	}
 }
 
-// inHand is how many changes a query server pulls ahead, how many it has taken from the pull,
-// and how many it holds in its lanes; a graceful stop hands back those not begun at once, a
-// crash leaves them to AckWait.
-const inHand = 128
+// fetchBatch is how many messages a query server holds at most, and one pull takes of those
+// waiting; a graceful stop hands back those not begun at once, a crash leaves them to AckWait.
+const fetchBatch = 128
 
-// decode reads a delivered message; its delivery count is the attempt number.
+// decode reads a fetched message; its delivery count is the attempt number.
 func (b *Bus) decode(m jetstream.Msg) delivery.Delivery {
 	d := delivery.Delivery{Msg: message{b, m}, Payload: m.Data(), Attempt: 1}
 	d.Change, d.Undecodable = wire.Decode(m.Data())
@@ -377,7 +354,7 @@ func (b *Bus) decode(m jetstream.Msg) delivery.Delivery {
 	return d
 }
 
-// message settles a delivered message with JetStream.
+// message settles a fetched message with JetStream.
 type message struct {
 	b *Bus
 	m jetstream.Msg
